@@ -1,0 +1,115 @@
+//! Symbolic dimensions and shapes. A dimension is a monomial: a positive integer times
+//! a product of named sizes (`B`, `3`, `B·N` for a Kronecker product's rows).
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Dim {
+    coeff: u64,
+    /// Sorted, with repeats.
+    factors: Vec<String>,
+}
+
+impl Dim {
+    pub fn one() -> Dim {
+        Dim::size(1)
+    }
+    pub fn size(n: u64) -> Dim {
+        Dim {
+            coeff: n,
+            factors: Vec::new(),
+        }
+    }
+    pub fn named(name: &str) -> Dim {
+        Dim {
+            coeff: 1,
+            factors: vec![name.to_string()],
+        }
+    }
+    pub fn is_one(&self) -> bool {
+        self.coeff == 1 && self.factors.is_empty()
+    }
+    /// The size when no symbol is involved.
+    pub fn as_size(&self) -> Option<u64> {
+        self.factors.is_empty().then_some(self.coeff)
+    }
+    pub fn factors(&self) -> &[String] {
+        &self.factors
+    }
+    pub fn coeff(&self) -> u64 {
+        self.coeff
+    }
+    pub fn times(&self, other: &Dim) -> Dim {
+        let mut factors = self.factors.clone();
+        factors.extend(other.factors.iter().cloned());
+        factors.sort();
+        Dim {
+            coeff: self.coeff.saturating_mul(other.coeff),
+            factors,
+        }
+    }
+    /// The size under an assignment of named sizes.
+    pub fn evaluate(&self, size_of: &impl Fn(&str) -> usize) -> usize {
+        self.factors
+            .iter()
+            .fold(self.coeff as usize, |acc, f| acc * size_of(f))
+    }
+    /// Writes the dimension with `sep` between factors.
+    pub fn render(&self, sep: &str) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.coeff != 1 || self.factors.is_empty() {
+            parts.push(self.coeff.to_string());
+        }
+        parts.extend(self.factors.iter().cloned());
+        parts.join(sep)
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render("·"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub rows: Dim,
+    pub cols: Dim,
+}
+
+impl Shape {
+    pub fn new(rows: Dim, cols: Dim) -> Shape {
+        Shape { rows, cols }
+    }
+    pub fn scalar() -> Shape {
+        Shape::new(Dim::one(), Dim::one())
+    }
+    pub fn is_scalar(&self) -> bool {
+        self.rows.is_one() && self.cols.is_one()
+    }
+    pub fn is_column(&self) -> bool {
+        self.cols.is_one() && !self.rows.is_one()
+    }
+    pub fn is_row(&self) -> bool {
+        self.rows.is_one() && !self.cols.is_one()
+    }
+    pub fn is_square(&self) -> bool {
+        self.rows == self.cols
+    }
+    pub fn transposed(&self) -> Shape {
+        Shape::new(self.cols.clone(), self.rows.clone())
+    }
+}
+
+impl fmt::Display for Shape {
+    /// `scalar`, `M` (a column vector), `1 x M`, `B x M`: the declaration syntax.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_scalar() {
+            write!(f, "scalar")
+        } else if self.is_column() {
+            write!(f, "{}", self.rows)
+        } else {
+            write!(f, "{} x {}", self.rows, self.cols)
+        }
+    }
+}

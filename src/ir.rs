@@ -1,0 +1,417 @@
+//! The intermediate representation: an egg language over shaped matrix expressions,
+//! and the e-graph analysis that carries each class's shape and constant value.
+//!
+//! Everything after shape checking speaks this language: the lowered target (with
+//! broadcasting explicit), the backprop rules, the simplifier, the numeric checker
+//! and the renderers.
+
+use crate::dim::{Dim, Shape};
+use egg::{define_language, Analysis, DidMerge, EGraph, Id, Language, RecExpr, Symbol};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// A real constant with a total order, so it can sit in an e-node.
+#[derive(Debug, Clone, Copy)]
+pub struct Const(pub f64);
+
+impl PartialEq for Const {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+impl Eq for Const {}
+impl std::hash::Hash for Const {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state)
+    }
+}
+impl PartialOrd for Const {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Const {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+impl fmt::Display for Const {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl FromStr for Const {
+    type Err = std::num::ParseFloatError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Const)
+    }
+}
+
+/// A dimension as an e-node leaf, spelled `@B`, `@3`, `@2*B*N` in patterns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DimNode(pub Dim);
+
+impl fmt::Display for DimNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "@{}", self.0.render("*"))
+    }
+}
+
+impl FromStr for DimNode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let body = s.strip_prefix('@').ok_or("not a dimension")?;
+        let mut dim = Dim::one();
+        for part in body.split('*') {
+            let factor = match part.parse::<u64>() {
+                Ok(n) if n > 0 => Dim::size(n),
+                Ok(_) => return Err("zero dimension".into()),
+                Err(_) if !part.is_empty() => Dim::named(part),
+                Err(_) => return Err("empty dimension factor".into()),
+            };
+            dim = dim.times(&factor);
+        }
+        Ok(DimNode(dim))
+    }
+}
+
+define_language! {
+    /// Operators of the IR. `*` is the true matrix product (inner sizes agree);
+    /// `scale` multiplies by a 1 x 1 value. Dimension-valued nodes (`rows`, `cols`,
+    /// dimension leaves) only appear as arguments of `ones`, `zeros`, `eye`, `dim`.
+    pub enum Math {
+        "+" = Add([Id; 2]),
+        "*" = Mul([Id; 2]),
+        "scale" = Scale([Id; 2]),
+        "T" = Transpose(Id),
+        ".*" = Had([Id; 2]),
+        "./" = HDiv([Id; 2]),
+        "kron" = Kron([Id; 2]),
+        "inv" = Inv(Id),
+        "det" = Det(Id),
+        "logdet" = LogDet(Id),
+        "tr" = Trace(Id),
+        "sum" = Sum(Id),
+        "diag" = Diag(Id),
+        "diagv" = DiagVec(Id),
+        "norm" = Norm(Id),
+        "pow" = Pow([Id; 2]),
+        ".^" = EPow([Id; 2]),
+        "exp" = Exp(Id),
+        "log" = Log(Id),
+        "sin" = Sin(Id),
+        "cos" = Cos(Id),
+        "tanh" = Tanh(Id),
+        "sigmoid" = Sigmoid(Id),
+        "sqrt" = Sqrt(Id),
+        "abs" = Abs(Id),
+        "relu" = Relu(Id),
+        "sign" = Sign(Id),
+        "step" = Step(Id),
+        "ones" = Ones([Id; 2]),
+        "zeros" = Zeros([Id; 2]),
+        "eye" = Eye(Id),
+        "rows" = Rows(Id),
+        "cols" = Cols(Id),
+        "dim" = DimValue(Id),
+        Num(Const),
+        Dim(DimNode),
+        Symbol(Symbol),
+    }
+}
+
+/// Elementwise functions of one argument, by name: the parser, the rules and the
+/// renderers share this list.
+pub const ELEMENTWISE: &[&str] = &[
+    "exp", "log", "sin", "cos", "tanh", "sigmoid", "sqrt", "abs", "relu", "sign", "step",
+];
+
+impl Math {
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Math::Exp(_)
+                | Math::Log(_)
+                | Math::Sin(_)
+                | Math::Cos(_)
+                | Math::Tanh(_)
+                | Math::Sigmoid(_)
+                | Math::Sqrt(_)
+                | Math::Abs(_)
+                | Math::Relu(_)
+                | Math::Sign(_)
+                | Math::Step(_)
+        )
+    }
+
+    /// Builds the elementwise function node of that name.
+    pub fn elementwise(name: &str, arg: Id) -> Option<Math> {
+        Some(match name {
+            "exp" => Math::Exp(arg),
+            "log" => Math::Log(arg),
+            "sin" => Math::Sin(arg),
+            "cos" => Math::Cos(arg),
+            "tanh" => Math::Tanh(arg),
+            "sigmoid" => Math::Sigmoid(arg),
+            "sqrt" => Math::Sqrt(arg),
+            "abs" => Math::Abs(arg),
+            "relu" => Math::Relu(arg),
+            "sign" => Math::Sign(arg),
+            "step" => Math::Step(arg),
+            _ => return None,
+        })
+    }
+}
+
+/// What the analysis knows of an e-class.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Value(Shape),
+    Dim(Dim),
+    /// Only reachable through a malformed rule; never produced from checked input.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Data {
+    pub kind: Kind,
+    /// The value of a 1 x 1 class when it is a known number.
+    pub constant: Option<f64>,
+}
+
+impl Data {
+    pub fn shape(&self) -> Option<&Shape> {
+        match &self.kind {
+            Kind::Value(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn is_scalar(&self) -> bool {
+        self.shape().is_some_and(Shape::is_scalar)
+    }
+}
+
+/// The shapes of the script's variables, which the analysis needs for symbol leaves.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub shapes: HashMap<Symbol, Shape>,
+    pub symmetric: HashSet<Symbol>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ShapeAnalysis {
+    pub env: Env,
+}
+
+pub type MathGraph = EGraph<Math, ShapeAnalysis>;
+
+/// The shape (or dimension) and constant value of one node, given its children's data.
+pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
+    let value = |s: Shape| Kind::Value(s);
+    let shape = |id: Id| child(id).shape().cloned();
+    let konst = |id: Id| child(id).constant;
+    let dim = |id: Id| match child(id).kind {
+        Kind::Dim(d) => Some(d),
+        _ => None,
+    };
+    let unary_const = |a: Id, f: fn(f64) -> f64| konst(a).map(f);
+    let binary_const = |a: Id, b: Id, f: fn(f64, f64) -> f64| Some(f(konst(a)?, konst(b)?));
+    let same = |a: Id| shape(a).map(value).unwrap_or(Kind::Invalid);
+
+    let (kind, constant) = match node {
+        Math::Num(c) => (value(Shape::scalar()), Some(c.0)),
+        Math::Dim(d) => (Kind::Dim(d.0.clone()), None),
+        Math::Symbol(s) => (env.shapes.get(s).cloned().map(value).unwrap_or(Kind::Invalid), None),
+        Math::Add([a, b]) => (same(*a), binary_const(*a, *b, |x, y| x + y)),
+        Math::Mul([a, b]) => (
+            match (shape(*a), shape(*b)) {
+                (Some(x), Some(y)) if x.cols == y.rows => Some(value(Shape::new(x.rows, y.cols))),
+                _ => None,
+            }
+            .unwrap_or(Kind::Invalid),
+            binary_const(*a, *b, |x, y| x * y),
+        ),
+        Math::Scale([s, a]) => (same(*a), binary_const(*s, *a, |x, y| x * y)),
+        Math::Transpose(a) => (shape(*a).map(|s| value(s.transposed())).unwrap_or(Kind::Invalid), konst(*a)),
+        Math::Had([a, b]) => (same(*a), binary_const(*a, *b, |x, y| x * y)),
+        Math::HDiv([a, b]) => (same(*a), binary_const(*a, *b, |x, y| x / y)),
+        Math::Kron([a, b]) => (
+            match (shape(*a), shape(*b)) {
+                (Some(x), Some(y)) => Some(value(Shape::new(x.rows.times(&y.rows), x.cols.times(&y.cols)))),
+                _ => None,
+            }
+            .unwrap_or(Kind::Invalid),
+            binary_const(*a, *b, |x, y| x * y),
+        ),
+        Math::Inv(a) => (same(*a), unary_const(*a, |x| 1.0 / x)),
+        Math::Det(a) => (value(Shape::scalar()), konst(*a)),
+        Math::LogDet(a) => (value(Shape::scalar()), unary_const(*a, f64::ln)),
+        Math::Trace(a) | Math::Sum(a) => (value(Shape::scalar()), konst(*a)),
+        Math::Norm(a) => (value(Shape::scalar()), unary_const(*a, f64::abs)),
+        Math::Diag(a) => (
+            shape(*a).map(|s| value(Shape::new(s.rows.clone(), s.rows))).unwrap_or(Kind::Invalid),
+            konst(*a),
+        ),
+        Math::DiagVec(a) => (
+            shape(*a).map(|s| value(Shape::new(s.rows, Dim::one()))).unwrap_or(Kind::Invalid),
+            konst(*a),
+        ),
+        Math::Pow([a, k]) => (value(Shape::scalar()), binary_const(*a, *k, f64::powf)),
+        Math::EPow([a, k]) => (same(*a), binary_const(*a, *k, f64::powf)),
+        Math::Exp(a) => (same(*a), unary_const(*a, f64::exp)),
+        Math::Log(a) => (same(*a), unary_const(*a, f64::ln)),
+        Math::Sin(a) => (same(*a), unary_const(*a, f64::sin)),
+        Math::Cos(a) => (same(*a), unary_const(*a, f64::cos)),
+        Math::Tanh(a) => (same(*a), unary_const(*a, f64::tanh)),
+        Math::Sigmoid(a) => (same(*a), unary_const(*a, sigmoid)),
+        Math::Sqrt(a) => (same(*a), unary_const(*a, f64::sqrt)),
+        Math::Abs(a) => (same(*a), unary_const(*a, f64::abs)),
+        Math::Relu(a) => (same(*a), unary_const(*a, |x| x.max(0.0))),
+        Math::Sign(a) => (same(*a), unary_const(*a, signum0)),
+        Math::Step(a) => (same(*a), unary_const(*a, step)),
+        Math::Ones([m, n]) | Math::Zeros([m, n]) => {
+            let fill = if matches!(node, Math::Ones(_)) { 1.0 } else { 0.0 };
+            match (dim(*m), dim(*n)) {
+                (Some(r), Some(c)) => {
+                    let s = Shape::new(r, c);
+                    let constant = s.is_scalar().then_some(fill);
+                    (value(s), constant)
+                }
+                _ => (Kind::Invalid, None),
+            }
+        }
+        Math::Eye(n) => match dim(*n) {
+            Some(d) => {
+                let constant = d.is_one().then_some(1.0);
+                (value(Shape::new(d.clone(), d)), constant)
+            }
+            None => (Kind::Invalid, None),
+        },
+        Math::Rows(a) => (shape(*a).map(|s| Kind::Dim(s.rows)).unwrap_or(Kind::Invalid), None),
+        Math::Cols(a) => (shape(*a).map(|s| Kind::Dim(s.cols)).unwrap_or(Kind::Invalid), None),
+        Math::DimValue(d) => match dim(*d) {
+            Some(d) => {
+                let constant = d.as_size().map(|n| n as f64);
+                (value(Shape::scalar()), constant)
+            }
+            None => (Kind::Invalid, None),
+        },
+    };
+    // Constants only describe 1 x 1 values; a folded NaN or infinity is not a constant.
+    let constant = match &kind {
+        Kind::Value(s) if s.is_scalar() => constant.filter(|c| c.is_finite()),
+        _ => None,
+    };
+    Data { kind, constant }
+}
+
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+pub fn signum0(x: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        x.signum()
+    }
+}
+pub fn step(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+impl Analysis<Math> for ShapeAnalysis {
+    type Data = Data;
+
+    fn make(egraph: &mut MathGraph, enode: &Math, _id: Id) -> Data {
+        node_data(&egraph.analysis.env, enode, |id| egraph[id].data.clone())
+    }
+
+    fn merge(&mut self, to: &mut Data, from: Data) -> DidMerge {
+        let mut changed_to = false;
+        if to.kind == Kind::Invalid && from.kind != Kind::Invalid {
+            to.kind = from.kind.clone();
+            changed_to = true;
+        }
+        let changed_from = from.kind == Kind::Invalid && to.kind != Kind::Invalid;
+        match (to.constant, from.constant) {
+            (None, Some(c)) => {
+                to.constant = Some(c);
+                DidMerge(true, changed_from)
+            }
+            (Some(_), None) => DidMerge(changed_to, true),
+            _ => DidMerge(changed_to, changed_from),
+        }
+    }
+
+    fn modify(egraph: &mut MathGraph, id: Id) {
+        let data = egraph[id].data.clone();
+        if let Some(c) = data.constant {
+            let leaf = egraph.add(Math::Num(Const(normalize_zero(c))));
+            egraph.union(id, leaf);
+            // A folded constant needs nothing else in its class (egg's tests/math.rs prunes likewise).
+            egraph[id].nodes.retain(|n| n.is_leaf());
+        } else if let Kind::Dim(d) = data.kind {
+            let leaf = egraph.add(Math::Dim(DimNode(d)));
+            egraph.union(id, leaf);
+            egraph[id].nodes.retain(|n| n.is_leaf());
+        }
+    }
+}
+
+fn normalize_zero(c: f64) -> f64 {
+    if c == 0.0 {
+        0.0
+    } else {
+        c
+    }
+}
+
+/// Computes every node's data of a standalone expression (no e-graph needed).
+pub fn expr_data(env: &Env, expr: &RecExpr<Math>) -> Vec<Data> {
+    let mut out: Vec<Data> = Vec::with_capacity(expr.len());
+    for node in expr.iter() {
+        let d = node_data(env, node, |id| out[usize::from(id)].clone());
+        out.push(d);
+    }
+    out
+}
+
+/// A builder for expressions that shares identical subexpressions.
+#[derive(Default)]
+pub struct ExprBuilder {
+    expr: RecExpr<Math>,
+    memo: HashMap<Math, Id>,
+}
+
+impl ExprBuilder {
+    pub fn add(&mut self, node: Math) -> Id {
+        if let Some(id) = self.memo.get(&node) {
+            return *id;
+        }
+        let id = self.expr.add(node.clone());
+        self.memo.insert(node, id);
+        id
+    }
+    pub fn num(&mut self, c: f64) -> Id {
+        self.add(Math::Num(Const(normalize_zero(c))))
+    }
+    pub fn dim(&mut self, d: &Dim) -> Id {
+        self.add(Math::Dim(DimNode(d.clone())))
+    }
+    pub fn ones(&mut self, shape: &Shape) -> Id {
+        let (r, c) = (self.dim(&shape.rows), self.dim(&shape.cols));
+        self.add(Math::Ones([r, c]))
+    }
+    pub fn finish(self) -> RecExpr<Math> {
+        self.expr
+    }
+    /// The expression built so far, rooted at its last node.
+    pub fn expr(&self) -> &RecExpr<Math> {
+        &self.expr
+    }
+}

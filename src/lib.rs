@@ -1,0 +1,312 @@
+//! matdiff: symbolic matrix calculus that shows its work and proves it numerically.
+//!
+//! The pipeline: [`syntax`] parses a script, [`lower`] checks shapes (inferring the
+//! undeclared ones) and lowers the target to the [`ir`] with numpy broadcasting made
+//! explicit, [`derive`] backpropagates through it with the rule tables in [`rules`],
+//! [`simplify`] runs bounded equality saturation and extracts the textbook form,
+//! [`numeric`] checks the result against finite differences, and [`render`] prints it.
+//!
+//! ```
+//! let d = matdiff::grad("X : B x N; W : N x M; b : M; X*W + b", "b", &matdiff::Options::default())?;
+//! assert_eq!(d.formula_text(), "Gᵀ·1_B");
+//! assert!(d.check.passed());
+//! # Ok::<(), matdiff::Error>(())
+//! ```
+
+pub mod derive;
+pub mod diagnostic;
+pub mod dim;
+mod infer;
+pub mod ir;
+pub mod lower;
+pub mod numeric;
+pub mod render;
+pub mod rules;
+pub mod simplify;
+pub mod syntax;
+
+pub use diagnostic::{Error, ErrorKind, Span};
+pub use numeric::Check;
+
+use dim::Shape;
+use egg::{Id, RecExpr, Symbol};
+use ir::{Env, Math, MathGraph, ShapeAnalysis};
+use lower::Checked;
+use numeric::{CheckOptions, Claim};
+use render::{numpy::Numpy, text::Text};
+use simplify::{Limits, SimplifyReport};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Which way a derivative of a scalar by a matrix is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// The gradient has the variable's shape (`∂L/∂b = Gᵀ·1_B` for `b : M`).
+    #[default]
+    Denominator,
+    /// The transpose: a row for a column vector (`1_Bᵀ·G`).
+    Numerator,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Denominator => "denominator",
+            Layout::Numerator => "numerator",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub layout: Layout,
+    /// Skip the numeric check; the result is then marked unchecked.
+    pub no_check: bool,
+    pub check: CheckOptions,
+    pub limits: Limits,
+}
+
+/// A derived formula with everything needed to show and trust it.
+#[derive(Debug, Clone)]
+pub struct Derivation {
+    /// The target's name in the script, if it was a definition.
+    pub target_name: Option<String>,
+    /// The target with broadcasting explicit.
+    pub target: RecExpr<Math>,
+    pub target_shape: Shape,
+    pub wrt: String,
+    pub wrt_shape: Shape,
+    pub layout: Layout,
+    /// For a non-scalar target, the upstream gradient's name and shape.
+    pub upstream: Option<(Symbol, Shape)>,
+    /// The derivative, simplified.
+    pub formula: RecExpr<Math>,
+    pub env: Env,
+    pub dims: BTreeSet<String>,
+    pub broadcasts: Vec<String>,
+    pub inferred: Vec<(String, Shape)>,
+    pub check: Check,
+    pub simplify: SimplifyReport,
+}
+
+/// Parses and checks a script: shapes, broadcasting, the target.
+pub fn check_script(script: &str) -> Result<Checked, Error> {
+    let statements = syntax::parse(script)?;
+    lower::check(&statements)
+}
+
+/// Derives ∂f/∂`wrt` for a scalar target f, or the backprop of an upstream G through
+/// a non-scalar target (the gradient of ⟨G, target⟩), simplified and checked.
+pub fn grad(script: &str, wrt: &str, options: &Options) -> Result<Derivation, Error> {
+    let checked = check_script(script)?;
+    grad_checked(&checked, wrt, options)
+}
+
+/// As [`grad`], on a script already checked.
+pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<Derivation, Error> {
+    let wrt_shape = resolve_wrt(checked, wrt)?;
+    let wrt_sym = Symbol::from(wrt);
+    let target = &checked.target;
+
+    let mut env = checked.env.clone();
+    let upstream = (!target.shape.is_scalar()).then(|| {
+        let name = upstream_name(checked);
+        env.shapes.insert(name, target.shape.clone());
+        (name, target.shape.clone())
+    });
+
+    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
+    let seed = match &upstream {
+        Some((g, _)) => egraph.add(Math::Symbol(*g)),
+        None => egraph.add(Math::Num(ir::Const(1.0))),
+    };
+    let gradient = derive::backprop(&mut egraph, &target.expr, wrt_sym, seed).map_err(|missing| {
+        Error::unsupported(
+            format!("matdiff cannot differentiate through `{}` yet", missing.op),
+            target.span,
+        )
+    })?;
+    let mut root = match gradient {
+        Some(id) => id,
+        None => zeros(&mut egraph, &wrt_shape),
+    };
+    if env.symmetric.contains(&wrt_sym) {
+        // Srinivasan & Panda (2020): on symmetric matrices the gradient is sym(G) = (G + Gᵀ)/2.
+        let t = egraph.add(Math::Transpose(root));
+        let sum = egraph.add(Math::Add([root, t]));
+        let half = egraph.add(Math::Num(ir::Const(0.5)));
+        root = egraph.add(Math::Scale([half, sum]));
+    }
+    if options.layout == Layout::Numerator {
+        root = egraph.add(Math::Transpose(root));
+    }
+    egraph.rebuild();
+    let (egraph, report) = simplify::saturate(egraph, options.limits);
+    let formula = simplify::extract(&egraph, root);
+
+    let check = if options.no_check {
+        Check::Skipped
+    } else {
+        numeric::check(
+            &Claim {
+                env: &env,
+                dims: &checked.dims,
+                target: &target.expr,
+                wrt: wrt_sym,
+                upstream: upstream.clone(),
+                formula: &formula,
+                transposed: options.layout == Layout::Numerator,
+            },
+            &options.check,
+        )
+    };
+    Ok(Derivation {
+        target_name: target.name.clone(),
+        target: target.expr.clone(),
+        target_shape: target.shape.clone(),
+        wrt: wrt.to_string(),
+        wrt_shape,
+        layout: options.layout,
+        upstream,
+        formula,
+        env,
+        dims: checked.dims.clone(),
+        broadcasts: checked.broadcasts.clone(),
+        inferred: checked.inferred.clone(),
+        check,
+        simplify: report,
+    })
+}
+
+fn zeros(egraph: &mut MathGraph, shape: &Shape) -> Id {
+    let r = egraph.add(Math::Dim(ir::DimNode(shape.rows.clone())));
+    let c = egraph.add(Math::Dim(ir::DimNode(shape.cols.clone())));
+    egraph.add(Math::Zeros([r, c]))
+}
+
+fn resolve_wrt(checked: &Checked, wrt: &str) -> Result<Shape, Error> {
+    let at_argument = |e: Error| e.in_argument("--wrt", wrt);
+    let whole = Span::new(0, wrt.len());
+    if let Some(shape) = checked.shape_of(wrt) {
+        return Ok(shape.clone());
+    }
+    if checked.definitions.iter().any(|d| d == wrt) {
+        return Err(at_argument(
+            Error::name(format!("`{wrt}` is defined in the script, not a variable"), whole)
+                .with_note("differentiate with respect to a variable; a definition's gradient is its upstream G"),
+        ));
+    }
+    if checked.dims.contains(wrt) {
+        return Err(at_argument(Error::name(format!("`{wrt}` is a dimension, not a variable"), whole)));
+    }
+    let mut err = Error::name(format!("`{wrt}` is not a variable of the script"), whole);
+    if let Some(near) = diagnostic::closest(wrt, checked.variables.iter().map(String::as_str)) {
+        err = err.with_note(format!("did you mean `{near}`?"));
+    } else if !checked.variables.is_empty() {
+        err = err.with_note(format!("the variables are: {}", checked.variables.join(", ")));
+    }
+    Err(at_argument(err))
+}
+
+fn upstream_name(checked: &Checked) -> Symbol {
+    let taken = |n: &str| checked.shape_of(n).is_some() || checked.dims.contains(n) || checked.definitions.iter().any(|d| d == n);
+    let mut candidates = vec!["G".to_string()];
+    if let Some(t) = &checked.target.name {
+        candidates.push(format!("G_{t}"));
+    }
+    candidates.extend((1..).take(100).map(|i| format!("G{i}")));
+    let name = candidates.into_iter().find(|c| !taken(c)).unwrap_or_else(|| "G_upstream".into());
+    Symbol::from(name.as_str())
+}
+
+impl Derivation {
+    /// The target's name as printed: its definition's name, or `f`.
+    pub fn target_label(&self) -> &str {
+        self.target_name.as_deref().unwrap_or("f")
+    }
+
+    /// The loss whose gradient is shown: the target itself when scalar, else L.
+    pub fn loss_label(&self) -> &str {
+        if self.upstream.is_some() {
+            "L"
+        } else {
+            self.target_label()
+        }
+    }
+
+    pub fn formula_text(&self) -> String {
+        render::render(&self.formula, &Text).text
+    }
+
+    pub fn target_text(&self) -> String {
+        render::render(&self.target, &Text).text
+    }
+
+    pub fn formula_shape(&self) -> Shape {
+        match self.layout {
+            Layout::Denominator => self.wrt_shape.clone(),
+            Layout::Numerator => self.wrt_shape.transposed(),
+        }
+    }
+
+    /// One numpy expression with the variable's shape (see [`render::numpy`]).
+    pub fn numpy(&self) -> String {
+        let body = render::render(&self.formula, &Numpy { env: &self.env });
+        let shape = self.formula_shape();
+        render::numpy::finish(&body, &self.wrt, &shape)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        render::json::derivation(self)
+    }
+
+    /// The check line: what was checked and how well it agreed.
+    pub fn check_text(&self) -> String {
+        let dims: Vec<&str> = self.dims.iter().map(String::as_str).collect();
+        let drawn = match dims.len() {
+            0 => String::new(),
+            1 => format!(" ({} drawn at random)", dims[0]),
+            _ => format!(" ({} drawn independently)", dims.join(", ")),
+        };
+        match &self.check {
+            Check::Passed { instances, max_rel_err } => {
+                format!("checked on {instances} random instances{drawn}, max relative error {max_rel_err:.1e}")
+            }
+            Check::Failed { instances, max_rel_err } => format!(
+                "CHECK FAILED on {instances} random instances{drawn}: max relative error {max_rel_err:.1e}; this formula disagrees with finite differences and must not be trusted"
+            ),
+            Check::NoDomain { tried } => format!(
+                "unchecked: no valid instance found in {tried} random draws (the expression may have no real-valued domain)"
+            ),
+            Check::Skipped => "unchecked (--no-check)".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Derivation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut target_note = vec![self.target_shape.to_string()];
+        target_note.extend(self.broadcasts.iter().cloned());
+        let lhs_target = format!("{} = {}", self.target_label(), self.target_text());
+        let mut formula_note = vec![self.formula_shape().to_string()];
+        if self.layout == Layout::Numerator {
+            formula_note.push("numerator layout".into());
+        }
+        if let Some((g, s)) = &self.upstream {
+            formula_note.push(format!("{g} = ∂L/∂{} : {s}", self.target_label()));
+        }
+        if self.env.symmetric.contains(&Symbol::from(self.wrt.as_str())) {
+            formula_note.push(format!("{} symmetric: sym(∇) = (∇ + ∇ᵀ)/2", self.wrt));
+        }
+        let lhs_formula = format!("∂{}/∂{} = {}", self.loss_label(), self.wrt, self.formula_text());
+        let width = lhs_target.chars().count().max(lhs_formula.chars().count()) + 4;
+        let pad = |s: &str| format!("{s}{}", " ".repeat(width - s.chars().count()));
+        if !self.inferred.is_empty() {
+            let list: Vec<String> = self.inferred.iter().map(|(n, s)| format!("{n} : {s}")).collect();
+            writeln!(f, "inferred: {}", list.join("; "))?;
+        }
+        writeln!(f, "{}({})", pad(&lhs_target), target_note.join("; "))?;
+        writeln!(f, "{}({})", pad(&lhs_formula), formula_note.join("; "))?;
+        write!(f, "{}", self.check_text())
+    }
+}

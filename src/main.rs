@@ -1,0 +1,162 @@
+use clap::{Parser, Subcommand, ValueEnum};
+use matdiff::{Check, Error, Layout, Options};
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+
+/// Symbolic matrix calculus: derive, simplify and numerically check gradients.
+#[derive(Parser)]
+#[command(name = "matdiff", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The gradient of a scalar target, or the backprop of an upstream G through a non-scalar one.
+    Grad(GradArgs),
+}
+
+#[derive(clap::Args)]
+struct GradArgs {
+    /// The script: declarations and expressions separated by `;` or newlines.
+    script: Option<String>,
+    /// Read the script from a file (`-` for standard input).
+    #[arg(short = 'f', long = "file", conflicts_with = "script")]
+    file: Option<String>,
+    /// The variable to differentiate with respect to.
+    #[arg(long)]
+    wrt: String,
+    #[arg(long, value_enum, default_value_t = LayoutArg::Denominator)]
+    layout: LayoutArg,
+    #[arg(long, value_enum, default_value_t = Emit::Text)]
+    emit: Emit,
+    /// Skip the numeric check (the output then says "unchecked").
+    #[arg(long)]
+    no_check: bool,
+    /// Seed for the random instances of the numeric check.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Also report how simplification ended.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    Denominator,
+    Numerator,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Emit {
+    Text,
+    Json,
+    Numpy,
+}
+
+const EXIT_INPUT: u8 = 2;
+const EXIT_CHECK: u8 = 3;
+
+fn main() -> ExitCode {
+    // Deep expressions recurse through the checker; a large stack keeps them from overflowing.
+    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(run);
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        _ => {
+            eprintln!("error: matdiff stopped unexpectedly");
+            ExitCode::from(EXIT_INPUT)
+        }
+    }
+}
+
+fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Grad(args)) => grad(args),
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn read_script(args: &GradArgs) -> Result<(String, String), String> {
+    match (&args.script, &args.file) {
+        (Some(s), None) => Ok(("<script>".into(), s.clone())),
+        (None, Some(path)) if path == "-" => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("error: cannot read standard input: {e}"))?;
+            String::from_utf8(buf)
+                .map(|s| ("<stdin>".into(), s))
+                .map_err(|_| "error: standard input is not valid UTF-8".into())
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("error: cannot read `{path}`: {e}"))?;
+            String::from_utf8(bytes)
+                .map(|s| (path.clone(), s))
+                .map_err(|_| format!("error: `{path}` is not valid UTF-8"))
+        }
+        _ => Err("error: give a script, or a file with -f FILE".into()),
+    }
+}
+
+fn grad(args: GradArgs) -> ExitCode {
+    let (name, script) = match read_script(&args) {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let mut options = Options {
+        layout: match args.layout {
+            LayoutArg::Denominator => Layout::Denominator,
+            LayoutArg::Numerator => Layout::Numerator,
+        },
+        no_check: args.no_check,
+        ..Options::default()
+    };
+    if let Some(seed) = args.seed {
+        options.check.seed = seed;
+    }
+    let derivation = match matdiff::grad(&script, &args.wrt, &options) {
+        Ok(d) => d,
+        Err(e) => return report(&e, &name, &script),
+    };
+    if args.verbose {
+        let s = &derivation.simplify;
+        let end = s.limit_hit.as_deref().map_or("saturated".to_string(), |l| format!("stopped at the {l}; the result is correct but may not be the simplest"));
+        eprintln!("simplification: {} iterations, {} e-nodes, {end}", s.iterations, s.nodes);
+    }
+    let rendered = match args.emit {
+        Emit::Text => derivation.to_string(),
+        Emit::Json => serde_json::to_string_pretty(&derivation.json()).unwrap_or_default(),
+        Emit::Numpy => derivation.numpy(),
+    };
+    match derivation.check {
+        Check::Passed { .. } | Check::Skipped => {
+            println!("{rendered}");
+            ExitCode::SUCCESS
+        }
+        Check::Failed { .. } | Check::NoDomain { .. } => {
+            eprintln!("{rendered}");
+            if args.emit != Emit::Text {
+                eprintln!("{}", derivation.check_text());
+            }
+            ExitCode::from(EXIT_CHECK)
+        }
+    }
+}
+
+fn report(e: &Error, name: &str, script: &str) -> ExitCode {
+    eprint!("{}", e.render(name, script, color()));
+    ExitCode::from(EXIT_INPUT)
+}

@@ -1,0 +1,377 @@
+//! Numeric evaluation with nalgebra, and the check every derived formula must pass
+//! before it is shown: random instances with every symbolic dimension drawn
+//! independently, compared against finite differences of the target.
+
+use crate::dim::Shape;
+use crate::ir::{sigmoid, signum0, step, Env, Math};
+use egg::{Id, RecExpr, Symbol};
+use nalgebra::DMatrix;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+pub type Matrix = DMatrix<f64>;
+
+/// Sizes for the symbolic dimensions and values for the variables.
+#[derive(Debug, Clone, Default)]
+pub struct Instance {
+    pub sizes: HashMap<String, usize>,
+    pub values: HashMap<Symbol, Matrix>,
+}
+
+impl Instance {
+    pub fn size_of(&self, shape: &Shape) -> (usize, usize) {
+        let f = |name: &str| self.sizes.get(name).copied().unwrap_or(1);
+        (shape.rows.evaluate(&f), shape.cols.evaluate(&f))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvalError {
+    /// A value left its domain (log of a negative, a singular inverse, an overflow).
+    Domain,
+    /// An argument of abs, relu, sign or step is too close to its kink to difference across.
+    NearKink,
+    Missing(String),
+}
+
+enum Value {
+    M(Matrix),
+    Size(usize),
+}
+
+/// Distance from kinks below which a finite difference may straddle one.
+const KINK_MARGIN: f64 = 1e-2;
+
+/// Evaluates an expression on an instance.
+pub fn eval(expr: &RecExpr<Math>, inst: &Instance) -> Result<Matrix, EvalError> {
+    let mut vals: Vec<Value> = Vec::with_capacity(expr.len());
+    for node in expr.iter() {
+        let v = eval_node(node, &vals, inst)?;
+        if let Value::M(m) = &v {
+            if m.iter().any(|x| !x.is_finite()) {
+                return Err(EvalError::Domain);
+            }
+        }
+        vals.push(v);
+    }
+    match vals.pop() {
+        Some(Value::M(m)) => Ok(m),
+        _ => Err(EvalError::Missing("a value".into())),
+    }
+}
+
+fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, EvalError> {
+    let m = |id: &Id| -> Result<&Matrix, EvalError> {
+        match &vals[usize::from(*id)] {
+            Value::M(m) => Ok(m),
+            Value::Size(_) => Err(EvalError::Missing("a matrix".into())),
+        }
+    };
+    let size = |id: &Id| -> Result<usize, EvalError> {
+        match &vals[usize::from(*id)] {
+            Value::Size(n) => Ok(*n),
+            Value::M(_) => Err(EvalError::Missing("a size".into())),
+        }
+    };
+    let s = |id: &Id| -> Result<f64, EvalError> {
+        let x = m(id)?;
+        if x.len() == 1 {
+            Ok(x[(0, 0)])
+        } else {
+            Err(EvalError::Missing("a scalar".into()))
+        }
+    };
+    let scalar = |x: f64| Value::M(Matrix::from_element(1, 1, x));
+    let map = |id: &Id, f: &dyn Fn(f64) -> f64| -> Result<Value, EvalError> { Ok(Value::M(m(id)?.map(f))) };
+    let kinked = |id: &Id, f: &dyn Fn(f64) -> f64| -> Result<Value, EvalError> {
+        let x = m(id)?;
+        if x.iter().any(|v| v.abs() < KINK_MARGIN) {
+            return Err(EvalError::NearKink);
+        }
+        Ok(Value::M(x.map(f)))
+    };
+    let same_shape = |a: &Matrix, b: &Matrix| {
+        if a.shape() == b.shape() {
+            Ok(())
+        } else {
+            Err(EvalError::Missing("matching shapes".into()))
+        }
+    };
+    Ok(match node {
+        Math::Num(c) => scalar(c.0),
+        Math::Dim(d) => Value::Size(d.0.evaluate(&|n| inst.sizes.get(n).copied().unwrap_or(1))),
+        Math::Symbol(name) => Value::M(
+            inst.values
+                .get(name)
+                .cloned()
+                .ok_or_else(|| EvalError::Missing(name.to_string()))?,
+        ),
+        Math::Add([a, b]) => {
+            same_shape(m(a)?, m(b)?)?;
+            Value::M(m(a)? + m(b)?)
+        }
+        Math::Mul([a, b]) => {
+            if m(a)?.ncols() != m(b)?.nrows() {
+                return Err(EvalError::Missing("matching inner sizes".into()));
+            }
+            Value::M(m(a)? * m(b)?)
+        }
+        Math::Scale([k, a]) => Value::M(m(a)? * s(k)?),
+        Math::Transpose(a) => Value::M(m(a)?.transpose()),
+        Math::Had([a, b]) => {
+            same_shape(m(a)?, m(b)?)?;
+            Value::M(m(a)?.component_mul(m(b)?))
+        }
+        Math::HDiv([a, b]) => {
+            same_shape(m(a)?, m(b)?)?;
+            Value::M(m(a)?.component_div(m(b)?))
+        }
+        Math::Kron([a, b]) => Value::M(m(a)?.kronecker(m(b)?)),
+        Math::Inv(a) => Value::M(m(a)?.clone().try_inverse().ok_or(EvalError::Domain)?),
+        Math::Det(a) => scalar(m(a)?.determinant()),
+        Math::LogDet(a) => {
+            let d = m(a)?.determinant();
+            if d <= 0.0 {
+                return Err(EvalError::Domain);
+            }
+            scalar(d.ln())
+        }
+        Math::Trace(a) => scalar(m(a)?.trace()),
+        Math::Sum(a) => scalar(m(a)?.sum()),
+        Math::Norm(a) => scalar(m(a)?.norm()),
+        Math::Diag(a) => Value::M(Matrix::from_diagonal(&m(a)?.column(0).into_owned())),
+        Math::DiagVec(a) => {
+            let d = m(a)?.diagonal();
+            Value::M(Matrix::from_column_slice(d.len(), 1, d.as_slice()))
+        }
+        Math::Pow([a, k]) => {
+            let k = s(k)?;
+            map(a, &|x| x.powf(k))?
+        }
+        Math::EPow([a, k]) => {
+            let k = s(k)?;
+            map(a, &|x| x.powf(k))?
+        }
+        Math::Exp(a) => map(a, &f64::exp)?,
+        Math::Log(a) => map(a, &|x| if x > 0.0 { x.ln() } else { f64::NAN })?,
+        Math::Sin(a) => map(a, &f64::sin)?,
+        Math::Cos(a) => map(a, &f64::cos)?,
+        Math::Tanh(a) => map(a, &f64::tanh)?,
+        Math::Sigmoid(a) => map(a, &sigmoid)?,
+        Math::Sqrt(a) => map(a, &|x| if x > 0.0 { x.sqrt() } else { f64::NAN })?,
+        Math::Abs(a) => kinked(a, &f64::abs)?,
+        Math::Relu(a) => kinked(a, &|x| x.max(0.0))?,
+        Math::Sign(a) => kinked(a, &signum0)?,
+        Math::Step(a) => kinked(a, &step)?,
+        Math::Ones([r, c]) => Value::M(Matrix::from_element(size(r)?, size(c)?, 1.0)),
+        Math::Zeros([r, c]) => Value::M(Matrix::zeros(size(r)?, size(c)?)),
+        Math::Eye(n) => Value::M(Matrix::identity(size(n)?, size(n)?)),
+        Math::Rows(a) => Value::Size(m(a)?.nrows()),
+        Math::Cols(a) => Value::Size(m(a)?.ncols()),
+        Math::DimValue(d) => scalar(size(d)? as f64),
+    })
+}
+
+/// What the numeric check concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Passed { instances: usize, max_rel_err: f64 },
+    Failed { instances: usize, max_rel_err: f64 },
+    /// No instance in the expression's domain was found, so nothing was checked.
+    NoDomain { tried: usize },
+    Skipped,
+}
+
+impl Check {
+    pub fn passed(&self) -> bool {
+        matches!(self, Check::Passed { .. })
+    }
+}
+
+/// How the check runs.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub instances: usize,
+    pub seed: u64,
+    pub tolerance: f64,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            instances: 3,
+            seed: 0x6d61_7464_6966_66,
+            tolerance: 1e-6,
+        }
+    }
+}
+
+/// A derivative claim to check: `formula` is ∂f/∂wrt (denominator layout, or its
+/// transpose when `transposed`), where f is the scalar target, or ⟨G, target⟩ when
+/// `upstream` names the G of a non-scalar target.
+pub struct Claim<'a> {
+    pub env: &'a Env,
+    pub dims: &'a BTreeSet<String>,
+    pub target: &'a RecExpr<Math>,
+    pub wrt: Symbol,
+    pub upstream: Option<(Symbol, Shape)>,
+    pub formula: &'a RecExpr<Math>,
+    pub transposed: bool,
+}
+
+const FD_STEP: f64 = 1e-3;
+const DRAWS_PER_INSTANCE: usize = 16;
+
+pub fn check(claim: &Claim, opts: &CheckOptions) -> Check {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let invertible = under_inverse(claim.target);
+    let mut worst: f64 = 0.0;
+    let mut tried = 0;
+    for _ in 0..opts.instances {
+        let mut done = false;
+        for draw in 0..DRAWS_PER_INSTANCE {
+            tried += 1;
+            let positive = draw % 2 == 1;
+            let inst = draw_instance(claim, &invertible, positive, &mut rng);
+            match compare(claim, &inst) {
+                Ok(err) => {
+                    worst = worst.max(err);
+                    done = true;
+                    break;
+                }
+                Err(_) => continue,
+            }
+        }
+        if !done {
+            return Check::NoDomain { tried };
+        }
+    }
+    if worst <= opts.tolerance {
+        Check::Passed {
+            instances: opts.instances,
+            max_rel_err: worst,
+        }
+    } else {
+        Check::Failed {
+            instances: opts.instances,
+            max_rel_err: worst,
+        }
+    }
+}
+
+/// Variables that appear under inv, det or logdet need well-conditioned values.
+fn under_inverse(expr: &RecExpr<Math>) -> HashSet<Symbol> {
+    let nodes = expr.as_ref();
+    let mut inside = vec![false; nodes.len()];
+    let mut out = HashSet::new();
+    for i in (0..nodes.len()).rev() {
+        let here = inside[i] || matches!(nodes[i], Math::Inv(_) | Math::Det(_) | Math::LogDet(_));
+        if let Math::Symbol(s) = nodes[i] {
+            if here {
+                out.insert(s);
+            }
+        }
+        use egg::Language;
+        for c in nodes[i].children() {
+            inside[usize::from(*c)] |= here;
+        }
+    }
+    out
+}
+
+fn draw_instance(claim: &Claim, invertible: &HashSet<Symbol>, positive: bool, rng: &mut ChaCha8Rng) -> Instance {
+    // Distinct sizes for distinct dimensions, so a mix-up of two of them cannot pass.
+    let mut pool: Vec<usize> = (2..(2 + claim.dims.len().max(5))).collect();
+    for i in (1..pool.len()).rev() {
+        let j = rng.random_range(0..=i);
+        pool.swap(i, j);
+    }
+    let mut inst = Instance::default();
+    for (name, size) in claim.dims.iter().zip(pool) {
+        inst.sizes.insert(name.clone(), size);
+    }
+    let mut names: Vec<&Symbol> = claim.env.shapes.keys().collect();
+    names.sort_by_key(|s| s.as_str());
+    for name in names {
+        let shape = &claim.env.shapes[name];
+        let (r, c) = inst.size_of(shape);
+        let mut x = Matrix::from_fn(r, c, |_, _| {
+            if positive {
+                rng.random_range(0.5..1.5)
+            } else {
+                rng.random_range(-1.0..1.0)
+            }
+        });
+        if claim.env.symmetric.contains(name) {
+            x = (&x + x.transpose()) * 0.5;
+        }
+        if invertible.contains(name) && r == c {
+            x += Matrix::identity(r, c) * (r as f64 + 1.0);
+        }
+        inst.values.insert(*name, x);
+    }
+    if let Some((g, shape)) = &claim.upstream {
+        let (r, c) = inst.size_of(shape);
+        let gm = Matrix::from_fn(r, c, |_, _| rng.random_range(-1.0..1.0));
+        inst.values.insert(*g, gm);
+    }
+    inst
+}
+
+/// The scalar whose gradient is claimed: f itself, or ⟨G, f⟩.
+fn objective(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
+    let value = eval(claim.target, inst)?;
+    match &claim.upstream {
+        None => Ok(value[(0, 0)]),
+        Some((g, _)) => Ok(inst.values[g].component_mul(&value).sum()),
+    }
+}
+
+/// The largest relative disagreement between the formula and finite differences.
+fn compare(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
+    objective(claim, inst)?;
+    let mut analytic = eval(claim.formula, inst)?;
+    if claim.transposed {
+        analytic = analytic.transpose();
+    }
+    let x0 = inst.values.get(&claim.wrt).ok_or(EvalError::Missing(claim.wrt.to_string()))?.clone();
+    if analytic.shape() != x0.shape() {
+        return Ok(f64::INFINITY);
+    }
+    let symmetric = claim.env.symmetric.contains(&claim.wrt);
+    let mut numeric = Matrix::zeros(x0.nrows(), x0.ncols());
+    let mut probe = inst.clone();
+    let mut directional = |i: usize, j: usize| -> Result<f64, EvalError> {
+        let mut at = |t: f64| -> Result<f64, EvalError> {
+            let mut x = x0.clone();
+            x[(i, j)] += t;
+            if symmetric && i != j {
+                x[(j, i)] += t;
+            }
+            probe.values.insert(claim.wrt, x);
+            objective(claim, &probe)
+        };
+        let h = FD_STEP;
+        // Five-point stencil: error O(h⁴).
+        Ok((at(-2.0 * h)? - 8.0 * at(-h)? + 8.0 * at(h)? - at(2.0 * h)?) / (12.0 * h))
+    };
+    for i in 0..x0.nrows() {
+        for j in 0..x0.ncols() {
+            numeric[(i, j)] = directional(i, j)?;
+        }
+    }
+    if symmetric {
+        // The directional derivative along E_ij + E_ji is <∇, E_ij + E_ji> = ∇_ij + ∇_ji.
+        let sym = &analytic + analytic.transpose();
+        for i in 0..x0.nrows() {
+            for j in 0..x0.ncols() {
+                if i != j {
+                    analytic[(i, j)] = sym[(i, j)];
+                }
+            }
+        }
+    }
+    let scale = numeric.amax().max(analytic.amax()).max(1e-3);
+    Ok((&numeric - &analytic).amax() / scale)
+}

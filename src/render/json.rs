@@ -1,0 +1,40 @@
+//! The derivation as one JSON object.
+
+use crate::numeric::Check;
+use crate::Derivation;
+use serde_json::{json, Value};
+
+pub fn derivation(d: &Derivation) -> Value {
+    let check = match &d.check {
+        Check::Passed { instances, max_rel_err } => {
+            json!({"status": "passed", "instances": instances, "max_rel_err": max_rel_err})
+        }
+        Check::Failed { instances, max_rel_err } => {
+            json!({"status": "failed", "instances": instances, "max_rel_err": max_rel_err})
+        }
+        Check::NoDomain { tried } => json!({"status": "no_domain", "tried": tried}),
+        Check::Skipped => json!({"status": "unchecked"}),
+    };
+    json!({
+        "target": {
+            "name": d.target_name,
+            "explicit": d.target_text(),
+            "shape": d.target_shape.to_string(),
+        },
+        "wrt": d.wrt,
+        "wrt_shape": d.wrt_shape.to_string(),
+        "layout": d.layout.name(),
+        "upstream": d.upstream.as_ref().map(|(g, s)| json!({"name": g.as_str(), "shape": s.to_string()})),
+        "formula": d.formula_text(),
+        "shape": d.formula_shape().to_string(),
+        "numpy": d.numpy(),
+        "broadcasts": d.broadcasts,
+        "inferred": d.inferred.iter().map(|(n, s)| json!({"name": n, "shape": s.to_string()})).collect::<Vec<_>>(),
+        "check": check,
+        "simplification": {
+            "iterations": d.simplify.iterations,
+            "egraph_nodes": d.simplify.nodes,
+            "limit_hit": d.simplify.limit_hit,
+        },
+    })
+}

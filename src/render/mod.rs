@@ -1,0 +1,81 @@
+//! Rendering an IR expression in one of several notations. Each notation is a `Form`
+//! that writes one node from its children's already-written pieces; the walk is
+//! bottom-up over the expression's array, so no input depth can exhaust the stack.
+
+pub mod json;
+pub mod numpy;
+pub mod text;
+
+use crate::ir::Math;
+use egg::{Id, Language, RecExpr};
+
+/// Binding strength, loosest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Prec {
+    Sum,
+    Product,
+    Neg,
+    Power,
+    Postfix,
+    Atom,
+}
+
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub text: String,
+    pub prec: Prec,
+}
+
+impl Piece {
+    pub fn new(text: impl Into<String>, prec: Prec) -> Piece {
+        Piece {
+            text: text.into(),
+            prec,
+        }
+    }
+    /// The text, in parentheses when it binds looser than `min`.
+    pub fn at(&self, min: Prec) -> String {
+        if self.prec < min {
+            format!("({})", self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
+pub trait Form {
+    /// Writes `expr[id]`, whose children are already written in `pieces`.
+    fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece;
+}
+
+/// Writes the expression rooted at its last node.
+pub fn render(expr: &RecExpr<Math>, form: &dyn Form) -> Piece {
+    let mut pieces: Vec<Piece> = Vec::with_capacity(expr.len());
+    for i in 0..expr.len() {
+        let p = form.piece(expr, Id::from(i), &pieces);
+        pieces.push(p);
+    }
+    pieces.pop().unwrap_or_else(|| Piece::new("", Prec::Atom))
+}
+
+/// Writes a number the way a person would: `2`, `0.5`, `-1`.
+pub fn number(c: f64) -> String {
+    if c.fract() == 0.0 && c.abs() < 1e15 {
+        format!("{}", c as i64)
+    } else {
+        format!("{c}")
+    }
+}
+
+/// The constant at `id`, if it is one.
+pub fn constant_at(expr: &RecExpr<Math>, id: Id) -> Option<f64> {
+    match &expr[id] {
+        Math::Num(c) => Some(c.0),
+        _ => None,
+    }
+}
+
+/// The children's pieces of `expr[id]`.
+pub fn args<'p>(expr: &RecExpr<Math>, id: Id, pieces: &'p [Piece]) -> Vec<&'p Piece> {
+    expr[id].children().iter().map(|c| &pieces[usize::from(*c)]).collect()
+}

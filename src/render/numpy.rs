@@ -1,0 +1,92 @@
+//! One Python expression over `np`, the script's names, the dimension names (Python
+//! ints) and `G`. Internally every value is 2-D (vectors as columns); vectors come in
+//! as 1-D arrays or columns alike through `np.reshape(x, (-1, 1))`.
+
+use super::{args, number, Form, Piece, Prec};
+use crate::dim::Shape;
+use crate::ir::{Env, Math};
+use egg::{Id, RecExpr};
+
+pub struct Numpy<'a> {
+    pub env: &'a Env,
+}
+
+impl Form for Numpy<'_> {
+    fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece {
+        use Prec::*;
+        let a = args(expr, id, pieces);
+        let call = |f: &str| Piece::new(format!("{f}({})", a[0].text), Atom);
+        let infix = |op: &str| Piece::new(format!("{} {op} {}", a[0].at(Product), a[1].at(Neg)), Product);
+        let dim = |d: &crate::dim::Dim| d.render("*");
+        match &expr[id] {
+            Math::Num(c) if c.0 < 0.0 => Piece::new(format!("-{}", py_number(-c.0)), Neg),
+            Math::Num(c) => Piece::new(py_number(c.0), Atom),
+            Math::Dim(d) => Piece::new(dim(&d.0), if d.0.factors().len() + usize::from(d.0.coeff() != 1) > 1 { Product } else { Atom }),
+            Math::Symbol(s) => match self.env.shapes.get(s) {
+                Some(shape) if shape.is_column() => Piece::new(format!("np.reshape({s}, (-1, 1))"), Atom),
+                _ => Piece::new(s.as_str(), Atom),
+            },
+            Math::Add(_) => {
+                if a[1].prec == Neg {
+                    if let Some(rest) = a[1].text.strip_prefix('-') {
+                        return Piece::new(format!("{} - {rest}", a[0].text), Sum);
+                    }
+                }
+                Piece::new(format!("{} + {}", a[0].text, a[1].at(Product)), Sum)
+            }
+            Math::Mul(_) => infix("@"),
+            Math::Scale(_) => infix("*"),
+            Math::Had(_) => infix("*"),
+            Math::HDiv(_) => infix("/"),
+            Math::Kron(_) => Piece::new(format!("np.kron({}, {})", a[0].text, a[1].text), Atom),
+            Math::Transpose(_) => Piece::new(format!("{}.T", a[0].at(Atom)), Postfix),
+            Math::Inv(_) => call("np.linalg.inv"),
+            Math::Det(_) => call("np.linalg.det"),
+            Math::LogDet(_) => Piece::new(format!("np.linalg.slogdet({})[1]", a[0].text), Postfix),
+            Math::Trace(_) => call("np.trace"),
+            Math::Sum(_) => call("np.sum"),
+            Math::Norm(_) => call("np.linalg.norm"),
+            Math::Diag(_) => call("np.diagflat"),
+            Math::DiagVec(_) => Piece::new(format!("np.reshape(np.diag({}), (-1, 1))", a[0].text), Atom),
+            Math::Pow(_) | Math::EPow(_) => Piece::new(format!("{} ** {}", a[0].at(Postfix), a[1].at(Postfix)), Power),
+            Math::Exp(_) => call("np.exp"),
+            Math::Log(_) => call("np.log"),
+            Math::Sin(_) => call("np.sin"),
+            Math::Cos(_) => call("np.cos"),
+            Math::Tanh(_) => call("np.tanh"),
+            Math::Sigmoid(_) => Piece::new(format!("1 / (1 + np.exp(-{}))", a[0].at(Power)), Product),
+            Math::Sqrt(_) => call("np.sqrt"),
+            Math::Abs(_) => call("np.abs"),
+            Math::Relu(_) => Piece::new(format!("np.maximum({}, 0)", a[0].text), Atom),
+            Math::Sign(_) => call("np.sign"),
+            Math::Step(_) => Piece::new(format!("np.heaviside({}, 0.0)", a[0].text), Atom),
+            Math::Ones(_) => Piece::new(format!("np.ones(({}, {}))", a[0].text, a[1].text), Atom),
+            Math::Zeros(_) => Piece::new(format!("np.zeros(({}, {}))", a[0].text, a[1].text), Atom),
+            Math::Eye(_) => Piece::new(format!("np.eye({})", a[0].text), Atom),
+            Math::DimValue(_) => a[0].clone(),
+            Math::Rows(_) => Piece::new(format!("np.shape({})[0]", a[0].text), Postfix),
+            Math::Cols(_) => Piece::new(format!("np.shape({})[1]", a[0].text), Postfix),
+        }
+    }
+}
+
+fn py_number(c: f64) -> String {
+    let s = number(c);
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Wraps the gradient so it has exactly the shape the variable was passed in: a float
+/// for a scalar, the variable's own shape for a vector, the 2-D result for a matrix.
+pub fn finish(body: &Piece, wrt: &str, wrt_shape: &Shape) -> String {
+    if wrt_shape.is_scalar() {
+        format!("float(np.reshape({}, -1)[0])", body.text)
+    } else if wrt_shape.is_column() {
+        format!("np.reshape({}, np.shape({wrt}))", body.text)
+    } else {
+        body.text.clone()
+    }
+}

@@ -1,0 +1,102 @@
+//! Plain-text notation with Unicode: `Gᵀ·1_B`, `X⁻ᵀ`, `A ⊙ B`.
+
+use super::{args, constant_at, number, Form, Piece, Prec};
+use crate::dim::Dim;
+use crate::ir::{DimNode, Math};
+use egg::{Id, RecExpr};
+
+pub struct Text;
+
+fn dim_sub(d: &Dim) -> String {
+    let s = d.to_string();
+    if d.factors().len() + usize::from(d.coeff() != 1) > 1 {
+        format!("({s})")
+    } else {
+        s
+    }
+}
+
+fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&Dim> {
+    match &expr[id] {
+        Math::Dim(DimNode(d)) => Some(d),
+        _ => None,
+    }
+}
+
+impl Form for Text {
+    fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece {
+        use Prec::*;
+        let a = args(expr, id, pieces);
+        let call = |name: &str| Piece::new(format!("{name}({})", a[0].text), Atom);
+        let infix = |op: &str| Piece::new(format!("{}{op}{}", a[0].at(Product), a[1].at(Neg)), Product);
+        match &expr[id] {
+            Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
+            Math::Num(c) => Piece::new(number(c.0), Atom),
+            Math::Dim(d) => Piece::new(d.0.to_string(), if d.0.factors().len() > 1 { Product } else { Atom }),
+            Math::Symbol(s) => Piece::new(s.as_str(), Atom),
+            Math::Add(_) => {
+                let right = a[1];
+                if right.prec == Neg {
+                    if let Some(rest) = right.text.strip_prefix('−') {
+                        return Piece::new(format!("{} − {rest}", a[0].text), Sum);
+                    }
+                }
+                Piece::new(format!("{} + {}", a[0].text, right.at(Product)), Sum)
+            }
+            Math::Mul(_) => infix("·"),
+            Math::Had(_) => infix(" ⊙ "),
+            Math::HDiv(_) => infix(" ⊘ "),
+            Math::Kron(_) => infix(" ⊗ "),
+            Math::Scale([s, _]) => match constant_at(expr, *s) {
+                Some(c) if c == -1.0 => Piece::new(format!("−{}", a[1].at(Product)), Neg),
+                Some(c) if c < 0.0 => Piece::new(format!("−{}·{}", number(-c), a[1].at(Product)), Neg),
+                Some(c) => Piece::new(format!("{}·{}", number(c), a[1].at(Product)), Product),
+                None => Piece::new(format!("{}·{}", a[0].at(Power), a[1].at(Product)), Product),
+            },
+            Math::Transpose(x) => match &expr[*x] {
+                Math::Inv(y) => Piece::new(format!("{}⁻ᵀ", pieces[usize::from(*y)].at(Postfix)), Postfix),
+                _ => Piece::new(format!("{}ᵀ", a[0].at(Postfix)), Postfix),
+            },
+            Math::Inv(x) => match &expr[*x] {
+                Math::Transpose(y) => Piece::new(format!("{}⁻ᵀ", pieces[usize::from(*y)].at(Postfix)), Postfix),
+                _ => Piece::new(format!("{}⁻¹", a[0].at(Postfix)), Postfix),
+            },
+            Math::Pow(_) => Piece::new(format!("{}^{}", a[0].at(Postfix), a[1].at(Atom)), Power),
+            Math::EPow(_) => Piece::new(format!("{}.^{}", a[0].at(Postfix), a[1].at(Atom)), Power),
+            Math::Norm(_) => Piece::new(format!("‖{}‖", a[0].text), Atom),
+            Math::Trace(_) => call("tr"),
+            Math::Det(_) => call("det"),
+            Math::LogDet(_) => call("logdet"),
+            Math::Sum(_) => call("sum"),
+            Math::Diag(_) | Math::DiagVec(_) => call("diag"),
+            Math::Exp(_) => call("exp"),
+            Math::Log(_) => call("log"),
+            Math::Sin(_) => call("sin"),
+            Math::Cos(_) => call("cos"),
+            Math::Tanh(_) => call("tanh"),
+            Math::Sigmoid(_) => call("σ"),
+            Math::Sqrt(_) => call("sqrt"),
+            Math::Abs(_) => Piece::new(format!("|{}|", a[0].text), Atom),
+            Math::Relu(_) => call("relu"),
+            Math::Sign(_) => call("sign"),
+            Math::Step(_) => call("step"),
+            Math::Ones([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
+                (Some(r), Some(c)) if c.is_one() => Piece::new(format!("1_{}", dim_sub(r)), Atom),
+                (Some(r), Some(c)) if r.is_one() => Piece::new(format!("1_{}ᵀ", dim_sub(c)), Postfix),
+                (Some(r), Some(c)) => Piece::new(format!("1_{}·1_{}ᵀ", dim_sub(r), dim_sub(c)), Product),
+                _ => Piece::new(format!("ones({}, {})", a[0].text, a[1].text), Atom),
+            },
+            Math::Zeros([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
+                (Some(r), Some(c)) => Piece::new(format!("0_({} x {})", r, c), Atom),
+                _ => Piece::new("0", Atom),
+            },
+            Math::Eye(n) => match dim_at(expr, *n) {
+                Some(d) => Piece::new(format!("I_{}", dim_sub(d)), Atom),
+                None => Piece::new("I", Atom),
+            },
+            Math::DimValue(_) => a[0].clone(),
+            Math::Rows(_) => call("rows"),
+            Math::Cols(_) => call("cols"),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Elementwise functions and powers. For f applied entrywise, d f(X) = f'(X) ∘ dX, so the
+//! upstream of X is G ∘ f'(X) (Cookbook eq. 38 applied entry by entry).
+
+use super::{bp, rule, BackpropRule, SimplifyRule};
+
+pub const BACKPROP: &[BackpropRule] = &[
+    bp("exp", 0, "(.* ?g ?e)", "d exp(x) = exp(x) dx"),
+    bp("log", 0, "(./ ?g ?a)", "d log(x) = dx / x"),
+    bp("sin", 0, "(.* ?g (cos ?a))", "d sin(x) = cos(x) dx"),
+    bp("cos", 0, "(scale -1 (.* ?g (sin ?a)))", "d cos(x) = -sin(x) dx"),
+    bp("tanh", 0, "(.* ?g (+ (ones (rows ?a) (cols ?a)) (scale -1 (.* ?e ?e))))", "d tanh(x) = (1 - tanh²(x)) dx"),
+    bp("sigmoid", 0, "(.* ?g (.* ?e (+ (ones (rows ?a) (cols ?a)) (scale -1 ?e))))", "d σ(x) = σ(x)(1 - σ(x)) dx"),
+    bp("sqrt", 0, "(scale 0.5 (./ ?g ?e))", "d √x = dx / (2√x)"),
+    bp("abs", 0, "(.* ?g (sign ?a))", "d|x| = sign(x) dx, x ≠ 0"),
+    bp("relu", 0, "(.* ?g (step ?a))", "d max(x, 0) = step(x) dx, x ≠ 0"),
+    bp("sign", 0, "(zeros (rows ?a) (cols ?a))", "sign is constant away from 0"),
+    bp("step", 0, "(zeros (rows ?a) (cols ?a))", "step is constant away from 0"),
+    bp("pow", 0, "(scale (scale ?g ?b) (pow ?a (+ ?b -1)))", "d sᵏ = k sᵏ⁻¹ ds"),
+    bp(".^", 0, "(.* ?g (scale ?b (.^ ?a (+ ?b -1))))", "d xᵏ = k xᵏ⁻¹ dx, entrywise"),
+];
+
+#[rustfmt::skip]
+pub const SIMPLIFY: &[SimplifyRule] = &[
+    rule("pow-1",      "(pow ?a 1)",        "?a",                        "s¹ = s"),
+    rule("epow-1",     "(.^ ?a 1)",         "?a",                        "X.^1 = X"),
+    rule("had-self",   "(.* ?a ?a)",        "(.^ ?a 2)",                 "X∘X = X.^2"),
+    rule("log-exp",    "(log (exp ?a))",    "?a",                        "log(exp(x)) = x"),
+    rule("pow-scale",  "(scale ?a (pow ?a ?k))", "(pow ?a (+ ?k 1))",    "s·sᵏ = sᵏ⁺¹"),
+];

@@ -1,0 +1,38 @@
+//! The matrix product, the Hadamard (elementwise) product and quotient, and the Kronecker product.
+
+use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
+
+pub const BACKPROP: &[BackpropRule] = &[
+    bp("*", 0, "(* ?g (T ?b))", "Cookbook eq. 37: d(XY) = (dX)Y + X(dY)"),
+    bp("*", 1, "(* (T ?a) ?g)", "Cookbook eq. 37: d(XY) = (dX)Y + X(dY)"),
+    bp(".*", 0, "(.* ?g ?b)", "Cookbook eq. 38: d(X∘Y) = (dX)∘Y + X∘(dY)"),
+    bp(".*", 1, "(.* ?g ?a)", "Cookbook eq. 38: d(X∘Y) = (dX)∘Y + X∘(dY)"),
+    bp("./", 0, "(./ ?g ?b)", "quotient rule, elementwise: d(x/y) = dx/y - x dy/y²"),
+    bp("./", 1, "(scale -1 (./ (.* ?g ?e) ?b))", "quotient rule, elementwise: d(x/y) = dx/y - x dy/y²"),
+];
+
+#[rustfmt::skip]
+pub const SIMPLIFY: &[SimplifyRule] = &[
+    both("T-mul",      "(T (* ?a ?b))",     "(* (T ?b) (T ?a))",         "Cookbook eq. 5: (AB)ᵀ = BᵀAᵀ"),
+    both("mul-assoc",  "(* ?a (* ?b ?c))",  "(* (* ?a ?b) ?c)",          "(AB)C = A(BC)"),
+    guarded("mul-scalar-l", "(* ?s ?a)",    "(scale ?s ?a)", Guard::Scalar("?s"), "a 1 x 1 factor is a scalar"),
+    guarded("mul-scalar-r", "(* ?a ?s)",    "(scale ?s ?a)", Guard::Scalar("?s"), "a 1 x 1 factor is a scalar"),
+    rule("mul-scale-l", "(* (scale ?s ?a) ?b)", "(scale ?s (* ?a ?b))",  "(sA)B = s(AB)"),
+    rule("mul-scale-r", "(* ?a (scale ?s ?b))", "(scale ?s (* ?a ?b))",  "A(sB) = s(AB)"),
+    rule("mul-factor-l", "(+ (* ?a ?b) (* ?a ?c))", "(* ?a (+ ?b ?c))",  "AB + AC = A(B + C)"),
+    rule("mul-factor-r", "(+ (* ?a ?c) (* ?b ?c))", "(* (+ ?a ?b) ?c)",  "AC + BC = (A + B)C"),
+    rule("mul-zeros-l", "(* (zeros ?m ?k) ?b)", "(zeros ?m (cols ?b))",  "0B = 0"),
+    rule("mul-zeros-r", "(* ?a (zeros ?k ?n))", "(zeros (rows ?a) ?n)",  "A0 = 0"),
+    // Hadamard
+    rule("had-comm",   "(.* ?a ?b)",        "(.* ?b ?a)",                "Cookbook §9.1 (eq. 510 ff.): A∘B = B∘A"),
+    both("T-had",      "(T (.* ?a ?b))",    "(.* (T ?a) (T ?b))",        "(A∘B)ᵀ = Aᵀ∘Bᵀ"),
+    rule("had-scale-l", "(.* (scale ?s ?a) ?b)", "(scale ?s (.* ?a ?b))", "(sA)∘B = s(A∘B)"),
+    rule("had-zeros",  "(.* (zeros ?m ?n) ?b)", "(zeros ?m ?n)",         "0∘B = 0"),
+    rule("had-factor", "(+ (.* ?a ?b) (.* ?a ?c))", "(.* ?a (+ ?b ?c))", "A∘B + A∘C = A∘(B + C)"),
+    both("T-hdiv",     "(T (./ ?a ?b))",    "(./ (T ?a) (T ?b))",        "(A⊘B)ᵀ = Aᵀ⊘Bᵀ"),
+    rule("hdiv-scale-l", "(./ (scale ?s ?a) ?b)", "(scale ?s (./ ?a ?b))", "(sA)⊘B = s(A⊘B)"),
+    rule("had-hdiv",   "(.* ?a (./ ?b ?c))", "(./ (.* ?a ?b) ?c)",       "A∘(B⊘C) = (A∘B)⊘C"),
+    rule("hdiv-same",  "(./ ?a ?a)",        "(ones (rows ?a) (cols ?a))", "A⊘A = 1 (where defined)"),
+    // Kronecker
+    both("T-kron",     "(T (kron ?a ?b))",  "(kron (T ?a) (T ?b))",      "Cookbook eq. 508: (A⊗B)ᵀ = Aᵀ⊗Bᵀ"),
+];

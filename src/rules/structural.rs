@@ -1,0 +1,22 @@
+//! Constant matrices (ones, zeros, identity), diag in both directions, and norms.
+
+use super::{bp, rule, BackpropRule, SimplifyRule};
+
+pub const BACKPROP: &[BackpropRule] = &[
+    bp("diag", 0, "(diagv ?g)", "diag(v) = Σ v_i e_i e_iᵀ, so ∂/∂v of <G, diag(v)> is the diagonal of G"),
+    bp("diagv", 0, "(diag ?g)", "the adjoint of taking the diagonal is placing on the diagonal"),
+    bp("norm", 0, "(scale (scale ?g (pow ?e -1)) ?a)", "Cookbook eq. 129/132: ∂‖X‖_F/∂X = X/‖X‖_F"),
+];
+
+#[rustfmt::skip]
+pub const SIMPLIFY: &[SimplifyRule] = &[
+    rule("T-ones",     "(T (ones ?m ?n))",  "(ones ?n ?m)",              "1ᵀ is a ones row"),
+    rule("T-eye",      "(T (eye ?n))",      "(eye ?n)",                  "Iᵀ = I"),
+    rule("T-diag",     "(T (diag ?v))",     "(diag ?v)",                 "a diagonal matrix is symmetric"),
+    rule("eye-mul-l",  "(* (eye ?n) ?a)",   "?a",                        "IA = A"),
+    rule("eye-mul-r",  "(* ?a (eye ?n))",   "?a",                        "AI = A"),
+    rule("ones-ones",  "(* (ones ?m ?k) (ones ?k ?n))", "(scale (dim ?k) (ones ?m ?n))", "1_m 1_kᵀ 1_k 1_nᵀ = k 1_m 1_nᵀ"),
+    rule("had-ones",   "(.* (ones ?m ?n) ?a)", "?a",                     "1 1ᵀ ∘ A = A"),
+    rule("had-eye",    "(.* (eye ?n) ?a)",  "(diag (diagv ?a))",         "I ∘ A keeps the diagonal"),
+    rule("diag-ones",  "(diag (ones ?n @1))", "(eye ?n)",                "diag(1) = I"),
+];

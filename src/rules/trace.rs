@@ -1,0 +1,21 @@
+//! The trace and the sum of all entries.
+
+use super::{bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
+
+pub const BACKPROP: &[BackpropRule] = &[
+    bp("tr", 0, "(scale ?g (eye (rows ?a)))", "Cookbook eq. 99: ∂tr(X)/∂X = I"),
+    bp("sum", 0, "(scale ?g (ones (rows ?a) (cols ?a)))", "sum(X) = 1ᵀX1, Cookbook eq. 70: ∂aᵀXb/∂X = abᵀ"),
+];
+
+#[rustfmt::skip]
+pub const SIMPLIFY: &[SimplifyRule] = &[
+    guarded("tr-scalar", "(tr ?a)",         "?a",  Guard::Scalar("?a"),  "the trace of a 1 x 1 matrix is its entry"),
+    rule("tr-T",       "(tr (T ?a))",       "(tr ?a)",                   "Cookbook eq. 13: tr(A) = tr(Aᵀ)"),
+    rule("tr-cyclic",  "(tr (* ?a ?b))",    "(tr (* ?b ?a))",            "Cookbook eq. 14: tr(AB) = tr(BA)"),
+    rule("tr-scale",   "(tr (scale ?s ?a))", "(scale ?s (tr ?a))",       "tr(sA) = s tr(A)"),
+    rule("tr-add",     "(tr (+ ?a ?b))",    "(+ (tr ?a) (tr ?b))",       "Cookbook eq. 15: tr(A + B) = tr(A) + tr(B)"),
+    rule("tr-eye",     "(tr (eye ?n))",     "(dim ?n)",                  "tr(I_n) = n"),
+    guarded("sum-scalar", "(sum ?a)",       "?a",  Guard::Scalar("?a"),  "the sum of one entry is that entry"),
+    rule("sum-scale",  "(sum (scale ?s ?a))", "(scale ?s (sum ?a))",     "sum(sA) = s sum(A)"),
+    rule("sum-T",      "(sum (T ?a))",      "(sum ?a)",                  "sum(Aᵀ) = sum(A)"),
+];

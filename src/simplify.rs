@@ -1,0 +1,96 @@
+//! Equality saturation over the rule tables, always bounded, and extraction of the
+//! textbook form by a cost function.
+
+use crate::ir::{Math, MathGraph};
+use crate::rules::rewrites;
+use egg::{CostFunction, Extractor, Id, Language, RecExpr, Runner, StopReason};
+use std::time::Duration;
+
+/// Bounds on one e-graph run. Hitting one still yields a correct result, only maybe not the simplest.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub iterations: usize,
+    pub nodes: usize,
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            iterations: 30,
+            nodes: 20_000,
+            time: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone)]
+pub struct SimplifyReport {
+    pub iterations: usize,
+    pub nodes: usize,
+    pub classes: usize,
+    /// `None` when the rules saturated: no rule could change anything more.
+    pub limit_hit: Option<String>,
+}
+
+pub fn saturate(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport) {
+    let runner = Runner::default()
+        .with_egraph(egraph)
+        .with_iter_limit(limits.iterations)
+        .with_node_limit(limits.nodes)
+        .with_time_limit(limits.time)
+        .run(rewrites());
+    let limit_hit = match &runner.stop_reason {
+        Some(StopReason::Saturated) | None => None,
+        Some(StopReason::IterationLimit(n)) => Some(format!("iteration limit ({n})")),
+        Some(StopReason::NodeLimit(n)) => Some(format!("node limit ({n})")),
+        Some(StopReason::TimeLimit(t)) => Some(format!("time limit ({t:.2}s)")),
+        Some(StopReason::Other(s)) => Some(s.clone()),
+    };
+    let report = SimplifyReport {
+        iterations: runner.iterations.len(),
+        nodes: runner.egraph.total_number_of_nodes(),
+        classes: runner.egraph.number_of_classes(),
+        limit_hit,
+    };
+    (runner.egraph, report)
+}
+
+pub fn extract(egraph: &MathGraph, class: Id) -> RecExpr<Math> {
+    let extractor = Extractor::new(egraph, TextbookCost { egraph });
+    extractor.find_best(class).1
+}
+
+/// Smallest expression, where a transpose of a leaf is nearly free, a transpose of
+/// anything larger is dear, and a matrix product with a 1 x 1 factor (which should be a
+/// scaling) is dearer still: so `Gᵀ·1` beats `(1ᵀ·G)ᵀ`, and `BᵀAᵀ` beats `(AB)ᵀ`.
+pub struct TextbookCost<'a> {
+    pub egraph: &'a MathGraph,
+}
+
+impl CostFunction<Math> for TextbookCost<'_> {
+    type Cost = f64;
+    fn cost<C>(&mut self, enode: &Math, mut costs: C) -> f64
+    where
+        C: FnMut(Id) -> f64,
+    {
+        let scalar = |id: &Id| self.egraph[*id].data.is_scalar();
+        let own = match enode {
+            Math::Dim(_) => 0.0,
+            Math::Rows(_) | Math::Cols(_) => 100.0,
+            Math::Transpose(a) => {
+                if costs(*a) <= 1.0 {
+                    0.3
+                } else {
+                    2.0
+                }
+            }
+            Math::Mul([a, b]) if scalar(a) || scalar(b) => 3.0,
+            Math::Add(_) => 1.2,
+            Math::Zeros(_) => 0.5,
+            _ => 1.0,
+        };
+        enode.fold(own, |acc, id| acc + costs(id))
+    }
+}
