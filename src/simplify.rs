@@ -65,6 +65,7 @@ pub fn extract(egraph: &MathGraph, class: Id) -> RecExpr<Math> {
 /// Smallest expression, where a transpose of a leaf is nearly free, a transpose of
 /// anything larger is dear, and a matrix product with a 1 x 1 factor (which should be a
 /// scaling) is dearer still: so `Gᵀ·1` beats `(1ᵀ·G)ᵀ`, and `BᵀAᵀ` beats `(AB)ᵀ`.
+/// A scaling is a little cheaper the more it covers, so scalars float outward.
 pub struct TextbookCost<'a> {
     pub egraph: &'a MathGraph,
 }
@@ -89,6 +90,8 @@ impl CostFunction<Math> for TextbookCost<'_> {
             Math::Mul([a, b]) if scalar(a) || scalar(b) => 3.0,
             Math::Add(_) => 1.2,
             Math::Zeros(_) => 0.5,
+            // Slightly cheaper the more it scales, so constants move outward: 3·(XᵀXᵀ), not Xᵀ(3Xᵀ).
+            Math::Scale([s, a]) => return 1.0 + costs(*s) + 0.99 * costs(*a),
             _ => 1.0,
         };
         enode.fold(own, |acc, id| acc + costs(id))

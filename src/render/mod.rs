@@ -9,6 +9,9 @@ pub mod text;
 use crate::ir::Math;
 use egg::{Id, Language, RecExpr};
 
+/// The `op` of a scaling by a scalar, which commutes with every product.
+pub const SCALE: &str = "scale";
+
 /// Binding strength, loosest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Prec {
@@ -24,6 +27,8 @@ pub enum Prec {
 pub struct Piece {
     pub text: String,
     pub prec: Prec,
+    /// The product-level operator at the top, so that `·` and `⊙` never mix unbracketed.
+    pub op: Option<&'static str>,
 }
 
 impl Piece {
@@ -31,6 +36,26 @@ impl Piece {
         Piece {
             text: text.into(),
             prec,
+            op: None,
+        }
+    }
+    pub fn with_op(mut self, op: &'static str) -> Piece {
+        self.op = Some(op);
+        self
+    }
+    /// The left operand of the product-level operator `op`: bare if it is the same
+    /// operator or a scaling, bracketed otherwise.
+    pub fn left_of(&self, op: &str) -> String {
+        match self.prec {
+            Prec::Product if self.op == Some(op) || self.op == Some(SCALE) => self.text.clone(),
+            _ => self.at(Prec::Neg),
+        }
+    }
+    /// The right operand of the associative product-level operator `op`.
+    pub fn right_of(&self, op: &str) -> String {
+        match self.prec {
+            Prec::Product if self.op == Some(op) => self.text.clone(),
+            _ => self.at(Prec::Neg),
         }
     }
     /// The text, in parentheses when it binds looser than `min`.

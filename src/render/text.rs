@@ -1,6 +1,6 @@
 //! Plain-text notation with Unicode: `Gᵀ·1_B`, `X⁻ᵀ`, `A ⊙ B`.
 
-use super::{args, constant_at, number, Form, Piece, Prec};
+use super::{args, constant_at, number, Form, Piece, Prec, SCALE};
 use crate::dim::Dim;
 use crate::ir::{DimNode, Math};
 use egg::{Id, RecExpr};
@@ -23,35 +23,45 @@ fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&Dim> {
     }
 }
 
+/// What a scalar multiplies: a product chain reads unbracketed (`3·Xᵀ·Xᵀ`), other products bracketed.
+fn scaled(p: &Piece) -> String {
+    match p.op {
+        Some(MATMUL) | Some(SCALE) if p.prec == Prec::Product => p.text.clone(),
+        _ => p.at(Prec::Neg),
+    }
+}
+
+const MATMUL: &str = "·";
+
 impl Form for Text {
     fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece {
         use Prec::*;
         let a = args(expr, id, pieces);
         let call = |name: &str| Piece::new(format!("{name}({})", a[0].text), Atom);
-        let infix = |op: &str| Piece::new(format!("{}{op}{}", a[0].at(Product), a[1].at(Neg)), Product);
+        let infix = |op: &'static str| Piece::new(format!("{}{op}{}", a[0].left_of(op), a[1].right_of(op)), Product).with_op(op);
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
             Math::Dim(d) => Piece::new(d.0.to_string(), if d.0.factors().len() > 1 { Product } else { Atom }),
             Math::Symbol(s) => Piece::new(s.as_str(), Atom),
             Math::Add(_) => {
-                let right = a[1];
-                if right.prec == Neg {
-                    if let Some(rest) = right.text.strip_prefix('−') {
-                        return Piece::new(format!("{} − {rest}", a[0].text), Sum);
-                    }
+                let negated = |p: &Piece| if p.prec == Neg { p.text.strip_prefix('−').map(str::to_string) } else { None };
+                match (negated(a[0]), negated(a[1])) {
+                    (_, Some(rest)) => Piece::new(format!("{} − {rest}", a[0].text), Sum),
+                    // Lead with the positive term: b − a, not −a + b.
+                    (Some(rest), None) => Piece::new(format!("{} − {rest}", a[1].at(Product)), Sum),
+                    (None, None) => Piece::new(format!("{} + {}", a[0].text, a[1].at(Product)), Sum),
                 }
-                Piece::new(format!("{} + {}", a[0].text, right.at(Product)), Sum)
             }
-            Math::Mul(_) => infix("·"),
+            Math::Mul(_) => infix(MATMUL),
             Math::Had(_) => infix(" ⊙ "),
             Math::HDiv(_) => infix(" ⊘ "),
             Math::Kron(_) => infix(" ⊗ "),
             Math::Scale([s, _]) => match constant_at(expr, *s) {
-                Some(c) if c == -1.0 => Piece::new(format!("−{}", a[1].at(Product)), Neg),
-                Some(c) if c < 0.0 => Piece::new(format!("−{}·{}", number(-c), a[1].at(Product)), Neg),
-                Some(c) => Piece::new(format!("{}·{}", number(c), a[1].at(Product)), Product),
-                None => Piece::new(format!("{}·{}", a[0].at(Power), a[1].at(Product)), Product),
+                Some(c) if c == -1.0 => Piece::new(format!("−{}", scaled(a[1])), Neg),
+                Some(c) if c < 0.0 => Piece::new(format!("−{}·{}", number(-c), scaled(a[1])), Neg),
+                Some(c) => Piece::new(format!("{}·{}", number(c), scaled(a[1])), Product).with_op(SCALE),
+                None => Piece::new(format!("{}·{}", a[0].at(Power), scaled(a[1])), Product).with_op(SCALE),
             },
             Math::Transpose(x) => match &expr[*x] {
                 Math::Inv(y) => Piece::new(format!("{}⁻ᵀ", pieces[usize::from(*y)].at(Postfix)), Postfix),

@@ -1,7 +1,7 @@
 //! Elementwise functions and powers. For f applied entrywise, d f(X) = f'(X) ∘ dX, so the
 //! upstream of X is G ∘ f'(X) (Cookbook eq. 38 applied entry by entry).
 
-use super::{bp, rule, BackpropRule, SimplifyRule};
+use super::{bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
 pub const BACKPROP: &[BackpropRule] = &[
     bp("exp", 0, "(.* ?g ?e)", "d exp(x) = exp(x) dx"),
@@ -25,5 +25,10 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("epow-1",     "(.^ ?a 1)",         "?a",                        "X.^1 = X"),
     rule("had-self",   "(.* ?a ?a)",        "(.^ ?a 2)",                 "X∘X = X.^2"),
     rule("log-exp",    "(log (exp ?a))",    "?a",                        "log(exp(x)) = x"),
+    rule("pow-0",      "(pow ?a 0)",        "1",                         "s⁰ = 1"),
     rule("pow-scale",  "(scale ?a (pow ?a ?k))", "(pow ?a (+ ?k 1))",    "s·sᵏ = sᵏ⁺¹"),
+    rule("pow-pow",    "(scale (pow ?a ?j) (pow ?a ?k))", "(pow ?a (+ ?j ?k))", "sʲ·sᵏ = sʲ⁺ᵏ"),
+    guarded("pow-self", "(scale ?a ?a)",    "(pow ?a 2)", Guard::Scalar("?a"), "s·s = s²"),
+    rule("exp-sigmoid", "(./ (exp ?a) (+ (exp ?a) (ones ?m ?n)))", "(sigmoid ?a)", "σ(x) = eˣ/(eˣ + 1)"),
+    rule("sigmoid-def", "(./ (ones ?m ?n) (+ (ones ?m ?n) (exp (scale -1 ?a))))", "(sigmoid ?a)", "σ(x) = 1/(1 + e⁻ˣ)"),
 ];
