@@ -27,8 +27,8 @@ pub fn backprop(
     for node in nodes {
         let class = egraph.add(node.clone().map_children(|c| ids[usize::from(c)]));
         ids.push(class);
-        let on_wrt = matches!(node, Math::Symbol(s) if *s == wrt)
-            || node.children().iter().any(|c| depends[usize::from(*c)]);
+        let on_wrt =
+            matches!(node, Math::Symbol(s) if *s == wrt) || node.children().iter().any(|c| depends[usize::from(*c)]);
         depends.push(on_wrt);
     }
     let table = backprop_table();
@@ -63,7 +63,9 @@ pub fn backprop(
             if !depends[child] {
                 continue;
             }
-            let (pattern, _) = table.get(&(op.as_str(), pos)).ok_or_else(|| MissingRule { op: op.clone() })?;
+            let (pattern, _) = table
+                .get(&(op.as_str(), pos))
+                .ok_or_else(|| MissingRule { op: op.clone() })?;
             let mut subst = Subst::default();
             subst.insert(g, up);
             subst.insert(e, ids[i]);

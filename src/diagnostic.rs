@@ -43,8 +43,14 @@ pub enum Origin {
     Argument { name: String, text: String },
 }
 
+/// A user-facing error; boxed so that `Result`s stay small.
 #[derive(Debug, Clone)]
 pub struct Error {
+    detail: Box<Detail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Detail {
     pub kind: ErrorKind,
     pub message: String,
     pub span: Option<Span>,
@@ -56,12 +62,14 @@ pub struct Error {
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>, span: Option<Span>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            span,
-            label: None,
-            notes: Vec::new(),
-            origin: Origin::Script,
+            detail: Box::new(Detail {
+                kind,
+                message: message.into(),
+                span,
+                label: None,
+                notes: Vec::new(),
+                origin: Origin::Script,
+            }),
         }
     }
     pub fn syntax(message: impl Into<String>, span: Span) -> Self {
@@ -77,16 +85,16 @@ impl Error {
         Error::new(ErrorKind::Unsupported, message, Some(span))
     }
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.detail.label = Some(label.into());
         self
     }
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push(note.into());
+        self.detail.notes.push(note.into());
         self
     }
     /// Points the error at a command-line argument instead of the script.
     pub fn in_argument(mut self, name: &str, text: &str) -> Self {
-        self.origin = Origin::Argument {
+        self.detail.origin = Origin::Argument {
             name: name.to_string(),
             text: text.to_string(),
         };
@@ -139,6 +147,13 @@ fn clamp(span: Span, text: &str) -> Span {
     Span::new(start, end)
 }
 
+impl std::ops::Deref for Error {
+    type Target = Detail;
+    fn deref(&self) -> &Detail {
+        &self.detail
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)
@@ -147,9 +162,11 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Suggests the closest of `candidates` to `word` (edit distance at most a third of its length, at least 1).
+/// Suggests the closest of `candidates` to `word`: differing in case only, or (for
+/// words of two or more letters) by at most a third of the word's length, at least 1.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let len = word.chars().count();
+    let limit = if len < 2 { 0 } else { (len / 3).max(1) };
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))

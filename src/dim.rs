@@ -50,9 +50,7 @@ impl Dim {
     }
     /// The size under an assignment of named sizes.
     pub fn evaluate(&self, size_of: &impl Fn(&str) -> usize) -> usize {
-        self.factors
-            .iter()
-            .fold(self.coeff as usize, |acc, f| acc * size_of(f))
+        self.factors.iter().fold(self.coeff as usize, |acc, f| acc * size_of(f))
     }
     /// Writes the dimension with `sep` between factors.
     pub fn render(&self, sep: &str) -> String {

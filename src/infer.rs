@@ -333,7 +333,8 @@ impl Inference<'_> {
             "sum" | "norm" => (one(), one()),
             "diag" => {
                 let as_vector = self.unifier.is_one(&first.1)
-                    || (self.unifier.known(&first.1).is_none() && args.first().is_some_and(|a| self.is_undeclared_lowercase_leaf(a)));
+                    || (self.unifier.known(&first.1).is_none()
+                        && args.first().is_some_and(|a| self.is_undeclared_lowercase_leaf(a)));
                 if as_vector {
                     self.unify(&first.1, &one());
                     (first.0.clone(), first.0)

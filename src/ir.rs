@@ -233,7 +233,10 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
             binary_const(*a, *b, |x, y| x * y),
         ),
         Math::Scale([s, a]) => (same(*a), binary_const(*s, *a, |x, y| x * y)),
-        Math::Transpose(a) => (shape(*a).map(|s| value(s.transposed())).unwrap_or(Kind::Invalid), konst(*a)),
+        Math::Transpose(a) => (
+            shape(*a).map(|s| value(s.transposed())).unwrap_or(Kind::Invalid),
+            konst(*a),
+        ),
         Math::Had([a, b]) => (same(*a), binary_const(*a, *b, |x, y| x * y)),
         Math::HDiv([a, b]) => (same(*a), binary_const(*a, *b, |x, y| x / y)),
         Math::Kron([a, b]) => (
@@ -250,11 +253,15 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
         Math::Trace(a) | Math::Sum(a) => (value(Shape::scalar()), konst(*a)),
         Math::Norm(a) => (value(Shape::scalar()), unary_const(*a, f64::abs)),
         Math::Diag(a) => (
-            shape(*a).map(|s| value(Shape::new(s.rows.clone(), s.rows))).unwrap_or(Kind::Invalid),
+            shape(*a)
+                .map(|s| value(Shape::new(s.rows.clone(), s.rows)))
+                .unwrap_or(Kind::Invalid),
             konst(*a),
         ),
         Math::DiagVec(a) => (
-            shape(*a).map(|s| value(Shape::new(s.rows, Dim::one()))).unwrap_or(Kind::Invalid),
+            shape(*a)
+                .map(|s| value(Shape::new(s.rows, Dim::one())))
+                .unwrap_or(Kind::Invalid),
             konst(*a),
         ),
         Math::Pow([a, k]) => (value(Shape::scalar()), binary_const(*a, *k, f64::powf)),

@@ -64,6 +64,9 @@ pub struct Options {
     pub no_check: bool,
     pub check: CheckOptions,
     pub limits: Limits,
+    /// Negates the derived formula before the check, to exercise the path a wrong
+    /// formula takes (tests only; the CLI's hidden `--plant-fault`).
+    pub plant_fault: bool,
 }
 
 /// A derived formula with everything needed to show and trust it.
@@ -142,7 +145,10 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     }
     egraph.rebuild();
     let (egraph, report) = simplify::saturate(egraph, options.limits);
-    let formula = simplify::extract(&egraph, root);
+    let mut formula = simplify::extract(&egraph, root);
+    if options.plant_fault {
+        formula = negated(&formula);
+    }
 
     let check = if options.no_check {
         Check::Skipped
@@ -178,6 +184,14 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     })
 }
 
+fn negated(formula: &RecExpr<Math>) -> RecExpr<Math> {
+    let mut out = formula.clone();
+    let root = Id::from(out.len() - 1);
+    let minus_one = out.add(Math::Num(ir::Const(-1.0)));
+    out.add(Math::Scale([minus_one, root]));
+    out
+}
+
 fn zeros(egraph: &mut MathGraph, shape: &Shape) -> Id {
     let r = egraph.add(Math::Dim(ir::DimNode(shape.rows.clone())));
     let c = egraph.add(Math::Dim(ir::DimNode(shape.cols.clone())));
@@ -197,7 +211,10 @@ fn resolve_wrt(checked: &Checked, wrt: &str) -> Result<Shape, Error> {
         ));
     }
     if checked.dims.contains(wrt) {
-        return Err(at_argument(Error::name(format!("`{wrt}` is a dimension, not a variable"), whole)));
+        return Err(at_argument(Error::name(
+            format!("`{wrt}` is a dimension, not a variable"),
+            whole,
+        )));
     }
     let mut err = Error::name(format!("`{wrt}` is not a variable of the script"), whole);
     if let Some(near) = diagnostic::closest(wrt, checked.variables.iter().map(String::as_str)) {
@@ -209,13 +226,18 @@ fn resolve_wrt(checked: &Checked, wrt: &str) -> Result<Shape, Error> {
 }
 
 fn upstream_name(checked: &Checked) -> Symbol {
-    let taken = |n: &str| checked.shape_of(n).is_some() || checked.dims.contains(n) || checked.definitions.iter().any(|d| d == n);
+    let taken = |n: &str| {
+        checked.shape_of(n).is_some() || checked.dims.contains(n) || checked.definitions.iter().any(|d| d == n)
+    };
     let mut candidates = vec!["G".to_string()];
     if let Some(t) = &checked.target.name {
         candidates.push(format!("G_{t}"));
     }
     candidates.extend((1..).take(100).map(|i| format!("G{i}")));
-    let name = candidates.into_iter().find(|c| !taken(c)).unwrap_or_else(|| "G_upstream".into());
+    let name = candidates
+        .into_iter()
+        .find(|c| !taken(c))
+        .unwrap_or_else(|| "G_upstream".into());
     Symbol::from(name.as_str())
 }
 
@@ -254,6 +276,12 @@ impl Derivation {
         let body = render::render(&self.formula, &Numpy { env: &self.env });
         let shape = self.formula_shape();
         render::numpy::finish(&body, &self.wrt, &shape)
+    }
+
+    /// The target as a numpy expression (2-D internally, as the gradient's), for
+    /// checking the emitted gradient against finite differences outside matdiff.
+    pub fn target_numpy(&self) -> String {
+        render::render(&self.target, &Numpy { env: &self.env }).text
     }
 
     pub fn json(&self) -> serde_json::Value {

@@ -33,6 +33,20 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("relu", 1, 1),
 ];
 
+/// Names people reach for from other tools, and what matdiff calls them.
+const ALIASES: &[(&str, &str)] = &[
+    ("trace", "tr"),
+    ("Tr", "tr"),
+    ("inverse", "inv"),
+    ("determinant", "det"),
+    ("ln", "log"),
+    ("logistic", "sigmoid"),
+    ("transpose", "X^T"),
+    ("frobenius", "norm"),
+    ("norm2", "norm"),
+    ("diagm", "diag"),
+];
+
 pub fn is_function(name: &str) -> bool {
     FUNCTIONS.iter().any(|(f, _, _)| *f == name)
 }
@@ -88,13 +102,18 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
             }
             if let Some(previous) = declared.get(name) {
                 if *previous != s {
-                    return Err(Error::name(format!("`{name}` is declared twice with different shapes"), *name_span)
-                        .with_label(format!("declared here as {s}"))
-                        .with_note(format!("it was first declared as {previous}")));
+                    return Err(
+                        Error::name(format!("`{name}` is declared twice with different shapes"), *name_span)
+                            .with_label(format!("declared here as {s}"))
+                            .with_note(format!("it was first declared as {previous}")),
+                    );
                 }
             }
             if *sym && !s.is_square() {
-                return Err(Error::shape(format!("`{name}` is declared symmetric but its shape {s} is not square"), *name_span));
+                return Err(Error::shape(
+                    format!("`{name}` is declared symmetric but its shape {s} is not square"),
+                    *name_span,
+                ));
             }
             if *sym {
                 symmetric.push(name.clone());
@@ -151,7 +170,10 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
                     ));
                 }
                 if is_function(name) {
-                    return Err(Error::name(format!("`{name}` is a function and cannot be redefined"), *name_span));
+                    return Err(Error::name(
+                        format!("`{name}` is a function and cannot be redefined"),
+                        *name_span,
+                    ));
                 }
                 let (id, shape) = lowering.lower(expr)?;
                 lowering.defs.insert(name.clone(), (id, shape.clone()));
@@ -164,9 +186,14 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
             }
         }
     }
-    let (name, root, shape, span) = last_expression
-        .or(target)
-        .ok_or_else(|| Error::new(crate::diagnostic::ErrorKind::Syntax, "the script has no expression to differentiate", Some(Span::new(0, 0))).with_note("write an expression, e.g. `X : n x n; tr(X)`, or a definition `h = ...`"))?;
+    let (name, root, shape, span) = last_expression.or(target).ok_or_else(|| {
+        Error::new(
+            crate::diagnostic::ErrorKind::Syntax,
+            "the script has no expression to differentiate",
+            Some(Span::new(0, 0)),
+        )
+        .with_note("write an expression, e.g. `X : n x n; tr(X)`, or a definition `h = ...`")
+    })?;
     let broadcasts = lowering.broadcasts;
     let expr = extract_rooted(lowering.builder.expr(), root);
     let used: BTreeSet<String> = expr
@@ -184,7 +211,12 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
         inferred,
         dims,
         definitions,
-        target: Target { name, expr, shape, span },
+        target: Target {
+            name,
+            expr,
+            shape,
+            span,
+        },
         broadcasts,
     })
 }
@@ -275,7 +307,10 @@ impl Lowering<'_> {
                 .with_note("dimensions size matrices (`X : n x n`, `ones(n, 1)`); they cannot be used in arithmetic"));
         }
         if is_function(n) {
-            return Err(Error::name(format!("`{n}` is a function; call it with arguments, e.g. `{n}(X)`"), span));
+            return Err(Error::name(
+                format!("`{n}` is a function; call it with arguments, e.g. `{n}(X)`"),
+                span,
+            ));
         }
         Err(Error::name(format!("unknown name `{n}`"), span))
     }
@@ -285,7 +320,10 @@ impl Lowering<'_> {
             return Ok((self.reciprocal(a), s));
         }
         if !s.is_square() {
-            return Err(Error::shape(format!("`{op}` needs a square matrix, but this is {s}"), span));
+            return Err(Error::shape(
+                format!("`{op}` needs a square matrix, but this is {s}"),
+                span,
+            ));
         }
         Ok((self.add(Math::Inv(a)), s))
     }
@@ -310,9 +348,10 @@ impl Lowering<'_> {
     }
 
     fn exponent(&self, b: &Expr) -> Result<f64, Error> {
-        self.constant(b)
-            .filter(|k| k.is_finite())
-            .ok_or_else(|| Error::unsupported("an exponent must be a number", b.span).with_note("write e.g. `s^2`, `X.^0.5`, `(x'*x)^-1`"))
+        self.constant(b).filter(|k| k.is_finite()).ok_or_else(|| {
+            Error::unsupported("an exponent must be a number", b.span)
+                .with_note("write e.g. `s^2`, `X.^0.5`, `(x'*x)^-1`")
+        })
     }
 
     fn binary(&mut self, op: BinOp, ea: &Expr, eb: &Expr, span: Span) -> Lowered {
@@ -333,14 +372,19 @@ impl Lowering<'_> {
                     Ok((self.add(Math::Mul([a, b])), Shape::new(sa.rows, sb.cols)))
                 } else {
                     Err(Error::shape(format!("shape mismatch in `*`: {sa} times {sb}"), span)
-                        .with_label(format!("the left side has {} columns, the right side {} rows", sa.cols, sb.rows))
+                        .with_label(format!(
+                            "the left side has {} columns, the right side {} rows",
+                            sa.cols, sb.rows
+                        ))
                         .with_note("`*` is the matrix product; use `.*` for the elementwise product"))
                 }
             }
             BinOp::Div => {
                 if !sb.is_scalar() {
-                    return Err(Error::shape(format!("`/` divides by a scalar, but the right side is {sb}"), eb.span)
-                        .with_note("use `./` for elementwise division or `inv(...)` for the matrix inverse"));
+                    return Err(
+                        Error::shape(format!("`/` divides by a scalar, but the right side is {sb}"), eb.span)
+                            .with_note("use `./` for elementwise division or `inv(...)` for the matrix inverse"),
+                    );
                 }
                 let r = self.reciprocal(b);
                 Ok((self.scale(r, a), sa))
@@ -381,8 +425,11 @@ impl Lowering<'_> {
             return Ok((self.add(Math::EPow([a, kk])), sa));
         }
         if !sa.is_square() {
-            return Err(Error::shape(format!("`^` needs a scalar or a square matrix, but this is {sa}"), base_span)
-                .with_note("use `.^` for the elementwise power"));
+            return Err(Error::shape(
+                format!("`^` needs a scalar or a square matrix, but this is {sa}"),
+                base_span,
+            )
+            .with_note("use `.^` for the elementwise power"));
         }
         if k.fract() != 0.0 || k == 0.0 || k.abs() > 64.0 {
             return Err(Error::unsupported(
@@ -418,12 +465,11 @@ impl Lowering<'_> {
         if let Some(a2) = self.stretch(a, &sa, &sb, ea) {
             return Ok((a2, b, sb));
         }
-        Err(Error::shape(
-            format!("shape mismatch in `{}`: {sa} and {sb}", op.symbol()),
-            span,
+        Err(
+            Error::shape(format!("shape mismatch in `{}`: {sa} and {sb}", op.symbol()), span)
+                .with_label(format!("the left side is {sa}, the right side {sb}"))
+                .with_note("broadcasting works for a scalar, a vector matching the rows or columns, or a 1 x n row"),
         )
-        .with_label(format!("the left side is {sa}, the right side {sb}"))
-        .with_note("broadcasting works for a scalar, a vector matching the rows or columns, or a 1 x n row"))
     }
 
     /// Stretches `x` of shape `small` to `big` as numpy would, if it can.
@@ -439,18 +485,21 @@ impl Lowering<'_> {
         if small.is_column() && small.rows == big.cols {
             let ones = ones_col(self, &big.rows);
             let xt = self.add(Math::Transpose(x));
-            self.broadcasts.push(format!("{what} broadcast over the {} rows", big.rows));
+            self.broadcasts
+                .push(format!("{what} broadcast over the {} rows", big.rows));
             return Some(self.add(Math::Mul([ones, xt])));
         }
         if small.is_row() && small.cols == big.cols && big.rows != Dim::one() {
             let ones = ones_col(self, &big.rows);
-            self.broadcasts.push(format!("{what} broadcast over the {} rows", big.rows));
+            self.broadcasts
+                .push(format!("{what} broadcast over the {} rows", big.rows));
             return Some(self.add(Math::Mul([ones, x])));
         }
         if small.is_column() && small.rows == big.rows {
             let ones = ones_col(self, &big.cols);
             let ot = self.add(Math::Transpose(ones));
-            self.broadcasts.push(format!("{what} broadcast over the {} columns", big.cols));
+            self.broadcasts
+                .push(format!("{what} broadcast over the {} columns", big.cols));
             return Some(self.add(Math::Mul([x, ot])));
         }
         None
@@ -459,16 +508,24 @@ impl Lowering<'_> {
     fn call(&mut self, name: &str, name_span: Span, args: &[Expr], span: Span) -> Lowered {
         let Some((_, min, max)) = FUNCTIONS.iter().find(|(f, _, _)| *f == name) else {
             let mut err = Error::name(format!("unknown function `{name}`"), name_span);
-            if let Some(s) = closest(name, FUNCTIONS.iter().map(|(f, _, _)| *f)) {
+            let alias = ALIASES.iter().find(|(a, _)| *a == name).map(|(_, f)| *f);
+            if let Some(s) = alias.or_else(|| closest(name, FUNCTIONS.iter().map(|(f, _, _)| *f))) {
                 err = err.with_note(format!("did you mean `{s}`?"));
             }
             return Err(err);
         };
         if args.len() < *min || args.len() > *max {
-            let wanted = if min == max { format!("{min}") } else { format!("{min} or {max}") };
+            let wanted = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} or {max}")
+            };
             let plural = if *max == 1 { "" } else { "s" };
             return Err(Error::name(
-                format!("`{name}` takes {wanted} argument{plural}, but {} were given", args.len()),
+                format!(
+                    "`{name}` takes {wanted} argument{plural}, but {} were given",
+                    args.len()
+                ),
                 span,
             ));
         }
@@ -508,7 +565,10 @@ impl Lowering<'_> {
             if s.is_square() {
                 Ok(())
             } else {
-                Err(Error::shape(format!("`{name}` needs a square matrix, but its argument is {s}"), span))
+                Err(Error::shape(
+                    format!("`{name}` needs a square matrix, but its argument is {s}"),
+                    span,
+                ))
             }
         };
         match name {
@@ -537,7 +597,10 @@ impl Lowering<'_> {
                 } else if s.is_square() {
                     Ok((self.add(Math::DiagVec(a)), Shape::new(s.rows, Dim::one())))
                 } else {
-                    Err(Error::shape(format!("`diag` takes a column vector or a square matrix, not {s}"), span))
+                    Err(Error::shape(
+                        format!("`diag` takes a column vector or a square matrix, not {s}"),
+                        span,
+                    ))
                 }
             }
             f if ELEMENTWISE.contains(&f) => {
@@ -558,7 +621,10 @@ impl Lowering<'_> {
             )),
             ExprKind::Name(n) => Err(Error::name(format!("unknown dimension `{n}`"), e.span)
                 .with_note("dimensions are the sizes named in declarations such as `X : B x N`")),
-            _ => Err(Error::shape("a size must be a dimension name or a positive integer", e.span)),
+            _ => Err(Error::shape(
+                "a size must be a dimension name or a positive integer",
+                e.span,
+            )),
         }
     }
 }

@@ -40,6 +40,9 @@ struct GradArgs {
     /// Also report how simplification ended.
     #[arg(short, long)]
     verbose: bool,
+    /// Negate the formula before checking it (for testing the failed-check path).
+    #[arg(long, hide = true)]
+    plant_fault: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -122,6 +125,7 @@ fn grad(args: GradArgs) -> ExitCode {
             LayoutArg::Numerator => Layout::Numerator,
         },
         no_check: args.no_check,
+        plant_fault: args.plant_fault,
         ..Options::default()
     };
     if let Some(seed) = args.seed {
@@ -133,8 +137,13 @@ fn grad(args: GradArgs) -> ExitCode {
     };
     if args.verbose {
         let s = &derivation.simplify;
-        let end = s.limit_hit.as_deref().map_or("saturated".to_string(), |l| format!("stopped at the {l}; the result is correct but may not be the simplest"));
-        eprintln!("simplification: {} iterations, {} e-nodes, {end}", s.iterations, s.nodes);
+        let end = s.limit_hit.as_deref().map_or("saturated".to_string(), |l| {
+            format!("stopped at the {l}; the result is correct but may not be the simplest")
+        });
+        eprintln!(
+            "simplification: {} iterations, {} e-nodes, {end}",
+            s.iterations, s.nodes
+        );
     }
     let rendered = match args.emit {
         Emit::Text => derivation.to_string(),

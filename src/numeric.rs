@@ -176,10 +176,18 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
 /// What the numeric check concluded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
-    Passed { instances: usize, max_rel_err: f64 },
-    Failed { instances: usize, max_rel_err: f64 },
+    Passed {
+        instances: usize,
+        max_rel_err: f64,
+    },
+    Failed {
+        instances: usize,
+        max_rel_err: f64,
+    },
     /// No instance in the expression's domain was found, so nothing was checked.
-    NoDomain { tried: usize },
+    NoDomain {
+        tried: usize,
+    },
     Skipped,
 }
 
@@ -201,7 +209,7 @@ impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             instances: 3,
-            seed: 0x6d61_7464_6966_66,
+            seed: 0x006d_6174_6469_6666,
             tolerance: 1e-6,
         }
     }
@@ -335,7 +343,11 @@ fn compare(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
     if claim.transposed {
         analytic = analytic.transpose();
     }
-    let x0 = inst.values.get(&claim.wrt).ok_or(EvalError::Missing(claim.wrt.to_string()))?.clone();
+    let x0 = inst
+        .values
+        .get(&claim.wrt)
+        .ok_or(EvalError::Missing(claim.wrt.to_string()))?
+        .clone();
     if analytic.shape() != x0.shape() {
         return Ok(f64::INFINITY);
     }

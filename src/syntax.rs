@@ -125,7 +125,7 @@ fn pratt() -> &'static PrattParser<Rule> {
 /// Parses a whole script into statements.
 pub fn parse(source: &str) -> Result<Vec<Statement>, Error> {
     check_nesting(source)?;
-    let mut pairs = Grammar::parse(Rule::program, source).map_err(from_pest)?;
+    let mut pairs = Grammar::parse(Rule::program, source).map_err(|e| explain(source, e))?;
     let program = pairs.next().expect("program rule always yields one pair");
     program
         .into_inner()
@@ -134,9 +134,22 @@ pub fn parse(source: &str) -> Result<Vec<Statement>, Error> {
         .collect()
 }
 
+/// The characters of the script outside comments, with their byte offsets.
+fn code_chars(source: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut in_comment = false;
+    source.char_indices().filter(move |&(_, c)| {
+        match c {
+            '#' => in_comment = true,
+            '\n' => in_comment = false,
+            _ => {}
+        }
+        !in_comment
+    })
+}
+
 fn check_nesting(source: &str) -> Result<(), Error> {
     let mut depth = 0usize;
-    for (i, c) in source.char_indices() {
+    for (i, c) in code_chars(source) {
         match c {
             '(' => {
                 depth += 1;
@@ -284,9 +297,7 @@ fn primary(pair: Pair<Rule>) -> Result<Expr, Error> {
         Rule::call => {
             let mut inner = pair.into_inner();
             let name = inner.next().expect("call has a name");
-            let args = inner
-                .map(|arg| expr(arg.into_inner()))
-                .collect::<Result<Vec<_>, _>>()?;
+            let args = inner.map(|arg| expr(arg.into_inner())).collect::<Result<Vec<_>, _>>()?;
             ExprKind::Call {
                 name: name.as_str().to_string(),
                 name_span: span_of(&name),
@@ -296,6 +307,41 @@ fn primary(pair: Pair<Rule>) -> Result<Expr, Error> {
         other => unreachable!("primary {other:?}"),
     };
     Ok(Expr { kind, span })
+}
+
+/// Turns a pest error into one a person can act on: an unclosed bracket or a stray
+/// character is named as such; otherwise pest's expectation is phrased in words.
+fn explain(source: &str, err: pest::error::Error<Rule>) -> Error {
+    if let Some(e) = bracket_error(source) {
+        return e;
+    }
+    let at = match err.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    if let Some(c) = source[at.min(source.len())..].chars().next() {
+        let known = c.is_alphanumeric() || c.is_whitespace() || "+-*/^.'()[],;:=#_\\−·⊙⊘⊗×ᵀ⁻¹".contains(c);
+        if !known {
+            return Error::syntax(format!("unexpected character `{c}`"), Span::new(at, at + c.len_utf8()))
+                .with_note("operators are + - * / .* ./ .^ ^ ' and functions such as tr(...)");
+        }
+    }
+    from_pest(err)
+}
+
+fn bracket_error(source: &str) -> Option<Error> {
+    let mut open: Vec<usize> = Vec::new();
+    for (i, c) in code_chars(source) {
+        match c {
+            '(' => open.push(i),
+            ')' if open.pop().is_none() => {
+                return Some(Error::syntax("unmatched `)`", Span::new(i, i + 1)).with_label("no `(` opens this"));
+            }
+            _ => {}
+        }
+    }
+    open.first()
+        .map(|&i| Error::syntax("unclosed `(`", Span::new(i, i + 1)).with_label("this `(` is never closed"))
 }
 
 fn from_pest(err: pest::error::Error<Rule>) -> Error {

@@ -9,7 +9,7 @@ pub struct Text;
 
 fn dim_sub(d: &Dim) -> String {
     let s = d.to_string();
-    if d.factors().len() + usize::from(d.coeff() != 1) > 1 {
+    if s.contains('_') || s.contains('·') {
         format!("({s})")
     } else {
         s
@@ -38,14 +38,22 @@ impl Form for Text {
         use Prec::*;
         let a = args(expr, id, pieces);
         let call = |name: &str| Piece::new(format!("{name}({})", a[0].text), Atom);
-        let infix = |op: &'static str| Piece::new(format!("{}{op}{}", a[0].left_of(op), a[1].right_of(op)), Product).with_op(op);
+        let infix = |op: &'static str| {
+            Piece::new(format!("{}{op}{}", a[0].left_of(op), a[1].right_of(op)), Product).with_op(op)
+        };
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
             Math::Dim(d) => Piece::new(d.0.to_string(), if d.0.factors().len() > 1 { Product } else { Atom }),
             Math::Symbol(s) => Piece::new(s.as_str(), Atom),
             Math::Add(_) => {
-                let negated = |p: &Piece| if p.prec == Neg { p.text.strip_prefix('−').map(str::to_string) } else { None };
+                let negated = |p: &Piece| {
+                    if p.prec == Neg {
+                        p.text.strip_prefix('−').map(str::to_string)
+                    } else {
+                        None
+                    }
+                };
                 match (negated(a[0]), negated(a[1])) {
                     (_, Some(rest)) => Piece::new(format!("{} − {rest}", a[0].text), Sum),
                     // Lead with the positive term: b − a, not −a + b.
@@ -58,7 +66,7 @@ impl Form for Text {
             Math::HDiv(_) => infix(" ⊘ "),
             Math::Kron(_) => infix(" ⊗ "),
             Math::Scale([s, _]) => match constant_at(expr, *s) {
-                Some(c) if c == -1.0 => Piece::new(format!("−{}", scaled(a[1])), Neg),
+                Some(-1.0) => Piece::new(format!("−{}", scaled(a[1])), Neg),
                 Some(c) if c < 0.0 => Piece::new(format!("−{}·{}", number(-c), scaled(a[1])), Neg),
                 Some(c) => Piece::new(format!("{}·{}", number(c), scaled(a[1])), Product).with_op(SCALE),
                 None => Piece::new(format!("{}·{}", a[0].at(Power), scaled(a[1])), Product).with_op(SCALE),
@@ -93,7 +101,9 @@ impl Form for Text {
             Math::Ones([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
                 (Some(r), Some(c)) if c.is_one() => Piece::new(format!("1_{}", dim_sub(r)), Atom),
                 (Some(r), Some(c)) if r.is_one() => Piece::new(format!("1_{}ᵀ", dim_sub(c)), Postfix),
-                (Some(r), Some(c)) => Piece::new(format!("1_{}·1_{}ᵀ", dim_sub(r), dim_sub(c)), Product),
+                (Some(r), Some(c)) => {
+                    Piece::new(format!("1_{}·1_{}ᵀ", dim_sub(r), dim_sub(c)), Product).with_op(MATMUL)
+                }
                 _ => Piece::new(format!("ones({}, {})", a[0].text, a[1].text), Atom),
             },
             Math::Zeros([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {

@@ -8,15 +8,30 @@ pub const BACKPROP: &[BackpropRule] = &[
     bp("log", 0, "(./ ?g ?a)", "d log(x) = dx / x"),
     bp("sin", 0, "(.* ?g (cos ?a))", "d sin(x) = cos(x) dx"),
     bp("cos", 0, "(scale -1 (.* ?g (sin ?a)))", "d cos(x) = -sin(x) dx"),
-    bp("tanh", 0, "(.* ?g (+ (ones (rows ?a) (cols ?a)) (scale -1 (.* ?e ?e))))", "d tanh(x) = (1 - tanh²(x)) dx"),
-    bp("sigmoid", 0, "(.* ?g (.* ?e (+ (ones (rows ?a) (cols ?a)) (scale -1 ?e))))", "d σ(x) = σ(x)(1 - σ(x)) dx"),
+    bp(
+        "tanh",
+        0,
+        "(.* ?g (+ (ones (rows ?a) (cols ?a)) (scale -1 (.* ?e ?e))))",
+        "d tanh(x) = (1 - tanh²(x)) dx",
+    ),
+    bp(
+        "sigmoid",
+        0,
+        "(.* ?g (.* ?e (+ (ones (rows ?a) (cols ?a)) (scale -1 ?e))))",
+        "d σ(x) = σ(x)(1 - σ(x)) dx",
+    ),
     bp("sqrt", 0, "(scale 0.5 (./ ?g ?e))", "d √x = dx / (2√x)"),
     bp("abs", 0, "(.* ?g (sign ?a))", "d|x| = sign(x) dx, x ≠ 0"),
     bp("relu", 0, "(.* ?g (step ?a))", "d max(x, 0) = step(x) dx, x ≠ 0"),
     bp("sign", 0, "(zeros (rows ?a) (cols ?a))", "sign is constant away from 0"),
     bp("step", 0, "(zeros (rows ?a) (cols ?a))", "step is constant away from 0"),
     bp("pow", 0, "(scale (scale ?g ?b) (pow ?a (+ ?b -1)))", "d sᵏ = k sᵏ⁻¹ ds"),
-    bp(".^", 0, "(.* ?g (scale ?b (.^ ?a (+ ?b -1))))", "d xᵏ = k xᵏ⁻¹ dx, entrywise"),
+    bp(
+        ".^",
+        0,
+        "(.* ?g (scale ?b (.^ ?a (+ ?b -1))))",
+        "d xᵏ = k xᵏ⁻¹ dx, entrywise",
+    ),
 ];
 
 #[rustfmt::skip]

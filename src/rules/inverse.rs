@@ -3,9 +3,24 @@
 use super::{both, bp, rule, BackpropRule, SimplifyRule};
 
 pub const BACKPROP: &[BackpropRule] = &[
-    bp("inv", 0, "(scale -1 (* (T ?e) (* ?g (T ?e))))", "Cookbook eq. 40: d(X⁻¹) = -X⁻¹(dX)X⁻¹"),
-    bp("det", 0, "(scale (scale ?g ?e) (T (inv ?a)))", "Cookbook eq. 49: ∂det(X)/∂X = det(X)X⁻ᵀ"),
-    bp("logdet", 0, "(scale ?g (T (inv ?a)))", "Cookbook eq. 57: ∂ln|det(X)|/∂X = X⁻ᵀ"),
+    bp(
+        "inv",
+        0,
+        "(scale -1 (* (T ?e) (* ?g (T ?e))))",
+        "Cookbook eq. 40: d(X⁻¹) = -X⁻¹(dX)X⁻¹",
+    ),
+    bp(
+        "det",
+        0,
+        "(scale (scale ?g ?e) (T (inv ?a)))",
+        "Cookbook eq. 49: ∂det(X)/∂X = det(X)X⁻ᵀ",
+    ),
+    bp(
+        "logdet",
+        0,
+        "(scale ?g (T (inv ?a)))",
+        "Cookbook eq. 57: ∂ln|det(X)|/∂X = X⁻ᵀ",
+    ),
 ];
 
 #[rustfmt::skip]

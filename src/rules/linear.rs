@@ -7,7 +7,12 @@ pub const BACKPROP: &[BackpropRule] = &[
     bp("+", 0, "?g", "Cookbook eq. 35: d(X + Y) = dX + dY"),
     bp("+", 1, "?g", "Cookbook eq. 35: d(X + Y) = dX + dY"),
     // <G, ds·A> = ds·tr(GᵀA), so the scalar's upstream is tr(GᵀA).
-    bp("scale", 0, "(tr (* (T ?g) ?b))", "Cookbook eqs. 34, 37 with the trace inner product <G, H> = tr(GᵀH)"),
+    bp(
+        "scale",
+        0,
+        "(tr (* (T ?g) ?b))",
+        "Cookbook eqs. 34, 37 with the trace inner product <G, H> = tr(GᵀH)",
+    ),
     bp("scale", 1, "(scale ?a ?g)", "Cookbook eq. 34: d(aX) = a dX"),
     bp("T", 0, "(T ?g)", "Cookbook eq. 44: d(Xᵀ) = (dX)ᵀ"),
 ];

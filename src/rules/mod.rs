@@ -67,8 +67,10 @@ pub fn simplify_rules() -> impl Iterator<Item = &'static SimplifyRule> {
 }
 
 /// The compiled backprop table: (operator, argument) to the upstream pattern.
-pub fn backprop_table() -> &'static HashMap<(&'static str, usize), (Pattern<Math>, &'static BackpropRule)> {
-    static TABLE: OnceLock<HashMap<(&'static str, usize), (Pattern<Math>, &'static BackpropRule)>> = OnceLock::new();
+pub type BackpropTable = HashMap<(&'static str, usize), (Pattern<Math>, &'static BackpropRule)>;
+
+pub fn backprop_table() -> &'static BackpropTable {
+    static TABLE: OnceLock<BackpropTable> = OnceLock::new();
     TABLE.get_or_init(|| {
         backprop_rules()
             .map(|r| {
@@ -136,7 +138,12 @@ pub fn rewrites() -> &'static [Rewrite<Math, ShapeAnalysis>] {
 }
 
 /// Shorthand for table entries.
-pub(crate) const fn rule(name: &'static str, lhs: &'static str, rhs: &'static str, source: &'static str) -> SimplifyRule {
+pub(crate) const fn rule(
+    name: &'static str,
+    lhs: &'static str,
+    rhs: &'static str,
+    source: &'static str,
+) -> SimplifyRule {
     SimplifyRule {
         name,
         lhs,
@@ -164,7 +171,12 @@ pub(crate) const fn guarded(
     }
 }
 
-pub(crate) const fn both(name: &'static str, lhs: &'static str, rhs: &'static str, source: &'static str) -> SimplifyRule {
+pub(crate) const fn both(
+    name: &'static str,
+    lhs: &'static str,
+    rhs: &'static str,
+    source: &'static str,
+) -> SimplifyRule {
     SimplifyRule {
         name,
         lhs,

@@ -7,8 +7,18 @@ pub const BACKPROP: &[BackpropRule] = &[
     bp("*", 1, "(* (T ?a) ?g)", "Cookbook eq. 37: d(XY) = (dX)Y + X(dY)"),
     bp(".*", 0, "(.* ?g ?b)", "Cookbook eq. 38: d(X∘Y) = (dX)∘Y + X∘(dY)"),
     bp(".*", 1, "(.* ?g ?a)", "Cookbook eq. 38: d(X∘Y) = (dX)∘Y + X∘(dY)"),
-    bp("./", 0, "(./ ?g ?b)", "quotient rule, elementwise: d(x/y) = dx/y - x dy/y²"),
-    bp("./", 1, "(scale -1 (./ (.* ?g ?e) ?b))", "quotient rule, elementwise: d(x/y) = dx/y - x dy/y²"),
+    bp(
+        "./",
+        0,
+        "(./ ?g ?b)",
+        "quotient rule, elementwise: d(x/y) = dx/y - x dy/y²",
+    ),
+    bp(
+        "./",
+        1,
+        "(scale -1 (./ (.* ?g ?e) ?b))",
+        "quotient rule, elementwise: d(x/y) = dx/y - x dy/y²",
+    ),
 ];
 
 #[rustfmt::skip]

@@ -3,9 +3,24 @@
 use super::{bp, rule, BackpropRule, SimplifyRule};
 
 pub const BACKPROP: &[BackpropRule] = &[
-    bp("diag", 0, "(diagv ?g)", "diag(v) = Σ v_i e_i e_iᵀ, so ∂/∂v of <G, diag(v)> is the diagonal of G"),
-    bp("diagv", 0, "(diag ?g)", "the adjoint of taking the diagonal is placing on the diagonal"),
-    bp("norm", 0, "(scale (scale ?g (pow ?e -1)) ?a)", "Cookbook eq. 129/132: ∂‖X‖_F/∂X = X/‖X‖_F"),
+    bp(
+        "diag",
+        0,
+        "(diagv ?g)",
+        "diag(v) = Σ v_i e_i e_iᵀ, so ∂/∂v of <G, diag(v)> is the diagonal of G",
+    ),
+    bp(
+        "diagv",
+        0,
+        "(diag ?g)",
+        "the adjoint of taking the diagonal is placing on the diagonal",
+    ),
+    bp(
+        "norm",
+        0,
+        "(scale (scale ?g (pow ?e -1)) ?a)",
+        "Cookbook eq. 129/132: ∂‖X‖_F/∂X = X/‖X‖_F",
+    ),
 ];
 
 #[rustfmt::skip]

@@ -4,7 +4,12 @@ use super::{bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
 pub const BACKPROP: &[BackpropRule] = &[
     bp("tr", 0, "(scale ?g (eye (rows ?a)))", "Cookbook eq. 99: ∂tr(X)/∂X = I"),
-    bp("sum", 0, "(scale ?g (ones (rows ?a) (cols ?a)))", "sum(X) = 1ᵀX1, Cookbook eq. 70: ∂aᵀXb/∂X = abᵀ"),
+    bp(
+        "sum",
+        0,
+        "(scale ?g (ones (rows ?a) (cols ?a)))",
+        "sum(X) = 1ᵀX1, Cookbook eq. 70: ∂aᵀXb/∂X = abᵀ",
+    ),
 ];
 
 #[rustfmt::skip]
@@ -15,6 +20,9 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("tr-scale",   "(tr (scale ?s ?a))", "(scale ?s (tr ?a))",       "tr(sA) = s tr(A)"),
     rule("tr-add",     "(tr (+ ?a ?b))",    "(+ (tr ?a) (tr ?b))",       "Cookbook eq. 15: tr(A + B) = tr(A) + tr(B)"),
     rule("tr-eye",     "(tr (eye ?n))",     "(dim ?n)",                  "tr(I_n) = n"),
+    rule("tr-ones-r",  "(tr (* ?a (ones ?m ?n)))", "(sum ?a)",          "tr(A·1·1ᵀ) = Σ_ij A_ij"),
+    rule("tr-ones-l",  "(tr (* (ones ?m ?n) ?a))", "(sum ?a)",          "tr(1·1ᵀ·A) = Σ_ij A_ij"),
+    rule("ones-sandwich", "(* (ones @1 ?m) (* ?a (ones ?n @1)))", "(sum ?a)", "1ᵀA1 = Σ_ij A_ij"),
     guarded("sum-scalar", "(sum ?a)",       "?a",  Guard::Scalar("?a"),  "the sum of one entry is that entry"),
     rule("sum-scale",  "(sum (scale ?s ?a))", "(scale ?s (sum ?a))",     "sum(sA) = s sum(A)"),
     rule("sum-T",      "(sum (T ?a))",      "(sum ?a)",                  "sum(Aᵀ) = sum(A)"),

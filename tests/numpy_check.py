@@ -1,0 +1,121 @@
+"""Evaluates matdiff's emitted numpy gradients with real numpy, independently of matdiff's
+own checker: random arrays in the command-line contract's conventions (matrices 2-D,
+vectors 1-D, scalars floats, a 1 x k row 2-D), central finite differences of the target
+(or of sum(G * target) for a non-scalar target), compared entry by entry.
+
+Reads one JSON object per line on stdin; prints one line per case; exits 1 if any fails.
+"""
+import json
+import sys
+
+import numpy as np
+
+
+def draw(shape, sizes, rng, positive):
+    rows, cols = (eval_dim(d, sizes) for d in shape["dims"])
+    low, high = (0.5, 1.5) if positive else (-1.0, 1.0)
+    kind = shape["kind"]
+    if kind == "scalar":
+        return float(rng.uniform(low, high))
+    if kind == "vector":
+        return rng.uniform(low, high, size=rows)
+    value = rng.uniform(low, high, size=(rows, cols))
+    if shape.get("symmetric"):
+        value = (value + value.T) / 2
+    if shape.get("invertible"):
+        value = value + (rows + 1) * np.eye(rows)
+    return value
+
+
+def eval_dim(dim, sizes):
+    value = 1
+    for factor in dim.split("*"):
+        value *= int(factor) if factor.isdigit() else sizes[factor]
+    return value
+
+
+def run_case(case, rng):
+    worst = 0.0
+    checked = 0
+    for attempt in range(40):
+        if checked == 2:
+            break
+        names = sorted(case["dims"])
+        pool = list(rng.permutation(np.arange(2, 2 + max(5, len(names)))))
+        sizes = {name: int(pool[i]) for i, name in enumerate(names)}
+        env = {"np": np, **sizes}
+        for name, shape in case["variables"].items():
+            env[name] = draw(shape, sizes, rng, positive=attempt % 2 == 1)
+        upstream = case.get("upstream")
+        if upstream:
+            env[upstream["name"]] = draw(upstream, sizes, rng, positive=False)
+
+        def objective(at):
+            local = dict(env)
+            local[case["wrt"]] = at
+            with np.errstate(all="ignore"):
+                value = eval(case["target"], local)
+            value = np.asarray(value, dtype=float)
+            if upstream:
+                g = np.asarray(local[upstream["name"]], dtype=float).reshape(value.shape)
+                return float(np.sum(g * value))
+            return float(value.reshape(-1)[0])
+
+        x0 = env[case["wrt"]]
+        if not np.isfinite(objective(x0)):
+            continue
+        with np.errstate(all="ignore"):
+            grad = eval(case["gradient"], dict(env))
+        if isinstance(x0, float):
+            if not isinstance(grad, float):
+                return False, f"gradient is {type(grad).__name__}, not a Python float"
+            flat = np.array([x0])
+        else:
+            grad = np.asarray(grad)
+            if grad.shape != x0.shape:
+                return False, f"gradient has shape {grad.shape}, the variable {x0.shape}"
+            flat = x0.astype(float).reshape(-1)
+        numeric = np.zeros(flat.size)
+        h = 1e-4
+        ok = True
+        for k in range(flat.size):
+            def at(t):
+                moved = flat.copy()
+                moved[k] += t
+                return float(moved[0]) if isinstance(x0, float) else moved.reshape(x0.shape)
+            vals = [objective(at(t)) for t in (-2 * h, -h, h, 2 * h)]
+            if not all(np.isfinite(vals)):
+                ok = False
+                break
+            numeric[k] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+        if not ok:
+            continue
+        analytic = np.asarray(grad, dtype=float).reshape(-1)
+        scale = max(np.max(np.abs(numeric)), np.max(np.abs(analytic)), 1e-3)
+        worst = max(worst, float(np.max(np.abs(numeric - analytic)) / scale))
+        checked += 1
+    if checked == 0:
+        return False, "no instance in the domain"
+    return worst < 1e-6, f"max relative error {worst:.1e}"
+
+
+def main():
+    rng = np.random.default_rng(20261125)
+    failures = 0
+    count = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        count += 1
+        try:
+            ok, detail = run_case(case, rng)
+        except Exception as e:  # a numpy expression that does not run is a failure
+            ok, detail = False, f"{type(e).__name__}: {e}"
+        print(("ok   " if ok else "FAIL ") + case["name"] + ": " + detail)
+        failures += not ok
+    print(f"numpy: {count - failures} passed, {failures} failed")
+    sys.exit(1 if failures or count == 0 else 0)
+
+
+main()
