@@ -115,6 +115,11 @@ define_language! {
         "rows" = Rows(Id),
         "cols" = Cols(Id),
         "dim" = DimValue(Id),
+        // The adjoints of the Kronecker product: for M of shape (m·p) x (n·q),
+        // `blocksum M m n` is the m x n matrix of the sums of its p x q blocks and
+        // `blockadd M p q` the p x q sum of its m x n blocks.
+        "blocksum" = BlockSum([Id; 3]),
+        "blockadd" = BlockAdd([Id; 3]),
         Num(Const),
         Dim(DimNode),
         Symbol(Symbol),
@@ -294,6 +299,10 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
                 (value(Shape::new(d.clone(), d)), constant)
             }
             None => (Kind::Invalid, None),
+        },
+        Math::BlockSum([_, m, n]) | Math::BlockAdd([_, m, n]) => match (dim(*m), dim(*n)) {
+            (Some(r), Some(c)) => (value(Shape::new(r, c)), None),
+            _ => (Kind::Invalid, None),
         },
         Math::Rows(a) => (shape(*a).map(|s| Kind::Dim(s.rows)).unwrap_or(Kind::Invalid), None),
         Math::Cols(a) => (shape(*a).map(|s| Kind::Dim(s.cols)).unwrap_or(Kind::Invalid), None),

@@ -118,12 +118,14 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
         (name, target.shape.clone())
     });
 
+    // Differentiate the simplest form of the target; the check still uses the target as written.
+    let (simplest_target, _) = simplify::simplest(&env, &target.expr, options.limits);
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let seed = match &upstream {
         Some((g, _)) => egraph.add(Math::Symbol(*g)),
         None => egraph.add(Math::Num(ir::Const(1.0))),
     };
-    let gradient = derive::backprop(&mut egraph, &target.expr, wrt_sym, seed).map_err(|missing| {
+    let gradient = derive::backprop(&mut egraph, &simplest_target, wrt_sym, seed).map_err(|missing| {
         Error::unsupported(
             format!("matdiff cannot differentiate through `{}` yet", missing.op),
             target.span,

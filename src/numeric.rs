@@ -167,6 +167,33 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
         Math::Ones([r, c]) => Value::M(Matrix::from_element(size(r)?, size(c)?, 1.0)),
         Math::Zeros([r, c]) => Value::M(Matrix::zeros(size(r)?, size(c)?)),
         Math::Eye(n) => Value::M(Matrix::identity(size(n)?, size(n)?)),
+        Math::BlockSum([x, r, c]) | Math::BlockAdd([x, r, c]) => {
+            let x = m(x)?;
+            let (r, c) = (size(r)?, size(c)?);
+            let (blocks_r, blocks_c) = match node {
+                Math::BlockSum(_) => (r, c),
+                _ => (x.nrows() / r.max(1), x.ncols() / c.max(1)),
+            };
+            if blocks_r == 0 || blocks_c == 0 || x.nrows() % blocks_r != 0 || x.ncols() % blocks_c != 0 {
+                return Err(EvalError::Missing("a divisible block shape".into()));
+            }
+            let (p, q) = (x.nrows() / blocks_r, x.ncols() / blocks_c);
+            let mut out = Matrix::zeros(r, c);
+            for i in 0..blocks_r {
+                for k in 0..p {
+                    for j in 0..blocks_c {
+                        for l in 0..q {
+                            let v = x[(i * p + k, j * q + l)];
+                            match node {
+                                Math::BlockSum(_) => out[(i, j)] += v,
+                                _ => out[(k, l)] += v,
+                            }
+                        }
+                    }
+                }
+            }
+            Value::M(out)
+        }
         Math::Rows(a) => Value::Size(m(a)?.nrows()),
         Math::Cols(a) => Value::Size(m(a)?.ncols()),
         Math::DimValue(d) => scalar(size(d)? as f64),
@@ -248,7 +275,15 @@ pub fn check(claim: &Claim, opts: &CheckOptions) -> Check {
                     done = true;
                     break;
                 }
-                Err(_) => continue,
+                // Outside the domain, or too near a kink: draw again.
+                Err(EvalError::Domain | EvalError::NearKink) => continue,
+                // A formula that cannot even be evaluated (wrong shapes) is wrong.
+                Err(EvalError::Missing(_)) => {
+                    return Check::Failed {
+                        instances: opts.instances,
+                        max_rel_err: f64::INFINITY,
+                    }
+                }
             }
         }
         if !done {
@@ -374,6 +409,11 @@ fn compare(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
         }
     }
     if symmetric {
+        // The gradient on symmetric matrices is itself symmetric (Srinivasan & Panda 2020).
+        let asymmetry = (&analytic - analytic.transpose()).amax();
+        if asymmetry > 1e-9 * analytic.amax().max(1.0) {
+            return Ok(f64::INFINITY);
+        }
         // The directional derivative along E_ij + E_ji is <∇, E_ij + E_ji> = ∇_ij + ∇_ji.
         let sym = &analytic + analytic.transpose();
         for i in 0..x0.nrows() {

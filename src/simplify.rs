@@ -57,6 +57,16 @@ pub fn saturate(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport
     (runner.egraph, report)
 }
 
+/// The simplest form of a standalone expression (used on the target before
+/// differentiating it, so that e.g. tr(A⊗X) is first seen as tr(A)·tr(X)).
+pub fn simplest(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (RecExpr<Math>, SimplifyReport) {
+    let mut egraph = MathGraph::new(crate::ir::ShapeAnalysis { env: env.clone() });
+    let root = egraph.add_expr(expr);
+    egraph.rebuild();
+    let (egraph, report) = saturate(egraph, limits);
+    (extract(&egraph, root), report)
+}
+
 pub fn extract(egraph: &MathGraph, class: Id) -> RecExpr<Math> {
     let extractor = Extractor::new(egraph, TextbookCost { egraph });
     extractor.find_best(class).1
@@ -90,6 +100,9 @@ impl CostFunction<Math> for TextbookCost<'_> {
             Math::Mul([a, b]) if scalar(a) || scalar(b) => 3.0,
             Math::Add(_) => 1.2,
             Math::Zeros(_) => 0.5,
+            // Kronecker products and their adjoints are big objects: prefer any factored form.
+            Math::Kron(_) => 3.0,
+            Math::BlockSum(_) | Math::BlockAdd(_) => 5.0,
             // Slightly cheaper the more it scales, so constants move outward: 3·(XᵀXᵀ), not Xᵀ(3Xᵀ).
             Math::Scale([s, a]) => return 1.0 + costs(*s) + 0.99 * costs(*a),
             _ => 1.0,

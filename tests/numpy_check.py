@@ -82,7 +82,14 @@ def run_case(case, rng):
             def at(t):
                 moved = flat.copy()
                 moved[k] += t
-                return float(moved[0]) if isinstance(x0, float) else moved.reshape(x0.shape)
+                if isinstance(x0, float):
+                    return float(moved[0])
+                moved = moved.reshape(x0.shape)
+                if case["variables"][case["wrt"]].get("symmetric"):
+                    i, j = divmod(k, x0.shape[1])
+                    if i != j:
+                        moved[j, i] += t
+                return moved
             vals = [objective(at(t)) for t in (-2 * h, -h, h, 2 * h)]
             if not all(np.isfinite(vals)):
                 ok = False
@@ -91,6 +98,12 @@ def run_case(case, rng):
         if not ok:
             continue
         analytic = np.asarray(grad, dtype=float).reshape(-1)
+        if case["variables"][case["wrt"]].get("symmetric"):
+            # Symmetric variables move along E_ij + E_ji: compare g_ij + g_ji, and require g symmetric.
+            g = np.asarray(grad, dtype=float)
+            if not np.allclose(g, g.T, atol=1e-9 * max(1.0, np.max(np.abs(g)))):
+                return False, "the gradient of a symmetric variable is not symmetric"
+            analytic = (g + g.T - np.diag(np.diag(g))).reshape(-1)
         scale = max(np.max(np.abs(numeric)), np.max(np.abs(analytic)), 1e-3)
         worst = max(worst, float(np.max(np.abs(numeric - analytic)) / scale))
         checked += 1

@@ -71,6 +71,19 @@ impl Form for Numpy<'_> {
             Math::Zeros(_) => Piece::new(format!("np.zeros(({}, {}))", a[0].text, a[1].text), Atom),
             Math::Eye(_) => Piece::new(format!("np.eye({})", a[0].text), Atom),
             Math::DimValue(_) => a[0].clone(),
+            Math::BlockSum(_) | Math::BlockAdd(_) => {
+                // (m·p) x (n·q) seen as m x p x n x q: sum the block's axes, or the grid's.
+                let (r, c) = (a[1].at(Power), a[2].at(Power));
+                let (grid, axes) = if matches!(&expr[id], Math::BlockSum(_)) {
+                    (format!("{r}, M.shape[0] // {r}, {c}, M.shape[1] // {c}"), "(1, 3)")
+                } else {
+                    (format!("M.shape[0] // {r}, {r}, M.shape[1] // {c}, {c}"), "(0, 2)")
+                };
+                Piece::new(
+                    format!("(lambda M: M.reshape({grid}).sum(axis={axes}))({})", a[0].text),
+                    Postfix,
+                )
+            }
             Math::Rows(_) => Piece::new(format!("np.shape({})[0]", a[0].text), Postfix),
             Math::Cols(_) => Piece::new(format!("np.shape({})[1]", a[0].text), Postfix),
         }

@@ -115,6 +115,8 @@ impl Form for Text {
                 None => Piece::new("I", Atom),
             },
             Math::DimValue(_) => a[0].clone(),
+            Math::BlockSum(_) => Piece::new(format!("blocksum_({} x {})({})", a[1].text, a[2].text, a[0].text), Atom),
+            Math::BlockAdd(_) => Piece::new(format!("blockadd_({} x {})({})", a[1].text, a[2].text, a[0].text), Atom),
             Math::Rows(_) => call("rows"),
             Math::Cols(_) => call("cols"),
         }

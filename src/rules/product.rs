@@ -3,6 +3,20 @@
 use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
 pub const BACKPROP: &[BackpropRule] = &[
+    // Cookbook eq. 39: d(X⊗Y) = dX⊗Y + X⊗dY. The adjoint of A ↦ A⊗B sums each block of G
+    // weighted by B; that of B ↦ A⊗B sums the blocks of G weighted by A's entries.
+    bp(
+        "kron",
+        0,
+        "(blocksum (.* ?g (kron (ones (rows ?a) (cols ?a)) ?b)) (rows ?a) (cols ?a))",
+        "Cookbook eq. 39: d(X⊗Y) = (dX)⊗Y + X⊗(dY)",
+    ),
+    bp(
+        "kron",
+        1,
+        "(blockadd (.* ?g (kron ?a (ones (rows ?b) (cols ?b)))) (rows ?b) (cols ?b))",
+        "Cookbook eq. 39: d(X⊗Y) = (dX)⊗Y + X⊗(dY)",
+    ),
     bp("*", 0, "(* ?g (T ?b))", "Cookbook eq. 37: d(XY) = (dX)Y + X(dY)"),
     bp("*", 1, "(* (T ?a) ?g)", "Cookbook eq. 37: d(XY) = (dX)Y + X(dY)"),
     bp(".*", 0, "(.* ?g ?b)", "Cookbook eq. 38: d(X∘Y) = (dX)∘Y + X∘(dY)"),
@@ -44,5 +58,7 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("had-hdiv",   "(.* ?a (./ ?b ?c))", "(./ (.* ?a ?b) ?c)",       "A∘(B⊘C) = (A∘B)⊘C"),
     rule("hdiv-same",  "(./ ?a ?a)",        "(ones (rows ?a) (cols ?a))", "A⊘A = 1 (where defined)"),
     // Kronecker
-    both("T-kron",     "(T (kron ?a ?b))",  "(kron (T ?a) (T ?b))",      "Cookbook eq. 508: (A⊗B)ᵀ = Aᵀ⊗Bᵀ"),
+    both("T-kron",     "(T (kron ?a ?b))",  "(kron (T ?a) (T ?b))",      "Cookbook §10.2.2: (A⊗B)ᵀ = Aᵀ⊗Bᵀ"),
+    rule("tr-kron",    "(tr (kron ?a ?b))", "(scale (tr ?a) (tr ?b))",   "Cookbook §10.2.2: tr(A⊗B) = tr(A)tr(B)"),
+    rule("sum-kron",   "(sum (kron ?a ?b))", "(scale (sum ?a) (sum ?b))", "sum(A⊗B) = sum(A)sum(B)"),
 ];

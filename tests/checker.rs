@@ -1,0 +1,88 @@
+//! The numeric checker must reject wrong formulas: a missing transpose, a wrong sign,
+//! a formula that only holds when two dimensions are equal, X⁻¹ for X⁻ᵀ.
+
+use egg::{RecExpr, Symbol};
+use matdiff::ir::Math;
+use matdiff::numeric::{check, CheckOptions, Claim};
+use matdiff::{check_script, Check};
+
+fn verdict(script: &str, wrt: &str, formula: &str) -> Check {
+    let checked = check_script(script).expect("valid script");
+    let mut env = checked.env.clone();
+    let upstream = (!checked.target.shape.is_scalar()).then(|| {
+        env.shapes.insert(Symbol::from("G"), checked.target.shape.clone());
+        (Symbol::from("G"), checked.target.shape.clone())
+    });
+    let formula: RecExpr<Math> = formula.parse().expect("formula parses");
+    check(
+        &Claim {
+            env: &env,
+            dims: &checked.dims,
+            target: &checked.target.expr,
+            wrt: Symbol::from(wrt),
+            upstream,
+            formula: &formula,
+            transposed: false,
+        },
+        &CheckOptions::default(),
+    )
+}
+
+#[test]
+fn the_right_formulas_pass() {
+    assert!(verdict("A : n x n; X : n x n; tr(A*X)", "X", "(T A)").passed());
+    assert!(verdict("X : B x N; W : N x M; h = X*W", "W", "(* (T X) G)").passed());
+    assert!(verdict("X : n x n; logdet(X)", "X", "(T (inv X))").passed());
+}
+
+#[test]
+fn a_missing_transpose_is_rejected() {
+    assert!(matches!(
+        verdict("A : n x n; X : n x n; tr(A*X)", "X", "A"),
+        Check::Failed { .. }
+    ));
+}
+
+#[test]
+fn a_wrong_sign_is_rejected() {
+    let v = verdict("X : B x N; W : N x M; h = X*W", "W", "(scale -1 (* (T X) G))");
+    assert!(matches!(v, Check::Failed { .. }), "{v:?}");
+}
+
+#[test]
+fn a_formula_that_needs_two_dimensions_equal_is_rejected() {
+    // sum(X) for X : n x m has gradient 1_n·1_mᵀ; 1_n·1_nᵀ only fits when m = n,
+    // and the checker draws m and n distinct.
+    let v = verdict("X : n x m; sum(X)", "X", "(ones @n @n)");
+    assert!(matches!(v, Check::Failed { .. }), "{v:?}");
+    let v = verdict("X : n x m; sum(X)", "X", "(ones @n @m)");
+    assert!(v.passed(), "{v:?}");
+}
+
+#[test]
+fn an_inverse_for_an_inverse_transpose_is_rejected() {
+    assert!(matches!(
+        verdict("X : n x n; logdet(X)", "X", "(inv X)"),
+        Check::Failed { .. }
+    ));
+}
+
+#[test]
+fn a_gradient_off_by_a_small_factor_is_rejected() {
+    let v = verdict("x : n; A : n x n; x'*A*x", "x", "(scale 1.0001 (* (+ A (T A)) x))");
+    assert!(matches!(v, Check::Failed { .. }), "{v:?}");
+}
+
+#[test]
+fn the_cookbook_symmetric_form_is_not_the_symmetric_gradient() {
+    // For S symmetric, tr(A S) has gradient sym(A) = (A + Aᵀ)/2 (Srinivasan & Panda 2020);
+    // the older symmetric form A + Aᵀ - diag(A) (the Cookbook's "2G - diag(G)" with
+    // G = sym(A)) and the unconstrained Aᵀ are both rejected.
+    let script = "S : n x n symmetric; A : n x n; tr(A*S)";
+    assert!(verdict(script, "S", "(scale 0.5 (+ A (T A)))").passed());
+    assert!(matches!(verdict(script, "S", "(T A)"), Check::Failed { .. }));
+    assert!(matches!(
+        verdict(script, "S", "(+ (+ A (T A)) (scale -1 (diag (diagv A))))"),
+        Check::Failed { .. }
+    ));
+}
