@@ -92,6 +92,16 @@ impl Error {
         self.detail.notes.push(note.into());
         self
     }
+    /// Moves the error's span back by `offset` bytes (for an error in the last part of a text).
+    pub fn relative_to(mut self, offset: usize) -> Self {
+        if let Some(span) = self.detail.span {
+            self.detail.span = Some(Span::new(
+                span.start.saturating_sub(offset),
+                span.end.saturating_sub(offset),
+            ));
+        }
+        self
+    }
     /// Points the error at a command-line argument instead of the script.
     pub fn in_argument(mut self, name: &str, text: &str) -> Self {
         self.detail.origin = Origin::Argument {
@@ -175,18 +185,28 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// Edit distance counting a swap of neighbours as one edit and a change of case as none
+/// (optimal string alignment).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            let cost = usize::from(ca != b[j] && !ca.eq_ignore_ascii_case(&b[j]));
-            row[j + 1] = (prev + cost).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let same = |x: char, y: char| x == y || x.eq_ignore_ascii_case(&y);
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(!same(a[i - 1], b[j - 1]));
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && same(a[i - 1], b[j - 2]) && same(a[i - 2], b[j - 1]) {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }

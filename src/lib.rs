@@ -21,6 +21,7 @@ pub mod ir;
 pub mod lower;
 pub mod numeric;
 pub mod render;
+pub mod repl;
 pub mod rules;
 pub mod simplify;
 pub mod syntax;
@@ -186,6 +187,24 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     })
 }
 
+/// Plain text set in a LaTeX document body.
+fn latex_escape_text(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn negated(formula: &RecExpr<Math>) -> RecExpr<Math> {
     let mut out = formula.clone();
     let root = Id::from(out.len() - 1);
@@ -284,6 +303,50 @@ impl Derivation {
     /// checking the emitted gradient against finite differences outside matdiff.
     pub fn target_numpy(&self) -> String {
         render::render(&self.target, &Numpy { env: &self.env }).text
+    }
+
+    pub fn formula_latex(&self) -> String {
+        render::render(&self.formula, &render::latex::Latex).text
+    }
+
+    pub fn target_latex(&self) -> String {
+        render::render(&self.target, &render::latex::Latex).text
+    }
+
+    /// The result as LaTeX: the target with broadcasting explicit, and the derivative,
+    /// shapes noted, as an `align*` body (two lines ending in `\\`).
+    pub fn latex(&self) -> String {
+        use render::latex::{name, shape};
+        let target = name(self.target_label());
+        let loss = name(self.loss_label());
+        let wrt = name(&self.wrt);
+        let mut lines = vec![format!(
+            "{target} &= {} && ({})",
+            self.target_latex(),
+            shape(&self.target_shape)
+        )];
+        let mut note = shape(&self.formula_shape());
+        if let Some((g, s)) = &self.upstream {
+            note.push_str(&format!(
+                ",\\ {} = \\frac{{\\partial L}}{{\\partial {target}}} \\in {}",
+                name(g.as_str()),
+                shape(s)
+            ));
+        }
+        lines.push(format!(
+            "\\frac{{\\partial {loss}}}{{\\partial {wrt}}} &= {} && ({note})",
+            self.formula_latex()
+        ));
+        lines.join(" \\\\\n")
+    }
+
+    /// A complete LaTeX document showing the derivation (compiles with pdflatex).
+    pub fn latex_document(&self) -> String {
+        format!(
+            "\\documentclass{{article}}\n\\usepackage{{amsmath,amssymb}}\n\\begin{{document}}\n\\begin{{align*}}\n{}\n\\end{{align*}}\n{}\n\\end{{document}}\n",
+            self.latex(),
+            latex_escape_text(&self.check_text())
+        )
     }
 
     pub fn json(&self) -> serde_json::Value {

@@ -51,7 +51,7 @@ pub fn is_function(name: &str) -> bool {
     FUNCTIONS.iter().any(|(f, _, _)| *f == name)
 }
 
-/// The differentiation target: the last expression statement, or else the last definition.
+/// The differentiation target: the last expression statement or definition.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub name: Option<String>,
@@ -157,7 +157,6 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
         broadcasts: Vec::new(),
     };
     let mut target: Option<(Option<String>, Id, Shape, Span)> = None;
-    let mut last_expression: Option<(Option<String>, Id, Shape, Span)> = None;
     let mut definitions = Vec::new();
     for st in statements {
         match st {
@@ -182,11 +181,11 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
             }
             Statement::Expr(expr) => {
                 let (id, shape) = lowering.lower(expr)?;
-                last_expression = Some((None, id, shape, expr.span));
+                target = Some((None, id, shape, expr.span));
             }
         }
     }
-    let (name, root, shape, span) = last_expression.or(target).ok_or_else(|| {
+    let (name, root, shape, span) = target.ok_or_else(|| {
         Error::new(
             crate::diagnostic::ErrorKind::Syntax,
             "the script has no expression to differentiate",

@@ -15,6 +15,8 @@ struct Cli {
 enum Command {
     /// The gradient of a scalar target, or the backprop of an upstream G through a non-scalar one.
     Grad(GradArgs),
+    /// The interactive session (also what `matdiff` alone starts); piped input runs as a script.
+    Repl,
 }
 
 #[derive(clap::Args)]
@@ -31,6 +33,9 @@ struct GradArgs {
     layout: LayoutArg,
     #[arg(long, value_enum, default_value_t = Emit::Text)]
     emit: Emit,
+    /// With `--emit latex`: a complete document instead of an `align*` body.
+    #[arg(long)]
+    standalone: bool,
     /// Skip the numeric check (the output then says "unchecked").
     #[arg(long)]
     no_check: bool,
@@ -56,6 +61,7 @@ enum Emit {
     Text,
     Json,
     Numpy,
+    Latex,
 }
 
 const EXIT_INPUT: u8 = 2;
@@ -77,11 +83,7 @@ fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Grad(args)) => grad(args),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            ExitCode::SUCCESS
-        }
+        Some(Command::Repl) | None => ExitCode::from(matdiff::repl::run().clamp(0, 255) as u8),
     }
 }
 
@@ -149,6 +151,8 @@ fn grad(args: GradArgs) -> ExitCode {
         Emit::Text => derivation.to_string(),
         Emit::Json => serde_json::to_string_pretty(&derivation.json()).unwrap_or_default(),
         Emit::Numpy => derivation.numpy(),
+        Emit::Latex if args.standalone => derivation.latex_document(),
+        Emit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", derivation.latex()),
     };
     match derivation.check {
         Check::Passed { .. } | Check::Skipped => {

@@ -3,6 +3,7 @@
 //! bottom-up over the expression's array, so no input depth can exhaust the stack.
 
 pub mod json;
+pub mod latex;
 pub mod numpy;
 pub mod text;
 

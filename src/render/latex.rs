@@ -1,0 +1,202 @@
+//! LaTeX notation for notes: `G^\top \mathbf{1}_{B}`, `X^{-\top}`, `\operatorname{tr}(A)`.
+//! Every string is accepted by KaTeX (checked in CI) and by LaTeX with amsmath.
+
+use super::{args, constant_at, number, Form, Piece, Prec, SCALE};
+use crate::dim::Dim;
+use crate::ir::{DimNode, Math};
+use egg::{Id, RecExpr};
+
+pub struct Latex;
+
+const MATMUL: &str = "";
+
+/// A name as LaTeX: `W1` → `W_{1}`, `m_X` → `m_{X}`, Greek-free and safe to set in math mode.
+pub fn name(raw: &str) -> String {
+    let (base, sub) = match raw.find('_') {
+        Some(i) => (&raw[..i], Some(raw[i + 1..].to_string())),
+        None => {
+            let digits = raw.trim_end_matches(|c: char| c.is_ascii_digit());
+            if digits.len() < raw.len() && !digits.is_empty() {
+                (digits, Some(raw[digits.len()..].to_string()))
+            } else {
+                (raw, None)
+            }
+        }
+    };
+    let base = if base.chars().count() > 1 {
+        format!("\\mathit{{{base}}}")
+    } else {
+        base.to_string()
+    };
+    match sub {
+        Some(s) if !s.is_empty() => format!("{base}_{{{}}}", s.replace('_', "\\_")),
+        _ => base,
+    }
+}
+
+pub fn dim(d: &Dim) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if d.coeff() != 1 || d.factors().is_empty() {
+        parts.push(d.coeff().to_string());
+    }
+    parts.extend(d.factors().iter().map(|f| name(f)));
+    parts.join(" ")
+}
+
+fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&Dim> {
+    match &expr[id] {
+        Math::Dim(DimNode(d)) => Some(d),
+        _ => None,
+    }
+}
+
+fn scaled(p: &Piece) -> String {
+    match p.op {
+        Some(MATMUL) | Some(SCALE) if p.prec == Prec::Product => p.text.clone(),
+        _ => p.at(Prec::Neg),
+    }
+}
+
+/// A superscript base: bracketed unless it is an atom.
+fn base(p: &Piece) -> String {
+    if p.prec >= Prec::Atom {
+        p.text.clone()
+    } else {
+        format!("\\left({}\\right)", p.text)
+    }
+}
+
+impl Form for Latex {
+    fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece {
+        use Prec::*;
+        let a = args(expr, id, pieces);
+        let op_call = |op: &str| Piece::new(format!("\\operatorname{{{op}}}\\left({}\\right)", a[0].text), Atom);
+        let call = |f: &str| Piece::new(format!("{f}\\left({}\\right)", a[0].text), Atom);
+        let paren = |p: &Piece, min: Prec| {
+            if p.prec < min {
+                format!("\\left({}\\right)", p.text)
+            } else {
+                p.text.clone()
+            }
+        };
+        let infix = |op: &'static str| {
+            let left = match a[0].prec {
+                Product if a[0].op == Some(op) || a[0].op == Some(SCALE) => a[0].text.clone(),
+                _ => paren(a[0], Neg),
+            };
+            let right = match a[1].prec {
+                Product if a[1].op == Some(op) => a[1].text.clone(),
+                _ => paren(a[1], Neg),
+            };
+            let sep = if op.is_empty() {
+                " ".to_string()
+            } else {
+                format!(" {op} ")
+            };
+            Piece::new(format!("{left}{sep}{right}"), Product).with_op(op)
+        };
+        match &expr[id] {
+            Math::Num(c) if c.0 < 0.0 => Piece::new(format!("-{}", number(-c.0)), Neg),
+            Math::Num(c) => Piece::new(number(c.0), Atom),
+            Math::Dim(d) => Piece::new(dim(&d.0), if d.0.factors().len() > 1 { Product } else { Atom }),
+            Math::Symbol(s) => Piece::new(name(s.as_str()), Atom),
+            Math::Add(_) => {
+                let negated = |p: &Piece| {
+                    if p.prec == Neg {
+                        p.text.strip_prefix('-').map(str::to_string)
+                    } else {
+                        None
+                    }
+                };
+                match (negated(a[0]), negated(a[1])) {
+                    (_, Some(rest)) => Piece::new(format!("{} - {rest}", a[0].text), Sum),
+                    (Some(rest), None) => Piece::new(format!("{} - {rest}", paren(a[1], Product)), Sum),
+                    (None, None) => Piece::new(format!("{} + {}", a[0].text, paren(a[1], Product)), Sum),
+                }
+            }
+            Math::Mul(_) => infix(MATMUL),
+            Math::Had(_) => infix("\\odot"),
+            Math::HDiv(_) => infix("\\oslash"),
+            Math::Kron(_) => infix("\\otimes"),
+            Math::Scale([s, _]) => match constant_at(expr, *s) {
+                Some(-1.0) => Piece::new(format!("-{}", scaled(a[1])), Neg),
+                Some(c) if c < 0.0 => Piece::new(format!("-{} {}", number(-c), scaled(a[1])), Neg),
+                Some(c) => Piece::new(format!("{} {}", number(c), scaled(a[1])), Product).with_op(SCALE),
+                None => Piece::new(format!("{} {}", paren(a[0], Power), scaled(a[1])), Product).with_op(SCALE),
+            },
+            Math::Transpose(x) => match &expr[*x] {
+                Math::Inv(y) => Piece::new(format!("{}^{{-\\top}}", base(&pieces[usize::from(*y)])), Postfix),
+                _ => Piece::new(format!("{}^\\top", base(a[0])), Postfix),
+            },
+            Math::Inv(x) => match &expr[*x] {
+                Math::Transpose(y) => Piece::new(format!("{}^{{-\\top}}", base(&pieces[usize::from(*y)])), Postfix),
+                _ => Piece::new(format!("{}^{{-1}}", base(a[0])), Postfix),
+            },
+            Math::Pow(_) => Piece::new(format!("{}^{{{}}}", base(a[0]), a[1].text), Power),
+            Math::EPow(_) => Piece::new(format!("{}^{{\\circ {}}}", base(a[0]), a[1].text), Power),
+            Math::Norm(_) => Piece::new(format!("\\left\\lVert {} \\right\\rVert", a[0].text), Atom),
+            Math::Trace(_) => op_call("tr"),
+            Math::Det(_) => call("\\det"),
+            Math::LogDet(_) => call("\\log\\det"),
+            Math::Sum(_) => op_call("sum"),
+            Math::Diag(_) | Math::DiagVec(_) => op_call("diag"),
+            Math::Exp(_) => call("\\exp"),
+            Math::Log(_) => call("\\log"),
+            Math::Sin(_) => call("\\sin"),
+            Math::Cos(_) => call("\\cos"),
+            Math::Tanh(_) => call("\\tanh"),
+            Math::Sigmoid(_) => call("\\sigma"),
+            Math::Sqrt(_) => Piece::new(format!("\\sqrt{{{}}}", a[0].text), Atom),
+            Math::Abs(_) => Piece::new(format!("\\left|{}\\right|", a[0].text), Atom),
+            Math::Relu(_) => op_call("relu"),
+            Math::Sign(_) => op_call("sign"),
+            Math::Step(_) => op_call("step"),
+            Math::Ones([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
+                (Some(r), Some(c)) if c.is_one() => Piece::new(format!("\\mathbf{{1}}_{{{}}}", dim(r)), Atom),
+                (Some(r), Some(c)) if r.is_one() => Piece::new(format!("\\mathbf{{1}}_{{{}}}^\\top", dim(c)), Postfix),
+                (Some(r), Some(c)) => Piece::new(
+                    format!("\\mathbf{{1}}_{{{}}} \\mathbf{{1}}_{{{}}}^\\top", dim(r), dim(c)),
+                    Product,
+                )
+                .with_op(MATMUL),
+                _ => Piece::new("\\mathbf{1}", Atom),
+            },
+            Math::Zeros([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
+                (Some(r), Some(c)) => Piece::new(format!("0_{{{} \\times {}}}", dim(r), dim(c)), Atom),
+                _ => Piece::new("0", Atom),
+            },
+            Math::Eye(n) => match dim_at(expr, *n) {
+                Some(d) => Piece::new(format!("I_{{{}}}", dim(d)), Atom),
+                None => Piece::new("I", Atom),
+            },
+            Math::DimValue(_) => a[0].clone(),
+            Math::BlockSum(_) => Piece::new(
+                format!(
+                    "\\operatorname{{blocksum}}_{{{} \\times {}}}\\left({}\\right)",
+                    a[1].text, a[2].text, a[0].text
+                ),
+                Atom,
+            ),
+            Math::BlockAdd(_) => Piece::new(
+                format!(
+                    "\\operatorname{{blockadd}}_{{{} \\times {}}}\\left({}\\right)",
+                    a[1].text, a[2].text, a[0].text
+                ),
+                Atom,
+            ),
+            Math::Rows(_) => op_call("rows"),
+            Math::Cols(_) => op_call("cols"),
+        }
+    }
+}
+
+/// A shape in LaTeX: `B \times M`, `M` for a column, `1 \times M`, `\text{scalar}`.
+pub fn shape(s: &crate::dim::Shape) -> String {
+    if s.is_scalar() {
+        "\\text{scalar}".to_string()
+    } else if s.is_column() {
+        dim(&s.rows)
+    } else {
+        format!("{} \\times {}", dim(&s.rows), dim(&s.cols))
+    }
+}
