@@ -1,0 +1,68 @@
+//! Every LaTeX string matdiff prints for the corpus is rendered by KaTeX (node), and the
+//! seed's standalone document is compiled by pdflatex. scripts/test installs both.
+
+mod common;
+
+use common::{load_cases, options_for};
+use std::process::Command;
+
+fn katex_module() -> String {
+    std::env::var("MATDIFF_KATEX")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/katex/node_modules/katex").to_string())
+}
+
+#[test]
+fn katex_renders_every_latex_string() {
+    let mut items = Vec::new();
+    for (file, case) in load_cases() {
+        let d = matdiff::grad(&case.script, &case.wrt, &options_for(&case)).expect("case derives");
+        let name = format!("{file}__{}", case.id);
+        items.push(serde_json::json!({"name": format!("{name}/formula"), "tex": d.formula_latex()}));
+        items.push(serde_json::json!({"name": format!("{name}/target"), "tex": d.target_latex()}));
+        items.push(serde_json::json!({
+            "name": format!("{name}/align"),
+            "tex": format!("\\begin{{aligned}}\n{}\n\\end{{aligned}}", d.latex().replace(" && ", " \\quad ")),
+        }));
+    }
+    let dir = std::env::temp_dir().join(format!("matdiff-katex-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("latex.json");
+    std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
+    let out = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/katex_check.js"))
+        .arg(&file)
+        .env("MATDIFF_KATEX", katex_module())
+        .output()
+        .expect("node runs (scripts/test installs KaTeX)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "KaTeX rejected some LaTeX:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{} passed, 0 failed", items.len())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_seed_standalone_document_compiles_with_pdflatex() {
+    let d = matdiff::grad(
+        "X : B x N; W : N x M; b : M; h = X*W + b",
+        "b",
+        &matdiff::Options::default(),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("matdiff-tex-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("seed.tex"), d.latex_document()).unwrap();
+    let out = Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "seed.tex"])
+        .current_dir(&dir)
+        .output()
+        .expect("pdflatex runs (scripts/test installs texlive-latex-base)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let pdf = std::fs::metadata(dir.join("seed.pdf")).expect("a PDF was written");
+    assert!(pdf.len() > 1000);
+}
