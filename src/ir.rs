@@ -254,7 +254,7 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
         ),
         Math::Inv(a) => (same(*a), unary_const(*a, |x| 1.0 / x)),
         Math::Det(a) => (value(Shape::scalar()), konst(*a)),
-        Math::LogDet(a) => (value(Shape::scalar()), unary_const(*a, f64::ln)),
+        Math::LogDet(a) => (value(Shape::scalar()), unary_const(*a, |x| x.abs().ln())),
         Math::Trace(a) | Math::Sum(a) => (value(Shape::scalar()), konst(*a)),
         Math::Norm(a) => (value(Shape::scalar()), unary_const(*a, f64::abs)),
         Math::Diag(a) => (

@@ -40,6 +40,9 @@ enum Value {
     Size(usize),
 }
 
+/// The largest condition number (Frobenius) of a matrix inverted during a check.
+const MAX_CONDITION: f64 = 1e8;
+
 /// Distance from kinks below which a finite difference may straddle one.
 const KINK_MARGIN: f64 = 1e-2;
 
@@ -128,14 +131,23 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
             Value::M(m(a)?.component_div(m(b)?))
         }
         Math::Kron([a, b]) => Value::M(m(a)?.kronecker(m(b)?)),
-        Math::Inv(a) => Value::M(m(a)?.clone().try_inverse().ok_or(EvalError::Domain)?),
-        Math::Det(a) => scalar(m(a)?.determinant()),
-        Math::LogDet(a) => {
-            let d = m(a)?.determinant();
-            if d <= 0.0 {
+        Math::Inv(a) => {
+            let x = m(a)?;
+            let inverse = x.clone().try_inverse().ok_or(EvalError::Domain)?;
+            // Near-singular matrices make finite differences meaningless: out of the domain.
+            if x.norm() * inverse.norm() > MAX_CONDITION {
                 return Err(EvalError::Domain);
             }
-            scalar(d.ln())
+            Value::M(inverse)
+        }
+        Math::Det(a) => scalar(m(a)?.determinant()),
+        Math::LogDet(a) => {
+            // ln|det X|, as the Cookbook's eq. 57 and numpy's slogdet.
+            let d = m(a)?.determinant();
+            if d == 0.0 {
+                return Err(EvalError::Domain);
+            }
+            scalar(d.abs().ln())
         }
         Math::Trace(a) => scalar(m(a)?.trace()),
         Math::Sum(a) => scalar(m(a)?.sum()),

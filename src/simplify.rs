@@ -19,7 +19,9 @@ impl Default for Limits {
         Limits {
             iterations: 30,
             nodes: 20_000,
-            time: Duration::from_millis(1500),
+            // A safety net only: the node and iteration limits bind first, so results do not
+            // depend on the machine's speed.
+            time: Duration::from_secs(10),
         }
     }
 }
@@ -93,6 +95,9 @@ impl CostFunction<Math> for TextbookCost<'_> {
             Math::Transpose(a) => {
                 if costs(*a) <= 1.0 {
                     0.3
+                } else if self.egraph[*a].nodes.iter().any(|n| matches!(n, Math::Add(_))) {
+                    // (x − μ)ᵀ and (A + X)⁻ᵀ read better than xᵀ − μᵀ and (Aᵀ + Xᵀ)⁻¹.
+                    0.5
                 } else {
                     2.0
                 }
@@ -104,7 +109,15 @@ impl CostFunction<Math> for TextbookCost<'_> {
             Math::Kron(_) => 3.0,
             Math::BlockSum(_) | Math::BlockAdd(_) => 5.0,
             // Slightly cheaper the more it scales, so constants move outward: 3·(XᵀXᵀ), not Xᵀ(3Xᵀ).
-            Math::Scale([s, a]) => return 1.0 + costs(*s) + 0.99 * costs(*a),
+            Math::Scale([s, a]) => {
+                // A number leads: 2·μ, not μ·2.
+                let lead = if self.egraph[*s].data.constant.is_some() {
+                    0.99
+                } else {
+                    1.0
+                };
+                return lead + costs(*s) + 0.99 * costs(*a);
+            }
             _ => 1.0,
         };
         enode.fold(own, |acc, id| acc + costs(id))

@@ -22,7 +22,7 @@ def draw(shape, sizes, rng, positive):
     value = rng.uniform(low, high, size=(rows, cols))
     if shape.get("symmetric"):
         value = (value + value.T) / 2
-    if shape.get("invertible"):
+    if shape.get("invertible") and rows == cols:
         value = value + (rows + 1) * np.eye(rows)
     return value
 

@@ -118,11 +118,32 @@ impl Form for Latex {
             Math::Had(_) => infix("\\odot"),
             Math::HDiv(_) => infix("\\oslash"),
             Math::Kron(_) => infix("\\otimes"),
-            Math::Scale([s, _]) => match constant_at(expr, *s) {
+            Math::Scale([s, x]) => match constant_at(expr, *s) {
+                _ if super::text::reciprocal(expr, *s).is_some() => {
+                    let (b, k) = super::text::reciprocal(expr, *s).expect("checked");
+                    let denominator = match k {
+                        1.0 => pieces[usize::from(b)].text.clone(),
+                        k => format!("{}^{{{}}}", base(&pieces[usize::from(b)]), number(k)),
+                    };
+                    let numerator = &pieces[usize::from(*x)];
+                    match numerator.text.strip_prefix('-') {
+                        Some(rest) if numerator.prec == Neg => {
+                            Piece::new(format!("-\\frac{{{rest}}}{{{denominator}}}"), Neg)
+                        }
+                        _ => Piece::new(format!("\\frac{{{}}}{{{denominator}}}", numerator.text), Atom),
+                    }
+                }
                 Some(-1.0) => Piece::new(format!("-{}", scaled(a[1])), Neg),
                 Some(c) if c < 0.0 => Piece::new(format!("-{} {}", number(-c), scaled(a[1])), Neg),
                 Some(c) => Piece::new(format!("{} {}", number(c), scaled(a[1])), Product).with_op(SCALE),
-                None => Piece::new(format!("{} {}", paren(a[0], Power), scaled(a[1])), Product).with_op(SCALE),
+                None => {
+                    let factor = if a[0].prec == Product && a[0].op == Some(SCALE) {
+                        a[0].text.clone()
+                    } else {
+                        paren(a[0], Power)
+                    };
+                    Piece::new(format!("{factor} {}", scaled(a[1])), Product).with_op(SCALE)
+                }
             },
             Math::Transpose(x) => match &expr[*x] {
                 Math::Inv(y) => Piece::new(format!("{}^{{-\\top}}", base(&pieces[usize::from(*y)])), Postfix),

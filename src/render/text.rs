@@ -33,6 +33,23 @@ fn scaled(p: &Piece) -> String {
 
 const MATMUL: &str = "·";
 
+/// A scalar factor: a product of scalars reads unbracketed (`2·tr(X)·I`), anything looser bracketed.
+fn scalar_factor(p: &Piece) -> String {
+    if p.prec == Prec::Product && p.op == Some(SCALE) {
+        p.text.clone()
+    } else {
+        p.at(Prec::Power)
+    }
+}
+
+/// `b^-k` as (b, k) for a positive constant k, so that `a·b^-k` can read `a/b^k`.
+pub fn reciprocal(expr: &RecExpr<Math>, id: Id) -> Option<(Id, f64)> {
+    match &expr[id] {
+        Math::Pow([b, k]) => constant_at(expr, *k).filter(|k| *k < 0.0).map(|k| (*b, -k)),
+        _ => None,
+    }
+}
+
 impl Form for Text {
     fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece {
         use Prec::*;
@@ -65,11 +82,23 @@ impl Form for Text {
             Math::Had(_) => infix(" ⊙ "),
             Math::HDiv(_) => infix(" ⊘ "),
             Math::Kron(_) => infix(" ⊗ "),
-            Math::Scale([s, _]) => match constant_at(expr, *s) {
+            Math::Scale([s, x]) => match constant_at(expr, *s) {
+                _ if reciprocal(expr, *s).is_some() => {
+                    let (b, k) = reciprocal(expr, *s).expect("checked");
+                    let denominator = match k {
+                        1.0 => pieces[usize::from(b)].at(Postfix),
+                        k => format!("{}^{}", pieces[usize::from(b)].at(Postfix), number(k)),
+                    };
+                    let numerator = &pieces[usize::from(*x)];
+                    match numerator.text.strip_prefix('−') {
+                        Some(rest) if numerator.prec == Neg => Piece::new(format!("−{rest}/{denominator}"), Neg),
+                        _ => Piece::new(format!("{}/{denominator}", numerator.at(Product)), Product).with_op(SCALE),
+                    }
+                }
                 Some(-1.0) => Piece::new(format!("−{}", scaled(a[1])), Neg),
                 Some(c) if c < 0.0 => Piece::new(format!("−{}·{}", number(-c), scaled(a[1])), Neg),
                 Some(c) => Piece::new(format!("{}·{}", number(c), scaled(a[1])), Product).with_op(SCALE),
-                None => Piece::new(format!("{}·{}", a[0].at(Power), scaled(a[1])), Product).with_op(SCALE),
+                None => Piece::new(format!("{}·{}", scalar_factor(a[0]), scaled(a[1])), Product).with_op(SCALE),
             },
             Math::Transpose(x) => match &expr[*x] {
                 Math::Inv(y) => Piece::new(format!("{}⁻ᵀ", pieces[usize::from(*y)].at(Postfix)), Postfix),

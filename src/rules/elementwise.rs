@@ -3,6 +3,7 @@
 
 use super::{bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
+#[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
     bp("exp", 0, "(.* ?g ?e)", "d exp(x) = exp(x) dx"),
     bp("log", 0, "(./ ?g ?a)", "d log(x) = dx / x"),

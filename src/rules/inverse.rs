@@ -1,7 +1,8 @@
 //! The inverse, the determinant and the log-determinant.
 
-use super::{both, bp, rule, BackpropRule, SimplifyRule};
+use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
+#[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
     bp(
         "inv",
@@ -19,7 +20,7 @@ pub const BACKPROP: &[BackpropRule] = &[
         "logdet",
         0,
         "(scale ?g (T (inv ?a)))",
-        "Cookbook eq. 57: ∂ln|det(X)|/∂X = X⁻ᵀ",
+        "Cookbook eq. 57: ∂ln|det(X)|/∂X = X⁻ᵀ (logdet is ln|det|)",
     ),
 ];
 
@@ -29,6 +30,11 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("inv-inv",    "(inv (inv ?a))",    "?a",                        "(A⁻¹)⁻¹ = A"),
     rule("inv-mul-l",  "(* (inv ?a) ?a)",   "(eye (rows ?a))",           "A⁻¹A = I"),
     rule("inv-mul-r",  "(* ?a (inv ?a))",   "(eye (rows ?a))",           "AA⁻¹ = I"),
+    guarded("inv-mul", "(inv (* ?a ?b))",   "(* (inv ?b) (inv ?a))", Guard::Square("?a", "?b"), "Cookbook eq. 1: (AB)⁻¹ = B⁻¹A⁻¹ for square A, B"),
     rule("det-T",      "(det (T ?a))",      "(det ?a)",                  "Cookbook eq. 19: det(Aᵀ) = det(A)"),
+    guarded("det-mul", "(det (* ?a ?b))",   "(scale (det ?a) (det ?b))", Guard::Square("?a", "?b"), "Cookbook eq. 18: det(AB) = det(A)det(B) for square A, B"),
+    rule("det-inv",    "(det (inv ?a))",    "(pow (det ?a) -1)",         "Cookbook eq. 20: det(A⁻¹) = 1/det(A)"),
+    guarded("logdet-mul", "(logdet (* ?a ?b))", "(+ (logdet ?a) (logdet ?b))", Guard::Square("?a", "?b"), "ln|det(AB)| = ln|det A| + ln|det B| (Cookbook eq. 18)"),
+    rule("logdet-inv", "(logdet (inv ?a))", "(scale -1 (logdet ?a))",    "ln|det(A⁻¹)| = -ln|det A| (Cookbook eq. 20)"),
     rule("logdet-T",   "(logdet (T ?a))",   "(logdet ?a)",               "Cookbook eq. 19: det(Aᵀ) = det(A)"),
 ];

@@ -3,6 +3,7 @@
 
 use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
+#[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
     bp("+", 0, "?g", "Cookbook eq. 35: d(X + Y) = dX + dY"),
     bp("+", 1, "?g", "Cookbook eq. 35: d(X + Y) = dX + dY"),

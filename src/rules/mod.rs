@@ -37,6 +37,8 @@ pub enum Guard {
     NotScalar(&'static str),
     /// The variable's class holds a variable declared symmetric.
     Symmetric(&'static str),
+    /// Both variables' classes are square matrices.
+    Square(&'static str, &'static str),
 }
 
 pub struct SimplifyRule {
@@ -98,6 +100,9 @@ impl egg::Condition<Math, ShapeAnalysis> for GuardCondition {
                 let d = &egraph[class(v)].data;
                 d.shape().is_some() && !d.is_scalar()
             }
+            Guard::Square(a, b) => [a, b]
+                .iter()
+                .all(|v| egraph[class(v)].data.shape().is_some_and(|s| s.is_square())),
             Guard::Symmetric(v) => egraph[class(v)].nodes.iter().any(|n| match n {
                 Math::Symbol(s) => egraph.analysis.env.symmetric.contains(s),
                 _ => false,

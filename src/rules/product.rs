@@ -2,6 +2,7 @@
 
 use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
+#[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
     // Cookbook eq. 39: d(X⊗Y) = dX⊗Y + X⊗dY. The adjoint of A ↦ A⊗B sums each block of G
     // weighted by B; that of B ↦ A⊗B sums the blocks of G weighted by A's entries.
@@ -48,7 +49,8 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("mul-zeros-l", "(* (zeros ?m ?k) ?b)", "(zeros ?m (cols ?b))",  "0B = 0"),
     rule("mul-zeros-r", "(* ?a (zeros ?k ?n))", "(zeros (rows ?a) ?n)",  "A0 = 0"),
     // Hadamard
-    rule("had-comm",   "(.* ?a ?b)",        "(.* ?b ?a)",                "Cookbook §9.1 (eq. 510 ff.): A∘B = B∘A"),
+    rule("had-comm",   "(.* ?a ?b)",        "(.* ?b ?a)",                "A∘B = B∘A"),
+    both("had-assoc",  "(.* ?a (.* ?b ?c))", "(.* (.* ?a ?b) ?c)",       "(A∘B)∘C = A∘(B∘C)"),
     both("T-had",      "(T (.* ?a ?b))",    "(.* (T ?a) (T ?b))",        "(A∘B)ᵀ = Aᵀ∘Bᵀ"),
     rule("had-scale-l", "(.* (scale ?s ?a) ?b)", "(scale ?s (.* ?a ?b))", "(sA)∘B = s(A∘B)"),
     rule("had-zeros",  "(.* (zeros ?m ?n) ?b)", "(zeros ?m ?n)",         "0∘B = 0"),
@@ -56,6 +58,10 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     both("T-hdiv",     "(T (./ ?a ?b))",    "(./ (T ?a) (T ?b))",        "(A⊘B)ᵀ = Aᵀ⊘Bᵀ"),
     rule("hdiv-scale-l", "(./ (scale ?s ?a) ?b)", "(scale ?s (./ ?a ?b))", "(sA)⊘B = s(A⊘B)"),
     rule("had-hdiv",   "(.* ?a (./ ?b ?c))", "(./ (.* ?a ?b) ?c)",       "A∘(B⊘C) = (A∘B)⊘C"),
+    rule("hdiv-cancel", "(.* (./ ?a ?b) ?b)", "?a",                      "(A⊘B)∘B = A where B has no zero"),
+    rule("had-distribute", "(.* (+ ?a ?b) ?c)", "(+ (.* ?a ?c) (.* ?b ?c))", "(A + B)∘C = A∘C + B∘C"),
+    guarded("had-scalar", "(.* ?a ?b)",     "(scale ?a ?b)", Guard::Scalar("?a"), "for 1 x 1 values the Hadamard product is a product"),
+    guarded("hdiv-scalar", "(./ ?a ?b)",    "(scale (pow ?b -1) ?a)", Guard::Scalar("?b"), "for 1 x 1 values a⊘b = a·b⁻¹"),
     rule("hdiv-same",  "(./ ?a ?a)",        "(ones (rows ?a) (cols ?a))", "A⊘A = 1 (where defined)"),
     // Kronecker
     both("T-kron",     "(T (kron ?a ?b))",  "(kron (T ?a) (T ?b))",      "Cookbook §10.2.2: (A⊗B)ᵀ = Aᵀ⊗Bᵀ"),

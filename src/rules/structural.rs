@@ -2,6 +2,7 @@
 
 use super::{bp, rule, BackpropRule, SimplifyRule};
 
+#[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
     bp(
         "diag",

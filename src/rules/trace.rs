@@ -2,6 +2,7 @@
 
 use super::{bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
 
+#[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
     bp("tr", 0, "(scale ?g (eye (rows ?a)))", "Cookbook eq. 99: ∂tr(X)/∂X = I"),
     bp(
