@@ -52,6 +52,32 @@ impl Dim {
     pub fn evaluate(&self, size_of: &impl Fn(&str) -> usize) -> usize {
         self.factors.iter().fold(self.coeff as usize, |acc, f| acc * size_of(f))
     }
+    /// Writes the dimension with powers for repeated factors (`n²·B`), for people.
+    pub fn pretty(&self) -> String {
+        const SUPERSCRIPTS: [&str; 10] = ["⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"];
+        let mut parts: Vec<String> = Vec::new();
+        if self.coeff != 1 || self.factors.is_empty() {
+            parts.push(self.coeff.to_string());
+        }
+        let mut i = 0;
+        while i < self.factors.len() {
+            let f = &self.factors[i];
+            let count = self.factors[i..].iter().take_while(|g| *g == f).count();
+            let power: String = if count == 1 {
+                String::new()
+            } else {
+                count
+                    .to_string()
+                    .chars()
+                    .map(|c| SUPERSCRIPTS[c.to_digit(10).unwrap_or(0) as usize])
+                    .collect()
+            };
+            parts.push(format!("{f}{power}"));
+            i += count;
+        }
+        parts.join("·")
+    }
+
     /// Writes the dimension with `sep` between factors.
     pub fn render(&self, sep: &str) -> String {
         let mut parts: Vec<String> = Vec::new();
@@ -65,7 +91,7 @@ impl Dim {
 
 impl fmt::Display for Dim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.render("·"))
+        f.write_str(&self.pretty())
     }
 }
 

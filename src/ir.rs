@@ -120,6 +120,10 @@ define_language! {
         // `blockadd M p q` the p x q sum of its m x n blocks.
         "blocksum" = BlockSum([Id; 3]),
         "blockadd" = BlockAdd([Id; 3]),
+        // Full-form (Jacobian) algebra: `vec` stacks columns (Magnus & Neudecker), and
+        // `commute m n` is the commutation matrix K with K·vec(A) = vec(Aᵀ) for A : m x n.
+        "vec" = Vec(Id),
+        "commute" = Commute([Id; 2]),
         Num(Const),
         Dim(DimNode),
         Symbol(Symbol),
@@ -302,6 +306,20 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
         },
         Math::BlockSum([_, m, n]) | Math::BlockAdd([_, m, n]) => match (dim(*m), dim(*n)) {
             (Some(r), Some(c)) => (value(Shape::new(r, c)), None),
+            _ => (Kind::Invalid, None),
+        },
+        Math::Vec(a) => (
+            shape(*a)
+                .map(|s| value(Shape::new(s.rows.times(&s.cols), Dim::one())))
+                .unwrap_or(Kind::Invalid),
+            konst(*a),
+        ),
+        Math::Commute([m, n]) => match (dim(*m), dim(*n)) {
+            (Some(r), Some(c)) => {
+                let size = r.times(&c);
+                let constant = size.is_one().then_some(1.0);
+                (value(Shape::new(size.clone(), size)), constant)
+            }
             _ => (Kind::Invalid, None),
         },
         Math::Rows(a) => (shape(*a).map(|s| Kind::Dim(s.rows)).unwrap_or(Kind::Invalid), None),

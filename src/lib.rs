@@ -16,6 +16,7 @@
 pub mod derive;
 pub mod diagnostic;
 pub mod dim;
+pub mod fullform;
 mod infer;
 pub mod ir;
 pub mod lower;
@@ -219,7 +220,7 @@ fn zeros(egraph: &mut MathGraph, shape: &Shape) -> Id {
     egraph.add(Math::Zeros([r, c]))
 }
 
-fn resolve_wrt(checked: &Checked, wrt: &str) -> Result<Shape, Error> {
+pub(crate) fn resolve_wrt(checked: &Checked, wrt: &str) -> Result<Shape, Error> {
     let at_argument = |e: Error| e.in_argument("--wrt", wrt);
     let whole = Span::new(0, wrt.len());
     if let Some(shape) = checked.shape_of(wrt) {

@@ -15,6 +15,10 @@ struct Cli {
 enum Command {
     /// The gradient of a scalar target, or the backprop of an upstream G through a non-scalar one.
     Grad(GradArgs),
+    /// The full-form derivative ∂T/∂X of a vector or matrix target, as a matrix over vec.
+    Jacobian(GradArgs),
+    /// The Hessian of a scalar target (the Jacobian of its gradient).
+    Hessian(GradArgs),
     /// The interactive session (also what `matdiff` alone starts); piped input runs as a script.
     Repl,
 }
@@ -83,6 +87,8 @@ fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Grad(args)) => grad(args),
+        Some(Command::Jacobian(args)) => full_form(args, matdiff::fullform::FullKind::Jacobian),
+        Some(Command::Hessian(args)) => full_form(args, matdiff::fullform::FullKind::Hessian),
         Some(Command::Repl) | None => ExitCode::from(matdiff::repl::run().clamp(0, 255) as u8),
     }
 }
@@ -164,6 +170,54 @@ fn grad(args: GradArgs) -> ExitCode {
             if args.emit != Emit::Text {
                 eprintln!("{}", derivation.check_text());
             }
+            ExitCode::from(EXIT_CHECK)
+        }
+    }
+}
+
+fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
+    let (name, script) = match read_script(&args) {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let mut options = Options {
+        no_check: args.no_check,
+        ..Options::default()
+    };
+    if let Some(seed) = args.seed {
+        options.check.seed = seed;
+    }
+    let result = matdiff::check_script(&script).and_then(|checked| match kind {
+        matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(&checked, &args.wrt, &options),
+        matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(&checked, &args.wrt, &options),
+    });
+    let form = match result {
+        Ok(f) => f,
+        Err(e) => return report(&e, &name, &script),
+    };
+    let rendered = match args.emit {
+        Emit::Latex => format!("{} = {}", "J", form.matrix_latex()),
+        Emit::Json => serde_json::json!({
+            "matrix": form.matrix_text(),
+            "latex": form.matrix_latex(),
+            "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "index_form": form.index_form,
+            "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
+            "check": form.check_text(),
+        })
+        .to_string(),
+        Emit::Text | Emit::Numpy => form.to_string(),
+    };
+    match form.check {
+        Check::Passed { .. } | Check::Skipped if form.contraction.as_ref().is_none_or(|(_, ok)| *ok) => {
+            println!("{rendered}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{rendered}");
             ExitCode::from(EXIT_CHECK)
         }
     }

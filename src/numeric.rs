@@ -206,6 +206,21 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
             }
             Value::M(out)
         }
+        Math::Vec(a) => {
+            let x = m(a)?;
+            Value::M(Matrix::from_column_slice(x.len(), 1, x.as_slice()))
+        }
+        Math::Commute([r, c]) => {
+            let (r, c) = (size(r)?, size(c)?);
+            let mut k = Matrix::zeros(r * c, r * c);
+            for i in 0..r {
+                for j in 0..c {
+                    // vec(A) holds A_ij at i + j·r; vec(Aᵀ) holds it at j + i·c.
+                    k[(j + i * c, i + j * r)] = 1.0;
+                }
+            }
+            Value::M(k)
+        }
         Math::Rows(a) => Value::Size(m(a)?.nrows()),
         Math::Cols(a) => Value::Size(m(a)?.ncols()),
         Math::DimValue(d) => scalar(size(d)? as f64),
@@ -271,8 +286,33 @@ const FD_STEP: f64 = 1e-3;
 const DRAWS_PER_INSTANCE: usize = 16;
 
 pub fn check(claim: &Claim, opts: &CheckOptions) -> Check {
+    let domain = Domain {
+        env: claim.env,
+        dims: claim.dims,
+        target: claim.target,
+        upstream: claim.upstream.as_ref(),
+    };
+    check_in(&domain, opts, |inst| compare(claim, inst))
+}
+
+/// Where instances are drawn from: the variables' shapes, the dimensions, the target
+/// (whose inverses need well-conditioned values) and the upstream G if any.
+pub struct Domain<'a> {
+    pub env: &'a Env,
+    pub dims: &'a BTreeSet<String>,
+    pub target: &'a RecExpr<Math>,
+    pub upstream: Option<&'a (Symbol, Shape)>,
+}
+
+/// Runs `compare` (returning a relative error) on `opts.instances` instances in the
+/// domain, redrawing those where a value leaves its domain.
+pub fn check_in(
+    domain: &Domain,
+    opts: &CheckOptions,
+    mut compare: impl FnMut(&Instance) -> Result<f64, EvalError>,
+) -> Check {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let invertible = under_inverse(claim.target);
+    let invertible = under_inverse(domain.target);
     let mut worst: f64 = 0.0;
     let mut tried = 0;
     for _ in 0..opts.instances {
@@ -280,8 +320,8 @@ pub fn check(claim: &Claim, opts: &CheckOptions) -> Check {
         for draw in 0..DRAWS_PER_INSTANCE {
             tried += 1;
             let positive = draw % 2 == 1;
-            let inst = draw_instance(claim, &invertible, positive, &mut rng);
-            match compare(claim, &inst) {
+            let inst = draw_instance(domain, &invertible, positive, &mut rng);
+            match compare(&inst) {
                 Ok(err) => {
                     worst = worst.max(err);
                     done = true;
@@ -335,7 +375,7 @@ fn under_inverse(expr: &RecExpr<Math>) -> HashSet<Symbol> {
     out
 }
 
-fn draw_instance(claim: &Claim, invertible: &HashSet<Symbol>, positive: bool, rng: &mut ChaCha8Rng) -> Instance {
+fn draw_instance(claim: &Domain, invertible: &HashSet<Symbol>, positive: bool, rng: &mut ChaCha8Rng) -> Instance {
     // Distinct sizes for distinct dimensions, so a mix-up of two of them cannot pass.
     let mut pool: Vec<usize> = (2..(2 + claim.dims.len().max(5))).collect();
     for i in (1..pool.len()).rev() {
@@ -366,12 +406,31 @@ fn draw_instance(claim: &Claim, invertible: &HashSet<Symbol>, positive: bool, rn
         }
         inst.values.insert(*name, x);
     }
-    if let Some((g, shape)) = &claim.upstream {
+    if let Some((g, shape)) = claim.upstream {
         let (r, c) = inst.size_of(shape);
         let gm = Matrix::from_fn(r, c, |_, _| rng.random_range(-1.0..1.0));
         inst.values.insert(*g, gm);
     }
     inst
+}
+
+/// The derivative at 0 of `at` by the five-point stencil (error O(h⁴)).
+pub fn stencil<T>(at: &mut impl FnMut(f64) -> Result<T, EvalError>) -> Result<T, EvalError>
+where
+    T: std::ops::Sub<Output = T> + std::ops::Add<Output = T> + std::ops::Mul<f64, Output = T>,
+{
+    let h = FD_STEP;
+    let (m2, m1, p1, p2) = (at(-2.0 * h)?, at(-h)?, at(h)?, at(2.0 * h)?);
+    Ok((m2 - m1 * 8.0 + p1 * 8.0 - p2) * (1.0 / (12.0 * h)))
+}
+
+/// The largest entrywise disagreement of two matrices, relative to their size.
+pub fn relative_error(numeric: &Matrix, analytic: &Matrix) -> f64 {
+    if numeric.shape() != analytic.shape() {
+        return f64::INFINITY;
+    }
+    let scale = numeric.amax().max(analytic.amax()).max(1e-3);
+    (numeric - analytic).amax() / scale
 }
 
 /// The scalar whose gradient is claimed: f itself, or ⟨G, f⟩.
@@ -411,9 +470,7 @@ fn compare(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
             probe.values.insert(claim.wrt, x);
             objective(claim, &probe)
         };
-        let h = FD_STEP;
-        // Five-point stencil: error O(h⁴).
-        Ok((at(-2.0 * h)? - 8.0 * at(-h)? + 8.0 * at(h)? - at(2.0 * h)?) / (12.0 * h))
+        stencil(&mut at)
     };
     for i in 0..x0.nrows() {
         for j in 0..x0.ncols() {
@@ -436,6 +493,5 @@ fn compare(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
             }
         }
     }
-    let scale = numeric.amax().max(analytic.amax()).max(1e-3);
-    Ok((&numeric - &analytic).amax() / scale)
+    Ok(relative_error(&numeric, &analytic))
 }

@@ -205,6 +205,8 @@ impl Form for Latex {
                 ),
                 Atom,
             ),
+            Math::Vec(_) => op_call("vec"),
+            Math::Commute(_) => Piece::new(format!("K_{{{}, {}}}", a[0].text, a[1].text), Atom),
             Math::Rows(_) => op_call("rows"),
             Math::Cols(_) => op_call("cols"),
         }

@@ -84,6 +84,14 @@ impl Form for Numpy<'_> {
                     Postfix,
                 )
             }
+            Math::Vec(_) => Piece::new(format!("np.reshape({}, (-1, 1), order=\"F\")", a[0].text), Atom),
+            Math::Commute(_) => Piece::new(
+                format!(
+                    "(lambda m, n: np.eye(m * n)[np.arange(m * n).reshape(m, n, order=\"F\").ravel()])({}, {})",
+                    a[0].text, a[1].text
+                ),
+                Atom,
+            ),
             Math::Rows(_) => Piece::new(format!("np.shape({})[0]", a[0].text), Postfix),
             Math::Cols(_) => Piece::new(format!("np.shape({})[1]", a[0].text), Postfix),
         }

@@ -146,6 +146,8 @@ impl Form for Text {
             Math::DimValue(_) => a[0].clone(),
             Math::BlockSum(_) => Piece::new(format!("blocksum_({} x {})({})", a[1].text, a[2].text, a[0].text), Atom),
             Math::BlockAdd(_) => Piece::new(format!("blockadd_({} x {})({})", a[1].text, a[2].text, a[0].text), Atom),
+            Math::Vec(_) => call("vec"),
+            Math::Commute(_) => Piece::new(format!("K_({},{})", a[0].text, a[1].text), Atom),
             Math::Rows(_) => call("rows"),
             Math::Cols(_) => call("cols"),
         }

@@ -1,7 +1,7 @@
 //! Elementwise functions and powers. For f applied entrywise, d f(X) = f'(X) ∘ dX, so the
 //! upstream of X is G ∘ f'(X) (Cookbook eq. 38 applied entry by entry).
 
-use super::{bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
+use super::{bp, guarded, jac, rule, BackpropRule, Guard, JacobianRule, SimplifyRule};
 
 #[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
@@ -33,6 +33,23 @@ pub const BACKPROP: &[BackpropRule] = &[
         "(.* ?g (scale ?b (.^ ?a (+ ?b -1))))",
         "d xᵏ = k xᵏ⁻¹ dx, entrywise",
     ),
+];
+
+#[rustfmt::skip]
+pub const JACOBIAN: &[JacobianRule] = &[
+    jac("exp", 0, "(* (diag (vec ?e)) ?j)", "d exp(x) = exp(x) dx, entrywise: a diagonal Jacobian"),
+    jac("log", 0, "(* (diag (vec (./ (ones (rows ?a) (cols ?a)) ?a))) ?j)", "d log(x) = dx / x"),
+    jac("sin", 0, "(* (diag (vec (cos ?a))) ?j)", "d sin(x) = cos(x) dx"),
+    jac("cos", 0, "(scale -1 (* (diag (vec (sin ?a))) ?j))", "d cos(x) = -sin(x) dx"),
+    jac("tanh", 0, "(* (diag (vec (+ (ones (rows ?a) (cols ?a)) (scale -1 (.* ?e ?e))))) ?j)", "d tanh(x) = (1 - tanh²(x)) dx"),
+    jac("sigmoid", 0, "(* (diag (vec (.* ?e (+ (ones (rows ?a) (cols ?a)) (scale -1 ?e))))) ?j)", "d σ(x) = σ(x)(1 - σ(x)) dx"),
+    jac("sqrt", 0, "(* (diag (vec (scale 0.5 (./ (ones (rows ?a) (cols ?a)) ?e)))) ?j)", "d √x = dx / (2√x)"),
+    jac("abs", 0, "(* (diag (vec (sign ?a))) ?j)", "d|x| = sign(x) dx"),
+    jac("relu", 0, "(* (diag (vec (step ?a))) ?j)", "d max(x, 0) = step(x) dx"),
+    jac("sign", 0, "(scale 0 ?j)", "sign is constant away from 0"),
+    jac("step", 0, "(scale 0 ?j)", "step is constant away from 0"),
+    jac("pow", 0, "(scale (scale ?b (pow ?a (+ ?b -1))) ?j)", "d sᵏ = k sᵏ⁻¹ ds"),
+    jac(".^", 0, "(* (diag (vec (scale ?b (.^ ?a (+ ?b -1))))) ?j)", "d xᵏ = k xᵏ⁻¹ dx, entrywise"),
 ];
 
 #[rustfmt::skip]

@@ -1,6 +1,6 @@
 //! The inverse, the determinant and the log-determinant.
 
-use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
+use super::{both, bp, guarded, jac, rule, BackpropRule, Guard, JacobianRule, SimplifyRule};
 
 #[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
@@ -22,6 +22,13 @@ pub const BACKPROP: &[BackpropRule] = &[
         "(scale ?g (T (inv ?a)))",
         "Cookbook eq. 57: ∂ln|det(X)|/∂X = X⁻ᵀ (logdet is ln|det|)",
     ),
+];
+
+#[rustfmt::skip]
+pub const JACOBIAN: &[JacobianRule] = &[
+    jac("inv", 0, "(scale -1 (* (kron (T ?e) ?e) ?j))", "Cookbook eq. 40 with eq. 520: vec(dA⁻¹) = -(A⁻ᵀ⊗A⁻¹)vec(dA)"),
+    jac("det", 0, "(scale ?e (* (T (vec (T (inv ?a)))) ?j))", "Cookbook eq. 42: d det(A) = det(A)tr(A⁻¹dA)"),
+    jac("logdet", 0, "(* (T (vec (T (inv ?a)))) ?j)", "Cookbook eq. 43: d ln|det A| = tr(A⁻¹dA)"),
 ];
 
 #[rustfmt::skip]

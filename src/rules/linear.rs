@@ -1,7 +1,7 @@
 //! Sums, scaling by a scalar, and the transpose.
 //! Cookbook = Petersen & Pedersen, The Matrix Cookbook, version of Nov 15 2012.
 
-use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
+use super::{both, bp, guarded, jac, rule, BackpropRule, Guard, JacobianRule, SimplifyRule};
 
 #[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
@@ -16,6 +16,15 @@ pub const BACKPROP: &[BackpropRule] = &[
     ),
     bp("scale", 1, "(scale ?a ?g)", "Cookbook eq. 34: d(aX) = a dX"),
     bp("T", 0, "(T ?g)", "Cookbook eq. 44: d(Xᵀ) = (dX)ᵀ"),
+];
+
+#[rustfmt::skip]
+pub const JACOBIAN: &[JacobianRule] = &[
+    jac("+", 0, "?j", "d(X + Y) = dX + dY"),
+    jac("+", 1, "?j", "d(X + Y) = dX + dY"),
+    jac("scale", 0, "(* (vec ?b) ?j)", "d(sA) = ds·A: vec(A)·ds"),
+    jac("scale", 1, "(scale ?a ?j)", "d(sA) = s·dA"),
+    jac("T", 0, "(* (commute (rows ?a) (cols ?a)) ?j)", "vec(Aᵀ) = K·vec(A), the commutation matrix (Magnus & Neudecker)"),
 ];
 
 #[rustfmt::skip]

@@ -1,6 +1,8 @@
 //! The rule tables, one file per operator family. Each family lists
 //! - its backprop rules: for `E = op(a, b)` and upstream `?g = ∂L/∂E`, the upstream of
-//!   each argument (`?e` is E itself), written in the IR's pattern syntax, and
+//!   each argument (`?e` is E itself), written in the IR's pattern syntax,
+//! - its Jacobian rules: given `?j = ∂vec(a)/∂vec(X)`, the argument's contribution to
+//!   ∂vec(E)/∂vec(X) (vec stacks columns; Magnus & Neudecker), and
 //! - its simplification rewrites for the e-graph,
 //!
 //! each with the identity it rests on. Nothing outside this folder knows a rule.
@@ -11,6 +13,7 @@ mod linear;
 mod product;
 mod structural;
 mod trace;
+mod vec;
 
 use crate::ir::{Math, MathGraph, ShapeAnalysis};
 use egg::{ConditionalApplier, Id, Pattern, Rewrite, Subst, Var};
@@ -27,6 +30,15 @@ pub struct BackpropRule {
     pub source: &'static str,
 }
 
+/// How an argument's Jacobian feeds its node's Jacobian (forward mode, vec form).
+pub struct JacobianRule {
+    pub op: &'static str,
+    pub arg: usize,
+    /// The contribution, over `?j` (the argument's Jacobian), `?e`, `?a`, `?b`.
+    pub contribution: &'static str,
+    pub source: &'static str,
+}
+
 /// When a simplification applies beyond matching its left side.
 #[derive(Clone, Copy)]
 pub enum Guard {
@@ -39,6 +51,16 @@ pub enum Guard {
     Symmetric(&'static str),
     /// Both variables' classes are square matrices.
     Square(&'static str, &'static str),
+    /// `(A⊗B)(C⊗D)` with A's columns matching C's rows and B's matching D's, as named.
+    MixedProduct(&'static str, &'static str, &'static str, &'static str),
+    /// `K_(p,m)·(A⊗B)` with m = rows(A) and p = rows(B), named (p, m, A, B).
+    KronRows(&'static str, &'static str, &'static str, &'static str),
+    /// `(A⊗B)·K_(n,q)` with n = cols(A) and q = cols(B), named (n, q, A, B).
+    KronCols(&'static str, &'static str, &'static str, &'static str),
+    /// The variable's class has one column.
+    Column(&'static str),
+    /// The variable's class has one row.
+    Row(&'static str),
 }
 
 pub struct SimplifyRule {
@@ -51,21 +73,78 @@ pub struct SimplifyRule {
     pub source: &'static str,
 }
 
-const FAMILIES: &[(&[BackpropRule], &[SimplifyRule])] = &[
-    (linear::BACKPROP, linear::SIMPLIFY),
-    (product::BACKPROP, product::SIMPLIFY),
-    (trace::BACKPROP, trace::SIMPLIFY),
-    (inverse::BACKPROP, inverse::SIMPLIFY),
-    (elementwise::BACKPROP, elementwise::SIMPLIFY),
-    (structural::BACKPROP, structural::SIMPLIFY),
+struct Family {
+    backprop: &'static [BackpropRule],
+    jacobian: &'static [JacobianRule],
+    simplify: &'static [SimplifyRule],
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        backprop: linear::BACKPROP,
+        jacobian: linear::JACOBIAN,
+        simplify: linear::SIMPLIFY,
+    },
+    Family {
+        backprop: product::BACKPROP,
+        jacobian: product::JACOBIAN,
+        simplify: product::SIMPLIFY,
+    },
+    Family {
+        backprop: trace::BACKPROP,
+        jacobian: trace::JACOBIAN,
+        simplify: trace::SIMPLIFY,
+    },
+    Family {
+        backprop: inverse::BACKPROP,
+        jacobian: inverse::JACOBIAN,
+        simplify: inverse::SIMPLIFY,
+    },
+    Family {
+        backprop: elementwise::BACKPROP,
+        jacobian: elementwise::JACOBIAN,
+        simplify: elementwise::SIMPLIFY,
+    },
+    Family {
+        backprop: structural::BACKPROP,
+        jacobian: structural::JACOBIAN,
+        simplify: structural::SIMPLIFY,
+    },
+    Family {
+        backprop: &[],
+        jacobian: &[],
+        simplify: vec::SIMPLIFY,
+    },
 ];
 
 pub fn backprop_rules() -> impl Iterator<Item = &'static BackpropRule> {
-    FAMILIES.iter().flat_map(|(b, _)| b.iter())
+    FAMILIES.iter().flat_map(|f| f.backprop.iter())
+}
+
+pub fn jacobian_rules() -> impl Iterator<Item = &'static JacobianRule> {
+    FAMILIES.iter().flat_map(|f| f.jacobian.iter())
 }
 
 pub fn simplify_rules() -> impl Iterator<Item = &'static SimplifyRule> {
-    FAMILIES.iter().flat_map(|(_, s)| s.iter())
+    FAMILIES.iter().flat_map(|f| f.simplify.iter())
+}
+
+/// The compiled Jacobian table: (operator, argument) to the contribution pattern.
+pub type JacobianTable = HashMap<(&'static str, usize), (Pattern<Math>, &'static JacobianRule)>;
+
+pub fn jacobian_table() -> &'static JacobianTable {
+    static TABLE: OnceLock<JacobianTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        jacobian_rules()
+            .map(|r| {
+                let pattern: Pattern<Math> = r
+                    .contribution
+                    .parse()
+                    .unwrap_or_else(|e| panic!("Jacobian rule for {} has a bad pattern: {e}", r.op));
+                ((r.op, r.arg), (pattern, r))
+            })
+            .collect()
+    })
 }
 
 /// The compiled backprop table: (operator, argument) to the upstream pattern.
@@ -103,6 +182,29 @@ impl egg::Condition<Math, ShapeAnalysis> for GuardCondition {
             Guard::Square(a, b) => [a, b]
                 .iter()
                 .all(|v| egraph[class(v)].data.shape().is_some_and(|s| s.is_square())),
+            Guard::MixedProduct(a, b, c, d) => {
+                let shape = |v: &str| egraph[class(v)].data.shape().cloned();
+                match (shape(a), shape(b), shape(c), shape(d)) {
+                    (Some(a), Some(b), Some(c), Some(d)) => a.cols == c.rows && b.cols == d.rows,
+                    _ => false,
+                }
+            }
+            Guard::KronRows(p, m, a, b) | Guard::KronCols(p, m, a, b) => {
+                let dim = |v: &str| match &egraph[class(v)].data.kind {
+                    crate::ir::Kind::Dim(d) => Some(d.clone()),
+                    _ => None,
+                };
+                let shape = |v: &str| egraph[class(v)].data.shape().cloned();
+                match (dim(p), dim(m), shape(a), shape(b)) {
+                    (Some(p), Some(m), Some(a), Some(b)) => match self.guard {
+                        Guard::KronRows(..) => m == a.rows && p == b.rows,
+                        _ => p == a.cols && m == b.cols,
+                    },
+                    _ => false,
+                }
+            }
+            Guard::Column(v) => egraph[class(v)].data.shape().is_some_and(|s| s.cols.is_one()),
+            Guard::Row(v) => egraph[class(v)].data.shape().is_some_and(|s| s.rows.is_one()),
             Guard::Symmetric(v) => egraph[class(v)].nodes.iter().any(|n| match n {
                 Math::Symbol(s) => egraph.analysis.env.symmetric.contains(s),
                 _ => false,
@@ -188,6 +290,20 @@ pub(crate) const fn both(
         rhs,
         guard: Guard::Always,
         both_ways: true,
+        source,
+    }
+}
+
+pub(crate) const fn jac(
+    op: &'static str,
+    arg: usize,
+    contribution: &'static str,
+    source: &'static str,
+) -> JacobianRule {
+    JacobianRule {
+        op,
+        arg,
+        contribution,
         source,
     }
 }

@@ -1,6 +1,6 @@
 //! The matrix product, the Hadamard (elementwise) product and quotient, and the Kronecker product.
 
-use super::{both, bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
+use super::{both, bp, guarded, jac, rule, BackpropRule, Guard, JacobianRule, SimplifyRule};
 
 #[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
@@ -34,6 +34,16 @@ pub const BACKPROP: &[BackpropRule] = &[
         "(scale -1 (./ (.* ?g ?e) ?b))",
         "quotient rule, elementwise: d(x/y) = dx/y - x dy/y²",
     ),
+];
+
+#[rustfmt::skip]
+pub const JACOBIAN: &[JacobianRule] = &[
+    jac("*", 0, "(* (kron (T ?b) (eye (rows ?a))) ?j)", "vec(dA·B) = (Bᵀ⊗I)vec(dA) (Cookbook eq. 520)"),
+    jac("*", 1, "(* (kron (eye (cols ?b)) ?a) ?j)", "vec(A·dB) = (I⊗A)vec(dB) (Cookbook eq. 520)"),
+    jac(".*", 0, "(* (diag (vec ?b)) ?j)", "vec(dA∘B) = diag(vec B)vec(dA)"),
+    jac(".*", 1, "(* (diag (vec ?a)) ?j)", "vec(A∘dB) = diag(vec A)vec(dB)"),
+    jac("./", 0, "(* (diag (vec (./ (ones (rows ?b) (cols ?b)) ?b))) ?j)", "d(A⊘B) = dA⊘B - (A⊘B⊘B)∘dB"),
+    jac("./", 1, "(scale -1 (* (diag (vec (./ ?e ?b))) ?j))", "d(A⊘B) = dA⊘B - (A⊘B⊘B)∘dB"),
 ];
 
 #[rustfmt::skip]

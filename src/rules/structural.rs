@@ -1,6 +1,6 @@
 //! Constant matrices (ones, zeros, identity), diag in both directions, and norms.
 
-use super::{bp, rule, BackpropRule, SimplifyRule};
+use super::{bp, jac, rule, BackpropRule, JacobianRule, SimplifyRule};
 
 #[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
@@ -22,6 +22,13 @@ pub const BACKPROP: &[BackpropRule] = &[
         "(scale (scale ?g (pow ?e -1)) ?a)",
         "Cookbook eq. 129/132: ∂‖X‖_F/∂X = X/‖X‖_F",
     ),
+];
+
+#[rustfmt::skip]
+pub const JACOBIAN: &[JacobianRule] = &[
+    jac("norm", 0, "(* (scale (pow ?e -1) (T (vec ?a))) ?j)", "d‖A‖ = vec(A)ᵀvec(dA)/‖A‖"),
+    jac("diag", 0, "(* (diag (vec (eye (rows ?a)))) (* (kron (ones (rows ?a) @1) (eye (rows ?a))) ?j))", "vec(diag(v)) = diag(vec I)(1⊗I)v"),
+    jac("diagv", 0, "(* (T (kron (ones (rows ?a) @1) (eye (rows ?a)))) (* (diag (vec (eye (rows ?a)))) ?j))", "the diagonal of A is (1⊗I)ᵀdiag(vec I)vec(A)"),
 ];
 
 #[rustfmt::skip]

@@ -1,6 +1,6 @@
 //! The trace and the sum of all entries.
 
-use super::{bp, guarded, rule, BackpropRule, Guard, SimplifyRule};
+use super::{bp, guarded, jac, rule, BackpropRule, Guard, JacobianRule, SimplifyRule};
 
 #[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
@@ -11,6 +11,12 @@ pub const BACKPROP: &[BackpropRule] = &[
         "(scale ?g (ones (rows ?a) (cols ?a)))",
         "sum(X) = 1ᵀX1, Cookbook eq. 70: ∂aᵀXb/∂X = abᵀ",
     ),
+];
+
+#[rustfmt::skip]
+pub const JACOBIAN: &[JacobianRule] = &[
+    jac("tr", 0, "(* (T (vec (eye (rows ?a)))) ?j)", "tr(dA) = vec(I)ᵀvec(dA)"),
+    jac("sum", 0, "(* (T (ones (rows (vec ?a)) @1)) ?j)", "sum(dA) = 1ᵀvec(dA)"),
 ];
 
 #[rustfmt::skip]

@@ -1,0 +1,578 @@
+//! The full form: Jacobians and Hessians as matrices over vec (Magnus & Neudecker), with
+//! their tensor shape, index form and structural nonzeros, checked entry by entry.
+//!
+//! The Jacobian is built in forward mode by the rule tables' Jacobian entries, which use
+//! column-stacking vec; it is then shown in numpy's row-major order (`ravel`), which is
+//! `K·J·Kᵀ` with commutation matrices K, simplified by the Kronecker algebra in `rules/vec.rs`.
+
+use crate::dim::{Dim, Shape};
+use crate::ir::{DimNode, Math, MathGraph, ShapeAnalysis};
+use crate::lower::Checked;
+use crate::numeric::{self, check_in, relative_error, stencil, Domain, EvalError, Instance, Matrix};
+use crate::rules::jacobian_table;
+use crate::{simplify, Check, Error, Options};
+use egg::{Id, Language, RecExpr, Subst, Symbol, Var};
+
+/// A full-form derivative, ready to show.
+#[derive(Debug, Clone)]
+pub struct FullForm {
+    pub kind: FullKind,
+    pub target_label: String,
+    pub target: RecExpr<Math>,
+    pub target_shape: Shape,
+    pub wrt: String,
+    pub wrt_shape: Shape,
+    /// ∂ravel(T)/∂ravel(X): rows follow T's entries row by row, columns X's.
+    pub matrix: RecExpr<Math>,
+    pub env: crate::ir::Env,
+    pub dims: std::collections::BTreeSet<String>,
+    pub index_form: Option<String>,
+    /// Nonzeros of the matrix as a dimension expression, when its structure shows them.
+    pub nonzeros: Option<Dim>,
+    /// (nonzeros, entries) counted on the first checked instance, with its sizes.
+    pub counted: Option<Counted>,
+    pub check: Check,
+    /// For a Jacobian of a non-scalar target: the compact backprop Jᵀ·vec(G), and whether it
+    /// agreed numerically with the compact formula.
+    pub contraction: Option<(String, bool)>,
+}
+
+/// Nonzeros and entries of the matrix counted on one instance, with that instance's sizes.
+pub type Counted = (usize, usize, Vec<(String, usize)>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullKind {
+    Jacobian,
+    Hessian,
+}
+
+/// Forward mode over `expr`: ∂vec(expr)/∂vec(wrt), column-stacking vec.
+fn forward(egraph: &mut MathGraph, expr: &RecExpr<Math>, wrt: Symbol) -> Result<Option<Id>, String> {
+    let nodes = expr.as_ref();
+    let mut ids: Vec<Id> = Vec::with_capacity(nodes.len());
+    let mut jac: Vec<Option<Id>> = Vec::with_capacity(nodes.len());
+    let table = jacobian_table();
+    let var = |s: &str| s.parse::<Var>().expect("pattern variable");
+    let (j, e, a, b) = (var("?j"), var("?e"), var("?a"), var("?b"));
+    for node in nodes {
+        let id = egraph.add(node.clone().map_children(|c| ids[usize::from(c)]));
+        ids.push(id);
+        let here = match node {
+            Math::Symbol(s) if *s == wrt => {
+                let v = egraph.add(Math::Vec(id));
+                let n = egraph.add(Math::Rows(v));
+                Some(egraph.add(Math::Eye(n)))
+            }
+            _ => {
+                let mut total: Option<Id> = None;
+                let children = node.children();
+                for (pos, child) in children.iter().enumerate() {
+                    let Some(child_j) = jac[usize::from(*child)] else {
+                        continue;
+                    };
+                    let op = node.to_string();
+                    let (pattern, _) = table
+                        .get(&(op.as_str(), pos))
+                        .ok_or_else(|| format!("matdiff has no Jacobian rule for `{op}` yet"))?;
+                    let mut subst = Subst::default();
+                    subst.insert(j, child_j);
+                    subst.insert(e, id);
+                    subst.insert(a, ids[usize::from(children[0])]);
+                    if let Some(second) = children.get(1) {
+                        subst.insert(b, ids[usize::from(*second)]);
+                    }
+                    let term = egraph.add_instantiation(&pattern.ast, &subst);
+                    total = Some(match total {
+                        Some(t) => egraph.add(Math::Add([t, term])),
+                        None => term,
+                    });
+                }
+                total
+            }
+        };
+        jac.push(here);
+    }
+    Ok(jac.last().copied().flatten())
+}
+
+fn dim_node(egraph: &mut MathGraph, d: &Dim) -> Id {
+    egraph.add(Math::Dim(DimNode(d.clone())))
+}
+
+/// ∂ravel(expr)/∂ravel(wrt) in the e-graph: K·J·Kᵀ around the column-stacking Jacobian.
+fn row_major_jacobian(
+    egraph: &mut MathGraph,
+    expr: &RecExpr<Math>,
+    expr_shape: &Shape,
+    wrt: Symbol,
+    wrt_shape: &Shape,
+) -> Result<Id, String> {
+    let j = match forward(egraph, expr, wrt)? {
+        Some(j) => j,
+        None => {
+            let r = dim_node(egraph, &expr_shape.rows.times(&expr_shape.cols));
+            let c = dim_node(egraph, &wrt_shape.rows.times(&wrt_shape.cols));
+            egraph.add(Math::Zeros([r, c]))
+        }
+    };
+    let (m, n) = (dim_node(egraph, &expr_shape.rows), dim_node(egraph, &expr_shape.cols));
+    let (p, q) = (dim_node(egraph, &wrt_shape.rows), dim_node(egraph, &wrt_shape.cols));
+    let left = egraph.add(Math::Commute([m, n]));
+    let right = egraph.add(Math::Commute([q, p]));
+    let jr = egraph.add(Math::Mul([j, right]));
+    Ok(egraph.add(Math::Mul([left, jr])))
+}
+
+fn label(name: Option<&str>) -> String {
+    name.unwrap_or("f").to_string()
+}
+
+/// The Jacobian ∂T/∂X of the script's target with respect to `wrt`.
+pub fn jacobian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullForm, Error> {
+    let wrt_shape = crate::resolve_wrt(checked, wrt)?;
+    let target = &checked.target;
+    let wrt_sym = Symbol::from(wrt);
+    let env = checked.env.clone();
+    let (simplest, _) = simplify::simplest(&env, &target.expr, options.limits);
+    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
+    let root = row_major_jacobian(&mut egraph, &simplest, &target.shape, wrt_sym, &wrt_shape)
+        .map_err(|m| Error::unsupported(m, target.span))?;
+    egraph.rebuild();
+    let (egraph, _) = simplify::saturate(egraph, options.limits);
+    let matrix = simplify::extract(&egraph, root);
+
+    let mut form = FullForm {
+        kind: FullKind::Jacobian,
+        target_label: label(target.name.as_deref()),
+        target: target.expr.clone(),
+        target_shape: target.shape.clone(),
+        wrt: wrt.to_string(),
+        wrt_shape: wrt_shape.clone(),
+        index_form: index_form(
+            &env,
+            &matrix,
+            &target.shape,
+            &wrt_shape,
+            &label(target.name.as_deref()),
+            wrt,
+        ),
+        nonzeros: structural_nonzeros(&matrix),
+        matrix,
+        env,
+        dims: checked.dims.clone(),
+        counted: None,
+        check: Check::Skipped,
+        contraction: None,
+    };
+    if !options.no_check {
+        check_jacobian(&mut form, &target.expr, options);
+        if !target.shape.is_scalar() {
+            form.contraction = contraction(checked, wrt, &form, options);
+        }
+    }
+    Ok(form)
+}
+
+/// The Hessian of a scalar target: the Jacobian of its gradient, ∂ravel(∇f)/∂ravel(X).
+pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullForm, Error> {
+    let target = &checked.target;
+    if !target.shape.is_scalar() {
+        return Err(Error::shape(
+            format!("a Hessian needs a scalar target, but this one is {}", target.shape),
+            target.span,
+        )
+        .with_note("use `jacobian` for the full-form derivative of a non-scalar target"));
+    }
+    let gradient = crate::grad_checked(
+        checked,
+        wrt,
+        &Options {
+            no_check: true,
+            ..options.clone()
+        },
+    )?;
+    let wrt_shape = gradient.wrt_shape.clone();
+    let wrt_sym = Symbol::from(wrt);
+    let env = checked.env.clone();
+    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
+    let root = row_major_jacobian(&mut egraph, &gradient.formula, &wrt_shape, wrt_sym, &wrt_shape)
+        .map_err(|m| Error::unsupported(m, target.span))?;
+    egraph.rebuild();
+    let (egraph, _) = simplify::saturate(egraph, options.limits);
+    let matrix = simplify::extract(&egraph, root);
+    let mut form = FullForm {
+        kind: FullKind::Hessian,
+        target_label: label(target.name.as_deref()),
+        target: target.expr.clone(),
+        target_shape: target.shape.clone(),
+        wrt: wrt.to_string(),
+        wrt_shape: wrt_shape.clone(),
+        index_form: None,
+        nonzeros: structural_nonzeros(&matrix),
+        matrix,
+        env,
+        dims: checked.dims.clone(),
+        counted: None,
+        check: Check::Skipped,
+        contraction: None,
+    };
+    if !options.no_check {
+        // The gradient is first checked against the target; the Hessian is then checked
+        // against finite differences of that checked gradient.
+        let gradient_check = crate::grad_checked(checked, wrt, options)?.check;
+        if !gradient_check.passed() {
+            form.check = gradient_check;
+            return Ok(form);
+        }
+        check_jacobian(&mut form, &gradient.formula, options);
+    }
+    Ok(form)
+}
+
+/// Entry by entry: each column of the matrix against finite differences of ravel(expr).
+fn check_jacobian(form: &mut FullForm, expr: &RecExpr<Math>, options: &Options) {
+    let wrt = Symbol::from(form.wrt.as_str());
+    let domain = Domain {
+        env: &form.env,
+        dims: &form.dims,
+        target: &form.target,
+        upstream: None,
+    };
+    let mut counted = None;
+    let matrix = form.matrix.clone();
+    form.check = check_in(&domain, &options.check, |inst| {
+        let analytic = numeric::eval(&matrix, inst)?;
+        let x0 = inst
+            .values
+            .get(&wrt)
+            .cloned()
+            .ok_or(EvalError::Missing(form.wrt.clone()))?;
+        let value = ravel(&numeric::eval(expr, inst)?);
+        let (p, q) = x0.shape();
+        let mut numeric_j = Matrix::zeros(value.len(), p * q);
+        let mut probe = inst.clone();
+        for k in 0..p {
+            for l in 0..q {
+                let column = stencil(&mut |t: f64| {
+                    let mut x = x0.clone();
+                    x[(k, l)] += t;
+                    probe.values.insert(wrt, x);
+                    numeric::eval(expr, &probe).map(|v| ravel(&v))
+                })?;
+                numeric_j.set_column(k * q + l, &column.column(0));
+            }
+        }
+        if counted.is_none() && analytic.shape() == numeric_j.shape() {
+            let nonzero = analytic.iter().filter(|v| v.abs() > 1e-12).count();
+            let mut sizes: Vec<(String, usize)> = inst.sizes.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            sizes.sort();
+            counted = Some((nonzero, analytic.len(), sizes));
+        }
+        Ok(relative_error(&numeric_j, &analytic))
+    });
+    form.counted = counted;
+}
+
+/// The entries of a matrix row by row, as one column (numpy's ravel).
+fn ravel(m: &Matrix) -> Matrix {
+    Matrix::from_iterator(m.len(), 1, m.transpose().iter().copied())
+}
+
+/// Jᵀ·ravel(G), reshaped to X's shape, compared with the compact backprop formula.
+fn contraction(checked: &Checked, wrt: &str, form: &FullForm, options: &Options) -> Option<(String, bool)> {
+    let compact = crate::grad_checked(checked, wrt, options).ok()?;
+    let (g, _) = compact.upstream.clone()?;
+    let domain = Domain {
+        env: &compact.env,
+        dims: &compact.dims,
+        target: &compact.target,
+        upstream: compact.upstream.as_ref(),
+    };
+    let agree = check_in(&domain, &options.check, |inst: &Instance| {
+        let j = numeric::eval(&form.matrix, inst)?;
+        let gm = inst.values.get(&g).ok_or(EvalError::Missing("G".into()))?;
+        let contracted = j.transpose() * ravel(gm);
+        let formula = numeric::eval(&compact.formula, inst)?;
+        let (r, c) = formula.shape();
+        // Undo ravel: row-major entries back into an r x c matrix.
+        let reshaped = Matrix::from_row_iterator(r, c, contracted.iter().copied());
+        Ok(relative_error(&reshaped, &formula))
+    });
+    Some((compact.formula_text(), agree.passed() && compact.check.passed()))
+}
+
+/// Nonzeros of a Kronecker product of identities, ones and dense factors.
+fn structural_nonzeros(m: &RecExpr<Math>) -> Option<Dim> {
+    nonzeros_at(m, Id::from(m.as_ref().len() - 1))
+}
+
+fn nonzeros_at(m: &RecExpr<Math>, id: Id) -> Option<Dim> {
+    let dim = |x: Id| match &m[x] {
+        Math::Dim(DimNode(d)) => Some(d.clone()),
+        _ => None,
+    };
+    match &m[id] {
+        Math::Kron([a, b]) => Some(nonzeros_at(m, *a)?.times(&nonzeros_at(m, *b)?)),
+        Math::Eye(n) => dim(*n),
+        Math::Ones([r, c]) => Some(dim(*r)?.times(&dim(*c)?)),
+        Math::Scale([_, a]) | Math::Transpose(a) => nonzeros_at(m, *a),
+        Math::Symbol(_) => None,
+        _ => None,
+    }
+}
+
+/// ∂T_ij/∂X_kl as a product of factor entries, when the matrix is one Kronecker product
+/// (possibly scaled) whose factors line up with T's and X's indices.
+fn index_form(
+    env: &crate::ir::Env,
+    m: &RecExpr<Math>,
+    t: &Shape,
+    x: &Shape,
+    t_name: &str,
+    x_name: &str,
+) -> Option<String> {
+    let root = Id::from(m.as_ref().len() - 1);
+    let (coefficient, kron) = match &m[root] {
+        Math::Scale([s, k]) => (
+            Some(crate::render::render(&sub(m, *s), &crate::render::text::Text).text),
+            *k,
+        ),
+        _ => (None, root),
+    };
+    let t_idx = indices(t, ["i", "j"]);
+    let x_idx = indices(x, ["k", "l"]);
+    let lhs = format!("∂{t_name}{}/∂{x_name}{}", subscript(&t_idx), subscript(&x_idx));
+    let body = match &m[kron] {
+        Math::Kron([p, q]) => {
+            let (ps, qs) = (factor_shape(env, m, *p)?, factor_shape(env, m, *q)?);
+            let rows = split(t, &t_idx, &ps.rows, &qs.rows)?;
+            let cols = split(x, &x_idx, &ps.cols, &qs.cols)?;
+            let terms: Vec<String> = [entry(m, *p, &rows.0, &cols.0), entry(m, *q, &rows.1, &cols.1)]
+                .into_iter()
+                .flatten()
+                .collect();
+            if terms.is_empty() {
+                "1".to_string()
+            } else {
+                terms.join("·")
+            }
+        }
+        Math::Eye(_) => {
+            let pairs: Vec<String> = t_idx
+                .iter()
+                .zip(x_idx.iter())
+                .map(|(a, b)| format!("δ_{a}{b}"))
+                .collect();
+            if pairs.is_empty() {
+                "1".into()
+            } else {
+                pairs.join("·")
+            }
+        }
+        _ => return None,
+    };
+    Some(match coefficient {
+        Some(c) => format!("{lhs} = {c}·{body}"),
+        None => format!("{lhs} = {body}"),
+    })
+}
+
+fn sub(m: &RecExpr<Math>, id: Id) -> RecExpr<Math> {
+    m[id].build_recexpr(|c| m[c].clone())
+}
+
+fn factor_shape(env: &crate::ir::Env, m: &RecExpr<Math>, id: Id) -> Option<Shape> {
+    let data = crate::ir::expr_data(env, &sub(m, id));
+    data.last()?.shape().cloned()
+}
+
+/// The index letters of a shape's non-unit dimensions.
+fn indices(s: &Shape, letters: [&'static str; 2]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if !s.rows.is_one() {
+        out.push(letters[0]);
+    }
+    if !s.cols.is_one() {
+        out.push(letters[1]);
+    }
+    out
+}
+
+fn subscript(idx: &[&str]) -> String {
+    if idx.is_empty() {
+        String::new()
+    } else {
+        format!("_{}", idx.concat())
+    }
+}
+
+/// Which of the shape's indices run over the first factor's size and which over the second's.
+fn split(s: &Shape, idx: &[&'static str], first: &Dim, second: &Dim) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
+    let dims: Vec<&Dim> = [&s.rows, &s.cols].into_iter().filter(|d| !d.is_one()).collect();
+    match (dims.as_slice(), idx) {
+        ([a, b], [i, j]) if *a == first && *b == second => Some((vec![*i], vec![*j])),
+        ([a], [i]) if first.is_one() && *a == second => Some((vec![], vec![*i])),
+        ([a], [i]) if second.is_one() && *a == first => Some((vec![*i], vec![])),
+        ([], []) if first.is_one() && second.is_one() => Some((vec![], vec![])),
+        _ => None,
+    }
+}
+
+/// One factor's entry at the given row and column indices: `A_ik`, `δ_jl`, or nothing for ones.
+fn entry(m: &RecExpr<Math>, id: Id, rows: &[&str], cols: &[&str]) -> Option<String> {
+    let idx = format!("{}{}", rows.concat(), cols.concat());
+    match &m[id] {
+        Math::Eye(_) => Some(if idx.len() == 2 {
+            format!("δ_{idx}")
+        } else {
+            String::new()
+        })
+        .filter(|s| !s.is_empty()),
+        Math::Ones(_) => None,
+        Math::Num(c) => Some(crate::render::number(c.0)),
+        Math::Symbol(s) if idx.is_empty() => Some(s.to_string()),
+        Math::Symbol(s) => Some(format!("{s}_{idx}")),
+        Math::Transpose(a) if matches!(m[*a], Math::Symbol(_)) => {
+            let swapped = format!("{}{}", cols.concat(), rows.concat());
+            Some(format!("{}_{swapped}", m[*a]))
+        }
+        _ => {
+            let text = crate::render::render(&sub(m, id), &crate::render::text::Text).text;
+            Some(if idx.is_empty() {
+                format!("({text})")
+            } else {
+                format!("({text})_{idx}")
+            })
+        }
+    }
+}
+
+impl FullForm {
+    pub fn matrix_text(&self) -> String {
+        crate::render::render(&self.matrix, &crate::render::text::Text).text
+    }
+
+    pub fn matrix_latex(&self) -> String {
+        crate::render::render(&self.matrix, &crate::render::latex::Latex).text
+    }
+
+    /// The tensor's shape in index order: the target's non-unit sizes, then the variable's.
+    pub fn tensor_shape(&self) -> Vec<Dim> {
+        let of = |s: &Shape| {
+            [s.rows.clone(), s.cols.clone()]
+                .into_iter()
+                .filter(|d| !d.is_one())
+                .collect::<Vec<_>>()
+        };
+        let mut dims = match self.kind {
+            FullKind::Jacobian => of(&self.target_shape),
+            FullKind::Hessian => of(&self.wrt_shape),
+        };
+        dims.extend(of(&self.wrt_shape));
+        dims
+    }
+
+    fn size(s: &Shape) -> Dim {
+        s.rows.times(&s.cols)
+    }
+
+    pub fn check_text(&self) -> String {
+        let dims: Vec<&str> = self.dims.iter().map(String::as_str).collect();
+        let drawn = if dims.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} drawn independently)", dims.join(", "))
+        };
+        match &self.check {
+            Check::Passed { instances, max_rel_err } => format!(
+                "checked entry by entry against finite differences on {instances} random instances{drawn}, max relative error {max_rel_err:.1e}"
+            ),
+            Check::Failed { instances, max_rel_err } => format!(
+                "CHECK FAILED on {instances} random instances{drawn}: max relative error {max_rel_err:.1e}; this matrix must not be trusted"
+            ),
+            Check::NoDomain { tried } => format!("unchecked: no valid instance found in {tried} random draws"),
+            Check::Skipped => "unchecked (--no-check)".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FullForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target_text = crate::render::render(&self.target, &crate::render::text::Text).text;
+        writeln!(f, "{} = {}    ({})", self.target_label, target_text, self.target_shape)?;
+        let shape: Vec<String> = self.tensor_shape().iter().map(|d| d.to_string()).collect();
+        let (rows, cols) = match self.kind {
+            FullKind::Jacobian => (Self::size(&self.target_shape), Self::size(&self.wrt_shape)),
+            FullKind::Hessian => (Self::size(&self.wrt_shape), Self::size(&self.wrt_shape)),
+        };
+        match self.kind {
+            FullKind::Jacobian => {
+                let t_idx = indices(&self.target_shape, ["i", "j"]);
+                let x_idx = indices(&self.wrt_shape, ["k", "l"]);
+                let all: Vec<&str> = t_idx.iter().chain(x_idx.iter()).copied().collect();
+                writeln!(
+                    f,
+                    "∂{}/∂{} : a tensor of shape ({}); entry [{}] is ∂{}{}/∂{}{}",
+                    self.target_label,
+                    self.wrt,
+                    shape.join(", "),
+                    all.join(", "),
+                    self.target_label,
+                    subscript(&t_idx),
+                    self.wrt,
+                    subscript(&x_idx),
+                )?;
+                writeln!(
+                    f,
+                    "∂vec({})/∂vec({}) = {}    ({rows} x {cols}; vec lists entries row by row, as numpy's ravel)",
+                    self.target_label,
+                    self.wrt,
+                    self.matrix_text()
+                )?;
+            }
+            FullKind::Hessian => {
+                writeln!(f, "∇²{} : shape ({})", self.target_label, shape.join(", "))?;
+                writeln!(
+                    f,
+                    "∂vec(∇{})/∂vec({}) = {}    ({rows} x {cols}; vec lists entries row by row, as numpy's ravel)",
+                    self.target_label,
+                    self.wrt,
+                    self.matrix_text()
+                )?;
+            }
+        }
+        if let Some(index) = &self.index_form {
+            writeln!(f, "index form: {index}")?;
+        }
+        let total = rows.times(&cols);
+        match (&self.nonzeros, &self.counted) {
+            (Some(nz), Some((n, all, sizes))) => {
+                let at: Vec<String> = sizes.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                writeln!(
+                    f,
+                    "structural nonzeros: {nz} of {total} (at {}: {n} of {all})",
+                    at.join(", ")
+                )?;
+            }
+            (Some(nz), None) => writeln!(f, "structural nonzeros: {nz} of {total}")?,
+            (None, Some((n, all, sizes))) => {
+                let at: Vec<String> = sizes.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                writeln!(f, "nonzeros at {}: {n} of {all}", at.join(", "))?;
+            }
+            (None, None) => {}
+        }
+        if let Some((compact, agrees)) = &self.contraction {
+            let verdict = if *agrees {
+                "agrees numerically"
+            } else {
+                "DISAGREES numerically"
+            };
+            writeln!(
+                f,
+                "contraction with G = ∂L/∂{}: ∂L/∂{} = reshape(Jᵀ·vec(G)) = {compact}    (the compact form; {verdict})",
+                self.target_label, self.wrt
+            )?;
+        }
+        write!(f, "{}", self.check_text())
+    }
+}
