@@ -4,13 +4,28 @@
 //! each target node once, so the derivative shares every subexpression it reuses.
 
 use crate::ir::{Math, MathGraph};
-use crate::rules::backprop_table;
+use crate::rules::{backprop_table, BackpropRule};
 use egg::{Id, Language, RecExpr, Subst, Symbol, Var};
 
 /// An operator the rule table has no backprop rule for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingRule {
     pub op: String,
+}
+
+/// What the pass did, node by node of the target (indices into the target's array).
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// The e-class of each target node.
+    pub classes: Vec<Id>,
+    /// Whether each node depends on the variable.
+    pub depends: Vec<bool>,
+    /// ∂L/∂node for each node the variable flows through.
+    pub upstream: Vec<Option<Id>>,
+    /// For each node, the rules that sent it upstream, with the parent that used them.
+    pub received: Vec<Vec<(usize, &'static BackpropRule)>>,
+    /// The class of ∂L/∂wrt, if the variable occurs.
+    pub result: Option<Id>,
 }
 
 /// Adds `target` to the e-graph and returns the class of ∂⟨seed, target⟩/∂wrt
@@ -21,15 +36,28 @@ pub fn backprop(
     wrt: Symbol,
     seed: Id,
 ) -> Result<Option<Id>, MissingRule> {
+    backprop_traced(egraph, target, wrt, seed).map(|t| t.result)
+}
+
+/// As [`backprop`], keeping every node's upstream and the rules that produced it.
+pub fn backprop_traced(
+    egraph: &mut MathGraph,
+    target: &RecExpr<Math>,
+    wrt: Symbol,
+    seed: Id,
+) -> Result<Trace, MissingRule> {
     let nodes = target.as_ref();
-    let mut ids: Vec<Id> = Vec::with_capacity(nodes.len());
-    let mut depends: Vec<bool> = Vec::with_capacity(nodes.len());
+    let mut trace = Trace {
+        received: vec![Vec::new(); nodes.len()],
+        upstream: vec![None; nodes.len()],
+        ..Trace::default()
+    };
     for node in nodes {
-        let class = egraph.add(node.clone().map_children(|c| ids[usize::from(c)]));
-        ids.push(class);
-        let on_wrt =
-            matches!(node, Math::Symbol(s) if *s == wrt) || node.children().iter().any(|c| depends[usize::from(*c)]);
-        depends.push(on_wrt);
+        let class = egraph.add(node.clone().map_children(|c| trace.classes[usize::from(c)]));
+        trace.classes.push(class);
+        let on_wrt = matches!(node, Math::Symbol(s) if *s == wrt)
+            || node.children().iter().any(|c| trace.depends[usize::from(*c)]);
+        trace.depends.push(on_wrt);
     }
     let table = backprop_table();
     let (g, e, a, b): (Var, Var, Var, Var) = (
@@ -38,19 +66,17 @@ pub fn backprop(
         "?a".parse().expect("var"),
         "?b".parse().expect("var"),
     );
-    let mut upstream: Vec<Option<Id>> = vec![None; nodes.len()];
     let Some(root) = nodes.len().checked_sub(1) else {
-        return Ok(None);
+        return Ok(trace);
     };
-    upstream[root] = Some(seed);
-    let mut result: Option<Id> = None;
+    trace.upstream[root] = Some(seed);
     for i in (0..nodes.len()).rev() {
-        let (Some(up), true) = (upstream[i], depends[i]) else {
+        let (Some(up), true) = (trace.upstream[i], trace.depends[i]) else {
             continue;
         };
         let node = &nodes[i];
         if let Math::Symbol(_) = node {
-            result = Some(match result {
+            trace.result = Some(match trace.result {
                 Some(acc) => egraph.add(Math::Add([acc, up])),
                 None => up,
             });
@@ -60,25 +86,26 @@ pub fn backprop(
         let children = node.children();
         for (pos, child) in children.iter().enumerate() {
             let child = usize::from(*child);
-            if !depends[child] {
+            if !trace.depends[child] {
                 continue;
             }
-            let (pattern, _) = table
+            let (pattern, rule) = table
                 .get(&(op.as_str(), pos))
                 .ok_or_else(|| MissingRule { op: op.clone() })?;
             let mut subst = Subst::default();
             subst.insert(g, up);
-            subst.insert(e, ids[i]);
-            subst.insert(a, ids[usize::from(children[0])]);
+            subst.insert(e, trace.classes[i]);
+            subst.insert(a, trace.classes[usize::from(children[0])]);
             if let Some(second) = children.get(1) {
-                subst.insert(b, ids[usize::from(*second)]);
+                subst.insert(b, trace.classes[usize::from(*second)]);
             }
             let contribution = egraph.add_instantiation(&pattern.ast, &subst);
-            upstream[child] = Some(match upstream[child] {
+            trace.received[child].push((i, *rule));
+            trace.upstream[child] = Some(match trace.upstream[child] {
                 Some(acc) => egraph.add(Math::Add([acc, contribution])),
                 None => contribution,
             });
         }
     }
-    Ok(result)
+    Ok(trace)
 }

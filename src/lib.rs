@@ -13,9 +13,37 @@
 //! # Ok::<(), matdiff::Error>(())
 //! ```
 
+/// Writes a line to stdout, ignoring a closed pipe (`matdiff … | head` must not panic).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Writes a line to stderr, ignoring a closed pipe.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// Writes to stderr without a newline, ignoring a closed pipe.
+#[macro_export]
+macro_rules! err_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod derive;
 pub mod diagnostic;
 pub mod dim;
+pub mod explain;
 pub mod fullform;
 mod infer;
 pub mod ir;

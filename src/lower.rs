@@ -250,6 +250,9 @@ impl Lowering<'_> {
     }
 
     fn scale(&mut self, s: Id, a: Id) -> Id {
+        if matches!(self.builder.expr()[s], Math::Num(c) if c.0 == 1.0) {
+            return a;
+        }
         self.add(Math::Scale([s, a]))
     }
 

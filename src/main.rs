@@ -1,4 +1,5 @@
 use clap::{Parser, Subcommand, ValueEnum};
+use matdiff::{err, err_raw, out};
 use matdiff::{Check, Error, Layout, Options};
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -19,6 +20,8 @@ enum Command {
     Jacobian(GradArgs),
     /// The Hessian of a scalar target (the Jacobian of its gradient).
     Hessian(GradArgs),
+    /// The derivative three ways (per example, compact chain rule, full Jacobian), every step checked.
+    Explain(GradArgs),
     /// The interactive session (also what `matdiff` alone starts); piped input runs as a script.
     Repl,
 }
@@ -40,6 +43,9 @@ struct GradArgs {
     /// With `--emit latex`: a complete document instead of an `align*` body.
     #[arg(long)]
     standalone: bool,
+    /// Also show the derivation step by step (as `explain` does; with `--emit latex`, an `align*` block).
+    #[arg(long)]
+    steps: bool,
     /// Skip the numeric check (the output then says "unchecked").
     #[arg(long)]
     no_check: bool,
@@ -77,7 +83,7 @@ fn main() -> ExitCode {
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
-            eprintln!("error: matdiff stopped unexpectedly");
+            err!("error: matdiff stopped unexpectedly");
             ExitCode::from(EXIT_INPUT)
         }
     }
@@ -89,6 +95,7 @@ fn run() -> ExitCode {
         Some(Command::Grad(args)) => grad(args),
         Some(Command::Jacobian(args)) => full_form(args, matdiff::fullform::FullKind::Jacobian),
         Some(Command::Hessian(args)) => full_form(args, matdiff::fullform::FullKind::Hessian),
+        Some(Command::Explain(args)) => explain(args),
         Some(Command::Repl) | None => ExitCode::from(matdiff::repl::run().clamp(0, 255) as u8),
     }
 }
@@ -120,10 +127,13 @@ fn read_script(args: &GradArgs) -> Result<(String, String), String> {
 }
 
 fn grad(args: GradArgs) -> ExitCode {
+    if args.steps {
+        return explain(args);
+    }
     let (name, script) = match read_script(&args) {
         Ok(s) => s,
         Err(message) => {
-            eprintln!("{message}");
+            err!("{message}");
             return ExitCode::from(EXIT_INPUT);
         }
     };
@@ -148,9 +158,10 @@ fn grad(args: GradArgs) -> ExitCode {
         let end = s.limit_hit.as_deref().map_or("saturated".to_string(), |l| {
             format!("stopped at the {l}; the result is correct but may not be the simplest")
         });
-        eprintln!(
+        err!(
             "simplification: {} iterations, {} e-nodes, {end}",
-            s.iterations, s.nodes
+            s.iterations,
+            s.nodes
         );
     }
     let rendered = match args.emit {
@@ -162,13 +173,13 @@ fn grad(args: GradArgs) -> ExitCode {
     };
     match derivation.check {
         Check::Passed { .. } | Check::Skipped => {
-            println!("{rendered}");
+            out!("{rendered}");
             ExitCode::SUCCESS
         }
         Check::Failed { .. } | Check::NoDomain { .. } => {
-            eprintln!("{rendered}");
+            err!("{rendered}");
             if args.emit != Emit::Text {
-                eprintln!("{}", derivation.check_text());
+                err!("{}", derivation.check_text());
             }
             ExitCode::from(EXIT_CHECK)
         }
@@ -179,7 +190,7 @@ fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
     let (name, script) = match read_script(&args) {
         Ok(s) => s,
         Err(message) => {
-            eprintln!("{message}");
+            err!("{message}");
             return ExitCode::from(EXIT_INPUT);
         }
     };
@@ -213,17 +224,54 @@ fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
     };
     match form.check {
         Check::Passed { .. } | Check::Skipped if form.contraction.as_ref().is_none_or(|(_, ok)| *ok) => {
-            println!("{rendered}");
+            out!("{rendered}");
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{rendered}");
+            err!("{rendered}");
             ExitCode::from(EXIT_CHECK)
         }
     }
 }
 
+fn explain(args: GradArgs) -> ExitCode {
+    let (name, script) = match read_script(&args) {
+        Ok(s) => s,
+        Err(message) => {
+            err!("{message}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let mut options = Options {
+        layout: match args.layout {
+            LayoutArg::Denominator => Layout::Denominator,
+            LayoutArg::Numerator => Layout::Numerator,
+        },
+        no_check: args.no_check,
+        ..Options::default()
+    };
+    if let Some(seed) = args.seed {
+        options.check.seed = seed;
+    }
+    let result = matdiff::check_script(&script).and_then(|c| matdiff::explain::explain(&c, &args.wrt, &options));
+    let explanation = match result {
+        Ok(x) => x,
+        Err(e) => return report(&e, &name, &script),
+    };
+    let rendered = match args.emit {
+        Emit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", explanation.latex()),
+        _ => explanation.to_string(),
+    };
+    if explanation.all_checked() || args.no_check {
+        out!("{rendered}");
+        ExitCode::SUCCESS
+    } else {
+        err!("{rendered}");
+        ExitCode::from(EXIT_CHECK)
+    }
+}
+
 fn report(e: &Error, name: &str, script: &str) -> ExitCode {
-    eprint!("{}", e.render(name, script, color()));
+    err_raw!("{}", e.render(name, script, color()));
     ExitCode::from(EXIT_INPUT)
 }

@@ -193,9 +193,7 @@ impl Session {
                 )),
             },
             ("grad", Some(var)) => self.grad(var),
-            ("jacobian" | "hessian" | "explain", Some(_)) => {
-                Reply::Error(format!("error: `:{name}` is not available yet; `:grad VAR` is\n"))
-            }
+            ("jacobian" | "hessian" | "explain", Some(var)) => self.full(name, var),
             ("grad" | "jacobian" | "hessian" | "explain", None) => {
                 Reply::Error(format!("error: `:{name}` needs a variable, e.g. `:{name} X`\n"))
             }
@@ -237,6 +235,46 @@ impl Session {
             }
         }
         lines.join("\n")
+    }
+
+    /// `:jacobian`, `:hessian` and `:explain`: shown when every check passed, else as an error.
+    fn full(&mut self, command: &str, var: &str) -> Reply {
+        let script = self.script(None);
+        let Some(checked) = self.checked.as_ref().filter(|_| self.has_target) else {
+            return Reply::Error("error: nothing to differentiate yet; type an expression first\n".into());
+        };
+        let options = Options {
+            layout: self.layout,
+            ..Options::default()
+        };
+        let latex = self.emit == Emit::Latex;
+        let shown = match command {
+            "explain" => crate::explain::explain(checked, var, &options).map(|x| {
+                let text = if latex {
+                    format!("\\begin{{align*}}\n{}\n\\end{{align*}}", x.latex())
+                } else {
+                    x.to_string()
+                };
+                (text, x.all_checked())
+            }),
+            kind => {
+                let form = if kind == "jacobian" {
+                    crate::fullform::jacobian(checked, var, &options)
+                } else {
+                    crate::fullform::hessian(checked, var, &options)
+                };
+                form.map(|f| {
+                    let ok = f.check.passed() && f.contraction.as_ref().is_none_or(|(_, ok)| *ok);
+                    let text = if latex { f.matrix_latex() } else { f.to_string() };
+                    (text, ok)
+                })
+            }
+        };
+        match shown {
+            Ok((text, true)) => Reply::Text(text),
+            Ok((text, false)) => Reply::Error(format!("{text}\n")),
+            Err(e) => self.render_error(&e, &script),
+        }
     }
 
     fn grad(&mut self, var: &str) -> Reply {
@@ -389,11 +427,11 @@ pub fn run() -> i32 {
         let mut pending = String::new();
         let mut answer = |session: &mut Session, input: &str| match session.feed(input) {
             Reply::Text(t) => {
-                println!("{t}");
+                out!("{t}");
                 true
             }
             Reply::Error(e) => {
-                eprint!("{e}");
+                err_raw!("{e}");
                 status = 2;
                 true
             }
@@ -430,7 +468,7 @@ pub fn run() -> i32 {
     let mut editor = match rustyline::Editor::<ReplHelper, rustyline::history::FileHistory>::new() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot start the line editor: {e}");
+            err!("error: cannot start the line editor: {e}");
             return 2;
         }
     };
@@ -439,7 +477,7 @@ pub fn run() -> i32 {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!(
+    out!(
         "matdiff {} — `:help` for commands, Ctrl-D to quit",
         env!("CARGO_PKG_VERSION")
     );
@@ -448,8 +486,8 @@ pub fn run() -> i32 {
             Ok(line) => {
                 let _ = editor.add_history_entry(line.as_str());
                 match session.feed(&join_continued(&line)) {
-                    Reply::Text(t) => println!("{t}"),
-                    Reply::Error(e) => eprint!("{e}"),
+                    Reply::Text(t) => out!("{t}"),
+                    Reply::Error(e) => err_raw!("{e}"),
                     Reply::Nothing => {}
                     Reply::Quit => break,
                 }
@@ -458,7 +496,7 @@ pub fn run() -> i32 {
             Err(rustyline::error::ReadlineError::Interrupted) => continue,
             Err(rustyline::error::ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("error: {e}");
+                err!("error: {e}");
                 break;
             }
         }

@@ -24,6 +24,23 @@ fn katex_renders_every_latex_string() {
             "tex": format!("\\begin{{aligned}}\n{}\n\\end{{aligned}}", d.latex().replace(" && ", " \\quad ")),
         }));
     }
+    for (name, script, wrt) in [
+        ("seed", "X : B x N; W : N x M; b : M; h = X*W + b", "b"),
+        (
+            "logistic",
+            "X : B x N; w : N; y : B; sum(log(1 + exp(-y .* (X*w))))",
+            "w",
+        ),
+    ] {
+        let checked = matdiff::check_script(script).unwrap();
+        let x = matdiff::explain::explain(&checked, wrt, &matdiff::Options::default()).unwrap();
+        items.push(serde_json::json!({
+            "name": format!("explain/{name}"),
+            "tex": format!("\\begin{{aligned}}\n{}\n\\end{{aligned}}", x.latex()),
+        }));
+        let j = matdiff::fullform::jacobian(&checked, wrt, &matdiff::Options::default()).unwrap();
+        items.push(serde_json::json!({"name": format!("jacobian/{name}"), "tex": j.matrix_latex()}));
+    }
     let dir = std::env::temp_dir().join(format!("matdiff-katex-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("latex.json");

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// How to backpropagate through one argument of one operator.
+#[derive(Debug)]
 pub struct BackpropRule {
     pub op: &'static str,
     pub arg: usize,
@@ -31,6 +32,7 @@ pub struct BackpropRule {
 }
 
 /// How an argument's Jacobian feeds its node's Jacobian (forward mode, vec form).
+#[derive(Debug)]
 pub struct JacobianRule {
     pub op: &'static str,
     pub arg: usize,
@@ -40,7 +42,7 @@ pub struct JacobianRule {
 }
 
 /// When a simplification applies beyond matching its left side.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub enum Guard {
     Always,
     /// The variable's class is 1 x 1.
@@ -63,6 +65,7 @@ pub enum Guard {
     Row(&'static str),
 }
 
+#[derive(Debug)]
 pub struct SimplifyRule {
     pub name: &'static str,
     pub lhs: &'static str,

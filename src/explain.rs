@@ -1,0 +1,418 @@
+//! `explain`: the same derivative reached three ways, each step checked numerically.
+//! 1. intuitive: a broadcast variable is shared by every row (or column), so its gradient
+//!    is the sum of the per-example gradients;
+//! 2. compact: the chain rule with matrices, one line per node of the target, naming the
+//!    rule that produced it;
+//! 3. full form: the Jacobian, contracted with G.
+
+use crate::fullform::{jacobian, FullForm};
+use crate::ir::{Const, DimNode, Math, MathGraph, ShapeAnalysis};
+use crate::lower::Checked;
+use crate::numeric::{self, check_in, relative_error, stencil, Domain, EvalError, Matrix};
+use crate::render::{latex::Latex, render, text::Text};
+use crate::{derive, grad_checked, simplify, Check, Derivation, Error, Options};
+use egg::{Id, Language, RecExpr, Symbol};
+
+/// One line of the compact derivation: ∂L/∂(node) = upstream, by these rules.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub node: RecExpr<Math>,
+    pub upstream: RecExpr<Math>,
+    pub rules: Vec<&'static str>,
+    pub check: Check,
+}
+
+/// The per-example reading of a broadcast: which axis is summed, and whether the sum of
+/// the per-example gradients agreed with the result numerically.
+#[derive(Debug, Clone)]
+pub struct Intuitive {
+    pub axis: Axis,
+    /// The size of the summed axis.
+    pub count: String,
+    /// ∂L/∂(the broadcast term), whose slices are the per-example gradients.
+    pub upstream: String,
+    pub agrees: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    Rows,
+    Columns,
+    Entries,
+}
+
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub result: Derivation,
+    pub steps: Vec<Step>,
+    pub intuitive: Option<Intuitive>,
+    pub full: Option<FullForm>,
+}
+
+pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explanation, Error> {
+    let result = grad_checked(checked, wrt, options)?;
+    let target = &checked.target;
+    let wrt_sym = Symbol::from(wrt);
+    let env = result.env.clone();
+    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
+    let seed = match &result.upstream {
+        Some((g, _)) => egraph.add(Math::Symbol(*g)),
+        None => egraph.add(Math::Num(Const(1.0))),
+    };
+    let trace = derive::backprop_traced(&mut egraph, &target.expr, wrt_sym, seed).map_err(|m| {
+        Error::unsupported(
+            format!("matdiff cannot differentiate through `{}` yet", m.op),
+            target.span,
+        )
+    })?;
+    egraph.rebuild();
+    let (egraph, _) = simplify::saturate(egraph, options.limits);
+
+    let nodes = target.expr.as_ref();
+    let mut steps = Vec::new();
+    for i in (0..nodes.len()).rev() {
+        let Some(up) = trace.upstream[i].filter(|_| trace.depends[i]) else {
+            continue;
+        };
+        let node = sub(&target.expr, Id::from(i));
+        let upstream = simplify::extract(&egraph, up);
+        let mut rules: Vec<&'static str> = trace.received[i].iter().map(|(_, r)| r.source).collect();
+        rules.dedup();
+        let check = if options.no_check {
+            Check::Skipped
+        } else {
+            check_step(&result, &target.expr, i, &upstream, options)
+        };
+        steps.push(Step {
+            node,
+            upstream,
+            rules,
+            check,
+        });
+    }
+    let intuitive = broadcast_of(&target.expr, wrt_sym).and_then(|(at, axis, count)| {
+        let agrees = !options.no_check && per_example_sum_agrees(&result, &trace, &egraph, at, axis, options);
+        let upstream = render(&simplify::extract(&egraph, trace.upstream[at]?), &Text);
+        let upstream = if upstream.prec >= crate::render::Prec::Atom {
+            upstream.text
+        } else {
+            format!("({})", upstream.text)
+        };
+        Some(Intuitive {
+            axis,
+            count,
+            upstream,
+            agrees,
+        })
+    });
+    let full = if target.shape.is_scalar() {
+        None
+    } else {
+        jacobian(checked, wrt, options).ok()
+    };
+    Ok(Explanation {
+        result,
+        steps,
+        intuitive,
+        full,
+    })
+}
+
+fn sub(m: &RecExpr<Math>, id: Id) -> RecExpr<Math> {
+    m[id].build_recexpr(|c| m[c].clone())
+}
+
+/// Checks ∂L/∂N = upstream for the node N at `index`: N is replaced by a fresh variable Z
+/// set to N's value, and the upstream compared with finite differences in Z.
+fn check_step(
+    d: &Derivation,
+    target: &RecExpr<Math>,
+    index: usize,
+    upstream: &RecExpr<Math>,
+    options: &Options,
+) -> Check {
+    let z = Symbol::from("⟨node⟩");
+    let node = sub(target, Id::from(index));
+    let shape = match crate::ir::expr_data(&d.env, &node)
+        .last()
+        .and_then(|x| x.shape().cloned())
+    {
+        Some(s) => s,
+        None => return Check::Skipped,
+    };
+    let mut cut: Vec<Math> = target.as_ref().to_vec();
+    cut[index] = Math::Symbol(z);
+    let cut = RecExpr::from(cut);
+    let mut env = d.env.clone();
+    env.shapes.insert(z, shape);
+    let domain = Domain {
+        env: &d.env,
+        dims: &d.dims,
+        target,
+        upstream: d.upstream.as_ref(),
+    };
+    check_in(&domain, &options.check, |inst| {
+        let z0 = numeric::eval(&node, inst)?;
+        let analytic = numeric::eval(upstream, inst)?;
+        let mut probe = inst.clone();
+        let objective = |probe: &numeric::Instance| -> Result<f64, EvalError> {
+            let value = numeric::eval(&cut, probe)?;
+            Ok(match &d.upstream {
+                Some((g, _)) => probe.values[g].component_mul(&value).sum(),
+                None => value[(0, 0)],
+            })
+        };
+        let mut fd = Matrix::zeros(z0.nrows(), z0.ncols());
+        for r in 0..z0.nrows() {
+            for c in 0..z0.ncols() {
+                fd[(r, c)] = stencil(&mut |t: f64| {
+                    let mut moved = z0.clone();
+                    moved[(r, c)] += t;
+                    probe.values.insert(z, moved);
+                    objective(&probe)
+                })?;
+            }
+        }
+        Ok(relative_error(&fd, &analytic))
+    })
+}
+
+/// Where the variable is broadcast: the broadcast node's index, the summed axis and its size.
+fn broadcast_of(expr: &RecExpr<Math>, wrt: Symbol) -> Option<(usize, Axis, String)> {
+    let is_wrt = |id: Id| matches!(expr[id], Math::Symbol(s) if s == wrt);
+    let ones_col = |id: Id| match &expr[id] {
+        Math::Ones([r, c]) => match (&expr[*r], &expr[*c]) {
+            (Math::Dim(DimNode(r)), Math::Dim(DimNode(c))) if c.is_one() => Some(r.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    for (i, node) in expr.as_ref().iter().enumerate() {
+        match node {
+            Math::Mul([a, b]) => {
+                if let Some(n) = ones_col(*a) {
+                    let row = matches!(expr[*b], Math::Transpose(x) if is_wrt(x)) || is_wrt(*b);
+                    if row {
+                        return Some((i, Axis::Rows, n));
+                    }
+                }
+                if let Math::Transpose(o) = expr[*b] {
+                    if let (Some(n), true) = (ones_col(o), is_wrt(*a)) {
+                        return Some((i, Axis::Columns, n));
+                    }
+                }
+            }
+            Math::Scale([s, o]) if is_wrt(*s) && matches!(expr[*o], Math::Ones(_)) => {
+                return Some((i, Axis::Entries, "all".into()));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The upstream arriving at the broadcast node, summed over the broadcast axis, against the result.
+fn per_example_sum_agrees(
+    d: &Derivation,
+    trace: &derive::Trace,
+    egraph: &MathGraph,
+    at: usize,
+    axis: Axis,
+    options: &Options,
+) -> bool {
+    let Some(up) = trace.upstream[at] else { return false };
+    let upstream = simplify::extract(egraph, up);
+    let domain = Domain {
+        env: &d.env,
+        dims: &d.dims,
+        target: &d.target,
+        upstream: d.upstream.as_ref(),
+    };
+    check_in(&domain, &options.check, |inst| {
+        let u = numeric::eval(&upstream, inst)?;
+        let summed = match axis {
+            Axis::Rows => {
+                let s = u.row_sum();
+                Matrix::from_iterator(s.len(), 1, s.iter().copied())
+            }
+            Axis::Columns => {
+                let s = u.column_sum();
+                Matrix::from_iterator(s.len(), 1, s.iter().copied())
+            }
+            Axis::Entries => Matrix::from_element(1, 1, u.sum()),
+        };
+        let formula = numeric::eval(&d.formula, inst)?;
+        let summed = if formula.shape() == summed.shape() {
+            summed
+        } else {
+            summed.transpose()
+        };
+        Ok(relative_error(&summed, &formula))
+    })
+    .passed()
+}
+
+fn mark(check: &Check) -> &'static str {
+    match check {
+        Check::Passed { .. } => "✓ checked",
+        Check::Failed { .. } => "✗ FAILED",
+        Check::NoDomain { .. } => "unchecked (no domain)",
+        Check::Skipped => "unchecked",
+    }
+}
+
+impl Explanation {
+    fn loss(&self) -> &str {
+        self.result.loss_label()
+    }
+
+    /// Every part agreed: the result's check, every step's, the per-example sum's and the
+    /// full form's.
+    pub fn all_checked(&self) -> bool {
+        self.result.check.passed()
+            && self.steps.iter().all(|s| s.check.passed())
+            && self.intuitive.as_ref().is_none_or(|i| i.agrees)
+            && self
+                .full
+                .as_ref()
+                .is_none_or(|f| f.check.passed() && f.contraction.as_ref().is_none_or(|(_, ok)| *ok))
+    }
+
+    /// The derivation as LaTeX: an `align*` body of the compact steps.
+    pub fn latex(&self) -> String {
+        let loss = crate::render::latex::name(self.loss());
+        self.steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "\\frac{{\\partial {loss}}}{{\\partial \\left({}\\right)}} &= {}",
+                    render(&s.node, &Latex).text,
+                    render(&s.upstream, &Latex).text
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" \\\\\n")
+    }
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.result;
+        let loss = self.loss();
+        let wrt = &d.wrt;
+        writeln!(
+            f,
+            "Explaining ∂{loss}/∂{wrt} for {} = {}",
+            d.target_label(),
+            d.target_text()
+        )?;
+        if !d.broadcasts.is_empty() {
+            writeln!(f, "  broadcasting made explicit: {}", d.broadcasts.join("; "))?;
+        }
+        if let Some((g, s)) = &d.upstream {
+            writeln!(f, "  {g} = ∂L/∂{} : {s} is the upstream gradient", d.target_label())?;
+        }
+        let mut part = 1;
+        if let Some(i) = &self.intuitive {
+            writeln!(f, "\n{part}. Intuitive: sum the per-example gradients")?;
+            let u = &i.upstream;
+            let (what, own, sum) = match i.axis {
+                Axis::Rows => (
+                    format!(
+                        "each of the {} rows of {} (one per example) gets {wrt}ᵀ added",
+                        i.count,
+                        d.target_label()
+                    ),
+                    format!("example i's own gradient is row i of {u}, transposed"),
+                    format!("Σ_i {u}_i,:ᵀ, a sum over the batch axis"),
+                ),
+                Axis::Columns => (
+                    format!(
+                        "each of the {} columns of {} gets {wrt} added",
+                        i.count,
+                        d.target_label()
+                    ),
+                    format!("column j's own gradient is column j of {u}"),
+                    format!("Σ_j {u}_:,j, a sum over the columns"),
+                ),
+                Axis::Entries => (
+                    format!("every entry of {} gets {wrt} added", d.target_label()),
+                    format!("entry (i, j)'s own gradient is {u}_ij"),
+                    format!("Σ_ij {u}_ij, the sum of all entries"),
+                ),
+            };
+            writeln!(f, "   {what};")?;
+            writeln!(f, "   {own}; {wrt} is shared, so ∂{loss}/∂{wrt} = {sum}")?;
+            let verdict = if i.agrees { "✓ checked" } else { "✗ does not agree" };
+            writeln!(f, "   = {}    {verdict}", d.formula_text())?;
+            part += 1;
+        }
+        writeln!(
+            f,
+            "\n{part}. Compact: the chain rule with matrices, node by node from the output back"
+        )?;
+        let lines: Vec<(String, &Step)> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let node = render(&s.node, &Text);
+                let node = if node.prec >= crate::render::Prec::Atom {
+                    node.text
+                } else {
+                    format!("({})", node.text)
+                };
+                (format!("∂{loss}/∂{node} = {}", render(&s.upstream, &Text).text), s)
+            })
+            .collect();
+        let width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) + 3;
+        for (line, step) in &lines {
+            let why = if step.rules.is_empty() {
+                "the upstream gradient".to_string()
+            } else {
+                step.rules.join("; ")
+            };
+            let pad = " ".repeat(width - line.chars().count());
+            writeln!(f, "   {line}{pad}{}  [{why}]", mark(&step.check))?;
+        }
+        if let Some(last) = self.steps.last() {
+            let simplified = render(&last.upstream, &Text).text;
+            if simplified != d.formula_text() {
+                writeln!(f, "   simplified: ∂{loss}/∂{wrt} = {}", d.formula_text())?;
+            }
+        }
+        part += 1;
+        if let Some(full) = &self.full {
+            writeln!(f, "\n{part}. Full form: the real Jacobian, then contracted with G")?;
+            writeln!(
+                f,
+                "   ∂vec({})/∂vec({wrt}) = {}    (vec lists entries row by row, as numpy's ravel)",
+                d.target_label(),
+                full.matrix_text()
+            )?;
+            let shape: Vec<String> = full.tensor_shape().iter().map(|x| x.to_string()).collect();
+            let mut facts = vec![format!("a tensor of shape ({})", shape.join(", "))];
+            if let Some(index) = &full.index_form {
+                facts.push(index.clone());
+            }
+            if let Some(nz) = &full.nonzeros {
+                facts.push(format!("{nz} structural nonzeros"));
+            }
+            writeln!(f, "   {}    {}", facts.join("; "), mark(&full.check))?;
+            if let Some((compact, ok)) = &full.contraction {
+                let verdict = if *ok { "✓ checked" } else { "✗ does not agree" };
+                writeln!(f, "   ∂{loss}/∂{wrt} = reshape(Jᵀ·vec(G)) = {compact}    {verdict}")?;
+            }
+        }
+        let agree = if self.all_checked() {
+            "every step checked numerically"
+        } else {
+            "NOT every step passed its numeric check"
+        };
+        write!(
+            f,
+            "\nResult: ∂{loss}/∂{wrt} = {}    ({agree}; {})",
+            d.formula_text(),
+            d.check_text()
+        )
+    }
+}
