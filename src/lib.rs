@@ -116,6 +116,8 @@ pub struct Derivation {
     pub formula: RecExpr<Math>,
     pub env: Env,
     pub dims: BTreeSet<String>,
+    /// The script's variables in order of declaration, then of first use.
+    pub variables: Vec<String>,
     pub broadcasts: Vec<String>,
     pub inferred: Vec<(String, Shape)>,
     pub check: Check,
@@ -209,6 +211,7 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
         formula,
         env,
         dims: checked.dims.clone(),
+        variables: checked.variables.clone(),
         broadcasts: checked.broadcasts.clone(),
         inferred: checked.inferred.clone(),
         check,
@@ -326,6 +329,64 @@ impl Derivation {
         let body = render::render(&self.formula, &Numpy { env: &self.env });
         let shape = self.formula_shape();
         render::numpy::finish(&body, &self.wrt, &shape)
+    }
+
+    /// A complete Python function computing the gradient, with shape asserts:
+    /// `def grad_b(X, W, b, G): ...`. Its arguments are the script's variables (and G).
+    pub fn numpy_function(&self) -> String {
+        let mut args: Vec<String> = self.variables.clone();
+        if let Some((g, _)) = &self.upstream {
+            args.push(g.to_string());
+        }
+        let mut body = Vec::new();
+        let mut bound: BTreeSet<String> = BTreeSet::new();
+        for name in &args {
+            let Some(shape) = self.env.shapes.get(&Symbol::from(name.as_str())) else { continue };
+            if shape.is_scalar() {
+                body.push(format!("    {name} = float({name})"));
+                continue;
+            }
+            let axes: Vec<(usize, &dim::Dim)> = if shape.is_column() {
+                vec![(0, &shape.rows)]
+            } else {
+                vec![(0, &shape.rows), (1, &shape.cols)]
+            };
+            let expected = if shape.is_column() {
+                format!("({},) or ({}, 1)", shape.rows.render("*"), shape.rows.render("*"))
+            } else {
+                format!("({}, {})", shape.rows.render("*"), shape.cols.render("*"))
+            };
+            body.push(format!("    {name} = np.asarray({name}, dtype=float)"));
+            for (axis, d) in axes {
+                let size = if shape.is_column() { format!("np.size({name})") } else { format!("np.shape({name})[{axis}]") };
+                match (d.as_size(), d.factors()) {
+                    (Some(n), _) => body.push(format!("    assert {size} == {n}, \"{name} must have shape {expected}\"")),
+                    (None, [f]) if d.coeff() == 1 && !bound.contains(f) => {
+                        bound.insert(f.clone());
+                        body.push(format!("    {f} = {size}"));
+                    }
+                    _ => body.push(format!(
+                        "    assert {size} == {}, \"{name} must have shape {expected}\"",
+                        d.render("*")
+                    )),
+                }
+            }
+        }
+        let doc = format!(
+            "    \"\"\"∂{}/∂{} for {} = {} ({} layout), derived and checked by matdiff.\"\"\"",
+            self.loss_label(),
+            self.wrt,
+            self.target_label(),
+            self.target_text(),
+            self.layout.name()
+        );
+        format!(
+            "import numpy as np\n\n\ndef grad_{}({}):\n{doc}\n{}\n    return {}\n",
+            self.wrt,
+            args.join(", "),
+            body.join("\n"),
+            self.numpy()
+        )
     }
 
     /// The target as a numpy expression (2-D internally, as the gradient's), for

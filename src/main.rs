@@ -43,6 +43,9 @@ struct GradArgs {
     /// With `--emit latex`: a complete document instead of an `align*` body.
     #[arg(long)]
     standalone: bool,
+    /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
+    #[arg(long)]
+    function: bool,
     /// Also show the derivation step by step (as `explain` does; with `--emit latex`, an `align*` block).
     #[arg(long)]
     steps: bool,
@@ -167,6 +170,7 @@ fn grad(args: GradArgs) -> ExitCode {
     let rendered = match args.emit {
         Emit::Text => derivation.to_string(),
         Emit::Json => serde_json::to_string_pretty(&derivation.json()).unwrap_or_default(),
+        Emit::Numpy if args.function => derivation.numpy_function(),
         Emit::Numpy => derivation.numpy(),
         Emit::Latex if args.standalone => derivation.latex_document(),
         Emit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", derivation.latex()),

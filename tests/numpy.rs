@@ -71,6 +71,10 @@ fn emitted_numpy_agrees_with_finite_differences_in_numpy() {
             );
         }
         let target = d.target_numpy();
+        let mut function_args = d.variables.clone();
+        if let Some((g, _)) = &d.upstream {
+            function_args.push(g.to_string());
+        }
         let line = json!({
             "name": format!("{file}__{}", case.id),
             "dims": d.dims.iter().collect::<Vec<_>>(),
@@ -83,6 +87,8 @@ fn emitted_numpy_agrees_with_finite_differences_in_numpy() {
             } else {
                 d.numpy()
             },
+            "function": (case.layout.as_deref() != Some("numerator")).then(|| d.numpy_function()),
+            "function_args": function_args,
             "upstream": d.upstream.as_ref().map(|(g, s)| {
                 let mut v = shape_json(s, false, false);
                 v["name"] = json!(g.as_str());

@@ -66,6 +66,13 @@ def run_case(case, rng):
             continue
         with np.errstate(all="ignore"):
             grad = eval(case["gradient"], dict(env))
+            if case.get("function"):
+                # The --function form must give the same array from the arguments alone.
+                scope = {}
+                exec(case["function"], scope)
+                by_function = scope["grad_" + case["wrt"]](*[env[a] for a in case["function_args"]])
+                if np.shape(by_function) != np.shape(grad) or not np.allclose(by_function, grad, rtol=1e-12, atol=1e-12):
+                    return False, "the --function form disagrees with the expression"
         if isinstance(x0, float):
             if not isinstance(grad, float):
                 return False, f"gradient is {type(grad).__name__}, not a Python float"
