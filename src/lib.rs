@@ -112,8 +112,15 @@ pub struct Derivation {
     pub layout: Layout,
     /// For a non-scalar target, the upstream gradient's name and shape.
     pub upstream: Option<(Symbol, Shape)>,
-    /// The derivative, simplified.
+    /// The derivative, simplified, over the script's variables (and G) only.
     pub formula: RecExpr<Math>,
+    /// The same derivative using the script's definitions as names: the form shown.
+    pub named: RecExpr<Math>,
+    /// The definitions `named` uses (directly or through each other), in script order,
+    /// each written with the earlier ones.
+    pub definitions: Vec<(String, RecExpr<Math>)>,
+    /// The target written with the definitions before it, when the script has any.
+    pub target_named: Option<RecExpr<Math>>,
     pub env: Env,
     pub dims: BTreeSet<String>,
     /// The script's variables in order of declaration, then of first use.
@@ -177,17 +184,57 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     if options.layout == Layout::Numerator {
         root = egraph.add(Math::Transpose(root));
     }
+    // Each definition is a name for its expression, so the result can be written with the
+    // script's own intermediates, as a backward pass is (`A1ᵀ·(P − Y)`).
+    let mut definition_classes = Vec::new();
+    for (name, expr, shape) in &checked.definition_exprs {
+        let sym = Symbol::from(name.as_str());
+        egraph.analysis.env.shapes.insert(sym, shape.clone());
+        let class = egraph.add_expr(expr);
+        let leaf = egraph.add(Math::Symbol(sym));
+        egraph.union(class, leaf);
+        definition_classes.push((sym, class, expr.clone()));
+    }
+    let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target.expr));
     egraph.rebuild();
     let (egraph, report) = simplify::saturate(egraph, options.limits);
-    let mut formula = simplify::extract(&egraph, root);
+    let names: Vec<Symbol> = definition_classes.iter().map(|(s, _, _)| *s).collect();
+    // The target written with the definitions before it (not with its own name).
+    let own = target.name.as_deref().map(Symbol::from);
+    let target_named = target_class.map(|class| {
+        let upto = names.iter().position(|n| Some(*n) == own).unwrap_or(names.len());
+        simplify::extract_without(&egraph, class, &names[upto..])
+    });
+    let mut formula = simplify::extract_without(&egraph, root, &names);
+    let mut named = simplify::extract(&egraph, root);
     if options.plant_fault {
         formula = negated(&formula);
+        named = negated(&named);
     }
+    // The definitions the named formula uses, each written with the earlier ones.
+    let named_definitions: Vec<(Symbol, RecExpr<Math>)> = definition_classes
+        .iter()
+        .enumerate()
+        .map(|(k, (s, class, _))| (*s, simplify::extract_without(&egraph, *class, &names[k..])))
+        .collect();
+    let mut used = definitions_used(&named, &named_definitions);
+    if let Some(t) = &target_named {
+        used.extend(definitions_used(t, &named_definitions));
+    }
+    if let Some(own) = own {
+        used.remove(&own);
+    }
+    let definitions: Vec<(String, RecExpr<Math>)> = named_definitions
+        .into_iter()
+        .filter(|(s, _)| used.contains(s))
+        .map(|(s, e)| (s.to_string(), e))
+        .collect();
+    let inlined: Vec<(Symbol, RecExpr<Math>)> = definition_classes.iter().map(|(s, _, e)| (*s, e.clone())).collect();
 
     let check = if options.no_check {
         Check::Skipped
     } else {
-        numeric::check(
+        numeric::check_named(
             &Claim {
                 env: &env,
                 dims: &checked.dims,
@@ -197,6 +244,10 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
                 formula: &formula,
                 transposed: options.layout == Layout::Numerator,
             },
+            Some(numeric::Named {
+                formula: &named,
+                definitions: &inlined,
+            }),
             &options.check,
         )
     };
@@ -209,6 +260,9 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
         layout: options.layout,
         upstream,
         formula,
+        named,
+        definitions,
+        target_named,
         env,
         dims: checked.dims.clone(),
         variables: checked.variables.clone(),
@@ -235,6 +289,26 @@ fn latex_escape_text(s: &str) -> String {
         }
     }
     out
+}
+
+/// The definitions a formula refers to, directly or through the definitions it uses.
+fn definitions_used(formula: &RecExpr<Math>, definitions: &[(Symbol, RecExpr<Math>)]) -> BTreeSet<Symbol> {
+    let names_in = |e: &RecExpr<Math>| -> Vec<Symbol> {
+        e.iter()
+            .filter_map(|n| match n {
+                Math::Symbol(s) if definitions.iter().any(|(d, _)| d == s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut used: BTreeSet<Symbol> = names_in(formula).into_iter().collect();
+    // Definitions only refer to earlier ones, so one pass from the last back closes the set.
+    for (s, expr) in definitions.iter().rev() {
+        if used.contains(s) {
+            used.extend(names_in(expr));
+        }
+    }
+    used
 }
 
 fn negated(formula: &RecExpr<Math>) -> RecExpr<Math> {
@@ -309,12 +383,32 @@ impl Derivation {
         }
     }
 
+    /// The derivative as shown: with the script's definitions as names.
     pub fn formula_text(&self) -> String {
+        render::render(&self.named, &Text).text
+    }
+
+    /// The derivative over the variables only (definitions expanded).
+    pub fn expanded_text(&self) -> String {
         render::render(&self.formula, &Text).text
     }
 
+    /// `where P = A1·W2 + 1_B·b2ᵀ, A1 = tanh(Z1)`: the definitions the formula names.
+    pub fn where_text(&self) -> Option<String> {
+        if self.definitions.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = self
+            .definitions
+            .iter()
+            .map(|(n, e)| format!("{n} = {}", render::render(e, &Text).text))
+            .collect();
+        Some(format!("where {}", parts.join(", ")))
+    }
+
+    /// The target as shown: broadcasting explicit, earlier definitions by name.
     pub fn target_text(&self) -> String {
-        render::render(&self.target, &Text).text
+        render::render(self.target_named.as_ref().unwrap_or(&self.target), &Text).text
     }
 
     pub fn formula_shape(&self) -> Shape {
@@ -341,7 +435,9 @@ impl Derivation {
         let mut body = Vec::new();
         let mut bound: BTreeSet<String> = BTreeSet::new();
         for name in &args {
-            let Some(shape) = self.env.shapes.get(&Symbol::from(name.as_str())) else { continue };
+            let Some(shape) = self.env.shapes.get(&Symbol::from(name.as_str())) else {
+                continue;
+            };
             if shape.is_scalar() {
                 body.push(format!("    {name} = float({name})"));
                 continue;
@@ -358,9 +454,15 @@ impl Derivation {
             };
             body.push(format!("    {name} = np.asarray({name}, dtype=float)"));
             for (axis, d) in axes {
-                let size = if shape.is_column() { format!("np.size({name})") } else { format!("np.shape({name})[{axis}]") };
+                let size = if shape.is_column() {
+                    format!("np.size({name})")
+                } else {
+                    format!("np.shape({name})[{axis}]")
+                };
                 match (d.as_size(), d.factors()) {
-                    (Some(n), _) => body.push(format!("    assert {size} == {n}, \"{name} must have shape {expected}\"")),
+                    (Some(n), _) => body.push(format!(
+                        "    assert {size} == {n}, \"{name} must have shape {expected}\""
+                    )),
                     (None, [f]) if d.coeff() == 1 && !bound.contains(f) => {
                         bound.insert(f.clone());
                         body.push(format!("    {f} = {size}"));
@@ -396,11 +498,15 @@ impl Derivation {
     }
 
     pub fn formula_latex(&self) -> String {
-        render::render(&self.formula, &render::latex::Latex).text
+        render::render(&self.named, &render::latex::Latex).text
     }
 
     pub fn target_latex(&self) -> String {
-        render::render(&self.target, &render::latex::Latex).text
+        render::render(
+            self.target_named.as_ref().unwrap_or(&self.target),
+            &render::latex::Latex,
+        )
+        .text
     }
 
     /// The result as LaTeX: the target with broadcasting explicit, and the derivative,
@@ -410,11 +516,16 @@ impl Derivation {
         let target = name(self.target_label());
         let loss = name(self.loss_label());
         let wrt = name(&self.wrt);
-        let mut lines = vec![format!(
+        let mut lines: Vec<String> = self
+            .definitions
+            .iter()
+            .map(|(n, e)| format!("{} &= {}", name(n), render::render(e, &render::latex::Latex).text))
+            .collect();
+        lines.push(format!(
             "{target} &= {} && ({})",
             self.target_latex(),
             shape(&self.target_shape)
-        )];
+        ));
         let mut note = shape(&self.formula_shape());
         if let Some((g, s)) = &self.upstream {
             note.push_str(&format!(
@@ -490,6 +601,9 @@ impl fmt::Display for Derivation {
         }
         writeln!(f, "{}({})", pad(&lhs_target), target_note.join("; "))?;
         writeln!(f, "{}({})", pad(&lhs_formula), formula_note.join("; "))?;
+        if let Some(w) = self.where_text() {
+            writeln!(f, "  {w}")?;
+        }
         write!(f, "{}", self.check_text())
     }
 }

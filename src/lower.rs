@@ -69,6 +69,8 @@ pub struct Checked {
     pub inferred: Vec<(String, Shape)>,
     pub dims: BTreeSet<String>,
     pub definitions: Vec<String>,
+    /// Each definition's expression over the variables (definitions inlined), in order.
+    pub definition_exprs: Vec<(String, RecExpr<Math>, Shape)>,
     pub target: Target,
     /// One line per broadcast made explicit, e.g. `b : M broadcast over the B rows`.
     pub broadcasts: Vec<String>,
@@ -158,6 +160,7 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
     };
     let mut target: Option<(Option<String>, Id, Shape, Span)> = None;
     let mut definitions = Vec::new();
+    let mut definition_exprs = Vec::new();
     for st in statements {
         match st {
             Statement::Declare { .. } => {}
@@ -177,6 +180,7 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
                 let (id, shape) = lowering.lower(expr)?;
                 lowering.defs.insert(name.clone(), (id, shape.clone()));
                 definitions.push(name.clone());
+                definition_exprs.push((name.clone(), extract_rooted(lowering.builder.expr(), id), shape.clone()));
                 target = Some((Some(name.clone()), id, shape, name_span.join(expr.span)));
             }
             Statement::Expr(expr) => {
@@ -210,6 +214,7 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
         inferred,
         dims,
         definitions,
+        definition_exprs,
         target: Target {
             name,
             expr,

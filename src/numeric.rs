@@ -282,17 +282,40 @@ pub struct Claim<'a> {
     pub transposed: bool,
 }
 
+/// A formula over definition names, with each definition's expression over the variables.
+#[derive(Clone, Copy)]
+pub struct Named<'a> {
+    pub formula: &'a RecExpr<Math>,
+    pub definitions: &'a [(Symbol, RecExpr<Math>)],
+}
+
+/// The instance extended by the value of every definition, in order.
+pub fn with_definitions(inst: &Instance, definitions: &[(Symbol, RecExpr<Math>)]) -> Result<Instance, EvalError> {
+    let mut out = inst.clone();
+    for (name, expr) in definitions {
+        let value = eval(expr, &out)?;
+        out.values.insert(*name, value);
+    }
+    Ok(out)
+}
+
 const FD_STEP: f64 = 1e-3;
 const DRAWS_PER_INSTANCE: usize = 16;
 
 pub fn check(claim: &Claim, opts: &CheckOptions) -> Check {
+    check_named(claim, None, opts)
+}
+
+/// As [`check`], also requiring the formula written with definition names (the form that
+/// is shown) to agree with the claim's formula on every instance.
+pub fn check_named(claim: &Claim, named: Option<Named>, opts: &CheckOptions) -> Check {
     let domain = Domain {
         env: claim.env,
         dims: claim.dims,
         target: claim.target,
         upstream: claim.upstream.as_ref(),
     };
-    check_in(&domain, opts, |inst| compare(claim, inst))
+    check_in(&domain, opts, |inst| compare(claim, named, inst))
 }
 
 /// Where instances are drawn from: the variables' shapes, the dimensions, the target
@@ -443,9 +466,17 @@ fn objective(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
 }
 
 /// The largest relative disagreement between the formula and finite differences.
-fn compare(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
+fn compare(claim: &Claim, named: Option<Named>, inst: &Instance) -> Result<f64, EvalError> {
     objective(claim, inst)?;
     let mut analytic = eval(claim.formula, inst)?;
+    // The named form is what is shown: it must equal the expanded one.
+    let naming_error = match &named {
+        Some(named) => relative_error(
+            &eval(named.formula, &with_definitions(inst, named.definitions)?)?,
+            &analytic,
+        ),
+        None => 0.0,
+    };
     if claim.transposed {
         analytic = analytic.transpose();
     }
@@ -493,5 +524,5 @@ fn compare(claim: &Claim, inst: &Instance) -> Result<f64, EvalError> {
             }
         }
     }
-    Ok(relative_error(&numeric, &analytic))
+    Ok(relative_error(&numeric, &analytic).max(naming_error))
 }

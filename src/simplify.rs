@@ -70,7 +70,12 @@ pub fn simplest(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (
 }
 
 pub fn extract(egraph: &MathGraph, class: Id) -> RecExpr<Math> {
-    let extractor = Extractor::new(egraph, TextbookCost { egraph });
+    extract_without(egraph, class, &[])
+}
+
+/// The best expression of the class that uses none of the `banned` names.
+pub fn extract_without(egraph: &MathGraph, class: Id, banned: &[egg::Symbol]) -> RecExpr<Math> {
+    let extractor = Extractor::new(egraph, TextbookCost { egraph, banned });
     extractor.find_best(class).1
 }
 
@@ -80,6 +85,8 @@ pub fn extract(egraph: &MathGraph, class: Id) -> RecExpr<Math> {
 /// A scaling is a little cheaper the more it covers, so scalars float outward.
 pub struct TextbookCost<'a> {
     pub egraph: &'a MathGraph,
+    /// Names that must not appear (definitions, when the expanded form is wanted).
+    pub banned: &'a [egg::Symbol],
 }
 
 impl CostFunction<Math> for TextbookCost<'_> {
@@ -90,6 +97,7 @@ impl CostFunction<Math> for TextbookCost<'_> {
     {
         let scalar = |id: &Id| self.egraph[*id].data.is_scalar();
         let own = match enode {
+            Math::Symbol(s) if self.banned.contains(s) => f64::INFINITY,
             Math::Dim(_) => 0.0,
             Math::Rows(_) | Math::Cols(_) => 100.0,
             Math::Transpose(a) => {
