@@ -111,6 +111,8 @@ impl CostFunction<Math> for TextbookCost<'_> {
                 }
             }
             Math::Mul([a, b]) if scalar(a) || scalar(b) => 3.0,
+            // Between scalars, ⊙ and ⊘ are plain products and quotients: prefer those.
+            Math::Had([a, _]) | Math::HDiv([a, _]) if scalar(a) => 2.0,
             Math::Add(_) => 1.2,
             Math::Zeros(_) => 0.5,
             // Kronecker products and their adjoints are big objects: prefer any factored form.

@@ -59,6 +59,8 @@ pub enum Guard {
     KronRows(&'static str, &'static str, &'static str, &'static str),
     /// `(A⊗B)·K_(n,q)` with n = cols(A) and q = cols(B), named (n, q, A, B).
     KronCols(&'static str, &'static str, &'static str, &'static str),
+    /// The variable's class is a dimension other than 1.
+    DimNotOne(&'static str),
     /// The variable's class has one column.
     Column(&'static str),
     /// The variable's class has one row.
@@ -206,6 +208,7 @@ impl egg::Condition<Math, ShapeAnalysis> for GuardCondition {
                     _ => false,
                 }
             }
+            Guard::DimNotOne(v) => matches!(&egraph[class(v)].data.kind, crate::ir::Kind::Dim(d) if !d.is_one()),
             Guard::Column(v) => egraph[class(v)].data.shape().is_some_and(|s| s.cols.is_one()),
             Guard::Row(v) => egraph[class(v)].data.shape().is_some_and(|s| s.rows.is_one()),
             Guard::Symmetric(v) => egraph[class(v)].nodes.iter().any(|n| match n {

@@ -1,6 +1,6 @@
 //! Constant matrices (ones, zeros, identity), diag in both directions, and norms.
 
-use super::{bp, jac, rule, BackpropRule, JacobianRule, SimplifyRule};
+use super::{bp, guarded, jac, rule, BackpropRule, Guard, JacobianRule, SimplifyRule};
 
 #[rustfmt::skip]
 pub const BACKPROP: &[BackpropRule] = &[
@@ -42,4 +42,9 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("had-ones",   "(.* (ones ?m ?n) ?a)", "?a",                     "1 1ᵀ ∘ A = A"),
     rule("had-eye",    "(.* (eye ?n) ?a)",  "(diag (diagv ?a))",         "I ∘ A keeps the diagonal"),
     rule("diag-ones",  "(diag (ones ?n @1))", "(eye ?n)",                "diag(1) = I"),
+    // Row-wise normalisation (softmax) is a diagonal scaling: these let S = E ⊘ (E·1·1ᵀ) be found.
+    guarded("ones-outer", "(* ?a (ones ?k ?n))", "(* (* ?a (ones ?k @1)) (ones @1 ?n))", Guard::DimNotOne("?n"), "1_(k x n) = 1_k·1_nᵀ"),
+    guarded("hdiv-rows", "(./ ?a (* ?v (ones @1 ?k)))", "(* (diag (./ (ones (rows ?v) @1) ?v)) ?a)", Guard::Column("?v"), "A ⊘ (v·1ᵀ) = diag(1 ⊘ v)·A: dividing row i by v_i"),
+    rule("had-diag",   "(.* ?a (* (diag ?v) ?b))", "(* (diag ?v) (.* ?a ?b))", "A ∘ (D·B) = D·(A ∘ B) for diagonal D"),
+    rule("diag-had",   "(* (diag ?v) (.* ?a ?b))", "(.* (* (diag ?v) ?a) ?b)", "D·(A ∘ B) = (D·A) ∘ B for diagonal D"),
 ];
