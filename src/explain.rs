@@ -49,6 +49,15 @@ pub struct Explanation {
     pub full: Option<FullForm>,
 }
 
+/// Explains ∂L/∂`wrt` three ways, checking every step.
+///
+/// ```
+/// let checked = matdiff::check_script("X : B x N; W : N x M; b : M; h = X*W + b")?;
+/// let x = matdiff::explain::explain(&checked, "b", &matdiff::Options::default())?;
+/// assert!(x.all_checked());
+/// assert_eq!(x.steps.len(), 4);
+/// # Ok::<(), matdiff::Error>(())
+/// ```
 pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explanation, Error> {
     let result = grad_checked(checked, wrt, options)?;
     let target = &checked.target;

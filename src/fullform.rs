@@ -128,6 +128,15 @@ fn label(name: Option<&str>) -> String {
 }
 
 /// The Jacobian ∂T/∂X of the script's target with respect to `wrt`.
+///
+/// ```
+/// let checked = matdiff::check_script("X : B x N; W : N x M; b : M; h = X*W + b")?;
+/// let j = matdiff::fullform::jacobian(&checked, "b", &matdiff::Options::default())?;
+/// assert_eq!(j.matrix_text(), "1_B ⊗ I_M");
+/// assert_eq!(j.index_form.as_deref(), Some("∂h_ij/∂b_k = δ_jk"));
+/// assert!(j.check.passed());
+/// # Ok::<(), matdiff::Error>(())
+/// ```
 pub fn jacobian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullForm, Error> {
     let wrt_shape = crate::resolve_wrt(checked, wrt)?;
     let target = &checked.target;
@@ -174,6 +183,13 @@ pub fn jacobian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullF
 }
 
 /// The Hessian of a scalar target: the Jacobian of its gradient, ∂ravel(∇f)/∂ravel(X).
+///
+/// ```
+/// let checked = matdiff::check_script("x : n; A : n x n; x'*A*x")?;
+/// let h = matdiff::fullform::hessian(&checked, "x", &matdiff::Options::default())?;
+/// assert_eq!(h.matrix_text(), "A + Aᵀ");
+/// # Ok::<(), matdiff::Error>(())
+/// ```
 pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullForm, Error> {
     let target = &checked.target;
     if !target.shape.is_scalar() {

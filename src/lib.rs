@@ -132,6 +132,16 @@ pub struct Derivation {
 }
 
 /// Parses and checks a script: shapes, broadcasting, the target.
+///
+/// ```
+/// let checked = matdiff::check_script("X : B x N; W : N x M; b : M; h = X*W + b")?;
+/// assert_eq!(checked.target.shape.to_string(), "B x M");
+/// assert_eq!(checked.broadcasts, ["b : M broadcast over the B rows"]);
+///
+/// let err = matdiff::check_script("X : n x m; tr(X)").unwrap_err();
+/// assert!(err.render("<script>", "X : n x m; tr(X)", false).contains("^^^^^"));
+/// # Ok::<(), matdiff::Error>(())
+/// ```
 pub fn check_script(script: &str) -> Result<Checked, Error> {
     let statements = syntax::parse(script)?;
     lower::check(&statements)
@@ -139,12 +149,34 @@ pub fn check_script(script: &str) -> Result<Checked, Error> {
 
 /// Derives ∂f/∂`wrt` for a scalar target f, or the backprop of an upstream G through
 /// a non-scalar target (the gradient of ⟨G, target⟩), simplified and checked.
+///
+/// ```
+/// use matdiff::{grad, Layout, Options};
+/// let d = grad("A : n x n; X : n x n; tr(A*X)", "X", &Options::default())?;
+/// assert_eq!(d.formula_text(), "Aᵀ");
+/// assert!(d.check.passed());
+///
+/// let numerator = Options { layout: Layout::Numerator, ..Options::default() };
+/// let d = grad("X : B x N; W : N x M; b : M; h = X*W + b", "b", &numerator)?;
+/// assert_eq!(d.formula_text(), "1_Bᵀ·G");
+/// assert_eq!(d.numpy(), "np.ones((1, B)) @ G");
+/// # Ok::<(), matdiff::Error>(())
+/// ```
 pub fn grad(script: &str, wrt: &str, options: &Options) -> Result<Derivation, Error> {
     let checked = check_script(script)?;
     grad_checked(&checked, wrt, options)
 }
 
-/// As [`grad`], on a script already checked.
+/// As [`grad`], on a script already checked (so several variables share the parsing).
+///
+/// ```
+/// let checked = matdiff::check_script("X : B x N; W : N x M; b : M; h = X*W + b")?;
+/// for (wrt, expected) in [("W", "Xᵀ·G"), ("X", "G·Wᵀ"), ("b", "Gᵀ·1_B")] {
+///     let d = matdiff::grad_checked(&checked, wrt, &matdiff::Options::default())?;
+///     assert_eq!(d.formula_text(), expected);
+/// }
+/// # Ok::<(), matdiff::Error>(())
+/// ```
 pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<Derivation, Error> {
     let wrt_shape = resolve_wrt(checked, wrt)?;
     let wrt_sym = Symbol::from(wrt);

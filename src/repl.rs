@@ -46,6 +46,16 @@ pub enum Reply {
     Quit,
 }
 
+/// One REPL session, usable without a terminal:
+///
+/// ```
+/// use matdiff::repl::{Reply, Session};
+/// let mut s = Session::new(false);
+/// s.feed("X : B x N; W : N x M; b : M");
+/// s.feed("h = X*W + b");
+/// let Reply::Text(out) = s.feed(":grad b") else { panic!() };
+/// assert!(out.contains("∂L/∂b = Gᵀ·1_B"));
+/// ```
 pub struct Session {
     statements: Vec<String>,
     pub layout: Layout,
