@@ -119,14 +119,13 @@ impl CostFunction<Math> for TextbookCost<'_> {
             Math::Kron(_) => 3.0,
             Math::BlockSum(_) | Math::BlockAdd(_) => 5.0,
             // Slightly cheaper the more it scales, so constants move outward: 3·(XᵀXᵀ), not Xᵀ(3Xᵀ).
+            // The discount is capped below the scaling's own cost, so a node always costs more
+            // than each child: extraction can then never pick a cycle such as 1·A ≡ A.
             Math::Scale([s, a]) => {
                 // A number leads: 2·μ, not μ·2.
-                let lead = if self.egraph[*s].data.constant.is_some() {
-                    0.99
-                } else {
-                    1.0
-                };
-                return lead + costs(*s) + 0.99 * costs(*a);
+                let lead = if self.egraph[*s].data.constant.is_some() { 0.99 } else { 1.0 };
+                let inner = costs(*a);
+                return lead + costs(*s) + inner - (0.01 * inner).min(0.5);
             }
             _ => 1.0,
         };
