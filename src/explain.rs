@@ -287,6 +287,15 @@ impl Explanation {
                 .is_none_or(|f| f.check.passed() && f.contraction.as_ref().is_none_or(|(_, ok)| *ok))
     }
 
+    /// A complete LaTeX document: the compact steps, then the result with its check.
+    pub fn latex_document(&self) -> String {
+        format!(
+            "\\documentclass{{article}}\n\\usepackage{{amsmath,amssymb}}\n\\begin{{document}}\n\\begin{{align*}}\n{} \\\\\n{}\n\\end{{align*}}\n\\end{{document}}\n",
+            self.latex(),
+            self.result.latex()
+        )
+    }
+
     /// The derivation as LaTeX: an `align*` body of the compact steps.
     pub fn latex(&self) -> String {
         let loss = crate::render::latex::name(self.loss());

@@ -263,6 +263,7 @@ fn explain(args: GradArgs) -> ExitCode {
         Err(e) => return report(&e, &name, &script),
     };
     let rendered = match args.emit {
+        Emit::Latex if args.standalone => explanation.latex_document(),
         Emit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", explanation.latex()),
         _ => explanation.to_string(),
     };

@@ -123,7 +123,11 @@ impl CostFunction<Math> for TextbookCost<'_> {
             // than each child: extraction can then never pick a cycle such as 1·A ≡ A.
             Math::Scale([s, a]) => {
                 // A number leads: 2·μ, not μ·2.
-                let lead = if self.egraph[*s].data.constant.is_some() { 0.99 } else { 1.0 };
+                let lead = if self.egraph[*s].data.constant.is_some() {
+                    0.99
+                } else {
+                    1.0
+                };
                 let inner = costs(*a);
                 return lead + costs(*s) + inner - (0.01 * inner).min(0.5);
             }

@@ -41,6 +41,14 @@ fn katex_renders_every_latex_string() {
         let j = matdiff::fullform::jacobian(&checked, wrt, &matdiff::Options::default()).unwrap();
         items.push(serde_json::json!({"name": format!("jacobian/{name}"), "tex": j.matrix_latex()}));
     }
+    for (name, script, wrt) in [
+        ("least-squares", "X : m x n; w : n; y : m; norm(X*w - y)^2", "w"),
+        ("trace-XtAX", "X : n x m; A : n x n; tr(X'*A*X)", "X"),
+    ] {
+        let checked = matdiff::check_script(script).unwrap();
+        let h = matdiff::fullform::hessian(&checked, wrt, &matdiff::Options::default()).unwrap();
+        items.push(serde_json::json!({"name": format!("hessian/{name}"), "tex": h.matrix_latex()}));
+    }
     let dir = std::env::temp_dir().join(format!("matdiff-katex-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("latex.json");
@@ -82,4 +90,15 @@ fn the_seed_standalone_document_compiles_with_pdflatex() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let pdf = std::fs::metadata(dir.join("seed.pdf")).expect("a PDF was written");
     assert!(pdf.len() > 1000);
+
+    // The derivation steps as a document compile too.
+    let checked = matdiff::check_script("X : B x N; W : N x M; b : M; h = X*W + b").unwrap();
+    let x = matdiff::explain::explain(&checked, "b", &matdiff::Options::default()).unwrap();
+    std::fs::write(dir.join("steps.tex"), x.latex_document()).unwrap();
+    let out = Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "steps.tex"])
+        .current_dir(&dir)
+        .output()
+        .expect("pdflatex runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
