@@ -331,6 +331,7 @@ impl Inference<'_> {
                 first
             }
             "sum" | "norm" => (one(), one()),
+            "transpose" => (first.1, first.0),
             "diag" => {
                 let as_vector = self.unifier.is_one(&first.1)
                     || (self.unifier.known(&first.1).is_none()

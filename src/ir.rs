@@ -103,6 +103,9 @@ define_language! {
         "sin" = Sin(Id),
         "cos" = Cos(Id),
         "tanh" = Tanh(Id),
+        "tan" = Tan(Id),
+        "sinh" = Sinh(Id),
+        "cosh" = Cosh(Id),
         "sigmoid" = Sigmoid(Id),
         "sqrt" = Sqrt(Id),
         "abs" = Abs(Id),
@@ -133,7 +136,7 @@ define_language! {
 /// Elementwise functions of one argument, by name: the parser, the rules and the
 /// renderers share this list.
 pub const ELEMENTWISE: &[&str] = &[
-    "exp", "log", "sin", "cos", "tanh", "sigmoid", "sqrt", "abs", "relu", "sign", "step",
+    "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sigmoid", "sqrt", "abs", "relu", "sign", "step",
 ];
 
 impl Math {
@@ -145,6 +148,9 @@ impl Math {
                 | Math::Sin(_)
                 | Math::Cos(_)
                 | Math::Tanh(_)
+                | Math::Tan(_)
+                | Math::Sinh(_)
+                | Math::Cosh(_)
                 | Math::Sigmoid(_)
                 | Math::Sqrt(_)
                 | Math::Abs(_)
@@ -163,6 +169,9 @@ impl Math {
             "cos" => Math::Cos(arg),
             "tanh" => Math::Tanh(arg),
             "sigmoid" => Math::Sigmoid(arg),
+            "tan" => Math::Tan(arg),
+            "sinh" => Math::Sinh(arg),
+            "cosh" => Math::Cosh(arg),
             "sqrt" => Math::Sqrt(arg),
             "abs" => Math::Abs(arg),
             "relu" => Math::Relu(arg),
@@ -280,6 +289,9 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
         Math::Sin(a) => (same(*a), unary_const(*a, f64::sin)),
         Math::Cos(a) => (same(*a), unary_const(*a, f64::cos)),
         Math::Tanh(a) => (same(*a), unary_const(*a, f64::tanh)),
+        Math::Tan(a) => (same(*a), unary_const(*a, f64::tan)),
+        Math::Sinh(a) => (same(*a), unary_const(*a, f64::sinh)),
+        Math::Cosh(a) => (same(*a), unary_const(*a, f64::cosh)),
         Math::Sigmoid(a) => (same(*a), unary_const(*a, sigmoid)),
         Math::Sqrt(a) => (same(*a), unary_const(*a, f64::sqrt)),
         Math::Abs(a) => (same(*a), unary_const(*a, f64::abs)),

@@ -20,13 +20,17 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("inv", 1, 1),
     ("diag", 1, 1),
     ("sum", 1, 1),
-    ("norm", 1, 1),
+    ("norm", 1, 2),
     ("kron", 2, 2),
+    ("transpose", 1, 1),
     ("exp", 1, 1),
     ("log", 1, 1),
     ("sin", 1, 1),
     ("cos", 1, 1),
     ("tanh", 1, 1),
+    ("tan", 1, 1),
+    ("sinh", 1, 1),
+    ("cosh", 1, 1),
     ("sigmoid", 1, 1),
     ("sqrt", 1, 1),
     ("abs", 1, 1),
@@ -34,18 +38,7 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
 ];
 
 /// Names people reach for from other tools, and what matdiff calls them.
-const ALIASES: &[(&str, &str)] = &[
-    ("trace", "tr"),
-    ("Tr", "tr"),
-    ("inverse", "inv"),
-    ("determinant", "det"),
-    ("ln", "log"),
-    ("logistic", "sigmoid"),
-    ("transpose", "X^T"),
-    ("frobenius", "norm"),
-    ("norm2", "norm"),
-    ("diagm", "diag"),
-];
+const ALIASES: &[(&str, &str)] = &[("frobenius", "norm"), ("norm2", "norm"), ("diagm", "diag")];
 
 pub fn is_function(name: &str) -> bool {
     FUNCTIONS.iter().any(|(f, _, _)| *f == name)
@@ -553,6 +546,28 @@ impl Lowering<'_> {
                 };
                 Ok((self.add(node), shape))
             }
+            "transpose" => {
+                let (a, s) = self.lower(&args[0])?;
+                if s.is_scalar() {
+                    return Ok((a, s));
+                }
+                Ok((self.add(Math::Transpose(a)), s.transposed()))
+            }
+            "norm" if args.len() == 2 => {
+                let (a, s) = self.lower(&args[0])?;
+                match self.constant(&args[1]) {
+                    Some(p) if p == 1.0 && (s.is_column() || s.is_row() || s.is_scalar()) => {
+                        self.unary_call("norm1", a, s, span)
+                    }
+                    Some(p) if p == 2.0 && (s.is_column() || s.is_row() || s.is_scalar()) => {
+                        self.unary_call("norm", a, s, span)
+                    }
+                    _ => Err(Error::unsupported(
+                        "`norm(x, p)` takes p = 1 or 2 for a vector; `norm(X)` is the Frobenius norm",
+                        args[1].span,
+                    )),
+                }
+            }
             "kron" => {
                 let (a, sa) = self.lower(&args[0])?;
                 let (b, sb) = self.lower(&args[1])?;
@@ -596,6 +611,10 @@ impl Lowering<'_> {
             "sum" if s.is_scalar() => Ok((a, s)),
             "sum" => Ok((self.add(Math::Sum(a)), scalar)),
             "norm" => Ok((self.add(Math::Norm(a)), scalar)),
+            "norm1" => {
+                let magnitudes = self.add(Math::Abs(a));
+                Ok((self.add(Math::Sum(magnitudes)), scalar))
+            }
             "diag" => {
                 if s.is_scalar() {
                     Ok((a, s))

@@ -170,6 +170,10 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
         Math::Sin(a) => map(a, &f64::sin)?,
         Math::Cos(a) => map(a, &f64::cos)?,
         Math::Tanh(a) => map(a, &f64::tanh)?,
+        // Away from the poles of tan, where finite differences are meaningless.
+        Math::Tan(a) => map(a, &|x| if x.cos().abs() > 0.05 { x.tan() } else { f64::NAN })?,
+        Math::Sinh(a) => map(a, &f64::sinh)?,
+        Math::Cosh(a) => map(a, &f64::cosh)?,
         Math::Sigmoid(a) => map(a, &sigmoid)?,
         Math::Sqrt(a) => map(a, &|x| if x > 0.0 { x.sqrt() } else { f64::NAN })?,
         Math::Abs(a) => kinked(a, &f64::abs)?,

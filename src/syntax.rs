@@ -299,7 +299,7 @@ fn primary(pair: Pair<Rule>) -> Result<Expr, Error> {
             let name = inner.next().expect("call has a name");
             let args = inner.map(|arg| expr(arg.into_inner())).collect::<Result<Vec<_>, _>>()?;
             ExprKind::Call {
-                name: name.as_str().to_string(),
+                name: canonical_function(name.as_str()).to_string(),
                 name_span: span_of(&name),
                 args,
             }
@@ -342,6 +342,24 @@ fn bracket_error(source: &str) -> Option<Error> {
     }
     open.first()
         .map(|&i| Error::syntax("unclosed `(`", Span::new(i, i + 1)).with_label("this `(` is never closed"))
+}
+
+/// Other tools' names for matdiff's functions, accepted as they are.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("trace", "tr"),
+    ("Tr", "tr"),
+    ("Trace", "tr"),
+    ("inverse", "inv"),
+    ("Inverse", "inv"),
+    ("determinant", "det"),
+    ("Determinant", "det"),
+    ("ln", "log"),
+    ("logistic", "sigmoid"),
+    ("transpose", "transpose"),
+];
+
+fn canonical_function(name: &str) -> &str {
+    SYNONYMS.iter().find(|(s, _)| *s == name).map_or(name, |(_, c)| c)
 }
 
 fn from_pest(err: pest::error::Error<Rule>) -> Error {

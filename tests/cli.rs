@@ -115,7 +115,7 @@ fn error_catalogue() {
         ("dangling-operator", "X : n x n; tr(X) +", "X"),
         ("stray-character", "X : n x n; tr(X) $ 2", "X"),
         ("unicode-stray", "X : n x n; tr(X) → 2", "X"),
-        ("unknown-function", "X : n x n; trace(X)", "X"),
+        ("unknown-function", "X : n x n; sum(signoid(X))", "X"),
         ("wrong-arity", "X : n x n; tr(X, X)", "X"),
         ("unknown-wrt", "X : n x n; Y : n x n; tr(X*Y)", "Z"),
         ("misspelled-wrt", "Xin : n x n; tr(Xin)", "Xn"),
