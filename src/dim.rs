@@ -50,7 +50,8 @@ impl Dim {
     }
     /// The size under an assignment of named sizes.
     pub fn evaluate(&self, size_of: &impl Fn(&str) -> usize) -> usize {
-        self.factors.iter().fold(self.coeff as usize, |acc, f| acc * size_of(f))
+        let coeff = usize::try_from(self.coeff).unwrap_or(usize::MAX);
+        self.factors.iter().fold(coeff, |acc, f| acc.saturating_mul(size_of(f)))
     }
     /// Writes the dimension with powers for repeated factors (`n²·B`), for people.
     pub fn pretty(&self) -> String {

@@ -266,6 +266,7 @@ fn mark(check: &Check) -> &'static str {
         Check::Passed { .. } => "✓ checked",
         Check::Failed { .. } => "✗ FAILED",
         Check::NoDomain { .. } => "unchecked (no domain)",
+        Check::TooLarge { .. } => "unchecked (too large)",
         Check::Skipped => "unchecked",
     }
 }

@@ -507,6 +507,7 @@ impl FullForm {
                 "CHECK FAILED on {instances} random instances{drawn}: max relative error {max_rel_err:.1e}; this matrix must not be trusted"
             ),
             Check::NoDomain { tried } => format!("unchecked: no valid instance found in {tried} random draws"),
+            Check::TooLarge { entries } => crate::numeric::too_large(*entries),
             Check::Skipped => "unchecked (--no-check)".into(),
         }
     }

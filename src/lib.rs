@@ -604,6 +604,7 @@ impl Derivation {
             Check::NoDomain { tried } => format!(
                 "unchecked: no valid instance found in {tried} random draws (the expression may have no real-valued domain)"
             ),
+            Check::TooLarge { entries } => numeric::too_large(*entries),
             Check::Skipped => "unchecked (--no-check)".to_string(),
         }
     }

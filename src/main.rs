@@ -180,7 +180,7 @@ fn grad(args: GradArgs) -> ExitCode {
             out!("{rendered}");
             ExitCode::SUCCESS
         }
-        Check::Failed { .. } | Check::NoDomain { .. } => {
+        Check::Failed { .. } | Check::NoDomain { .. } | Check::TooLarge { .. } => {
             err!("{rendered}");
             if args.emit != Emit::Text {
                 err!("{}", derivation.check_text());

@@ -17,6 +17,8 @@ pub type Matrix = DMatrix<f64>;
 pub struct Instance {
     pub sizes: HashMap<String, usize>,
     pub values: HashMap<Symbol, Matrix>,
+    /// How many entries each variable has.
+    pub entries: HashMap<Symbol, usize>,
 }
 
 impl Instance {
@@ -246,6 +248,10 @@ pub enum Check {
     NoDomain {
         tried: usize,
     },
+    /// Literal sizes too large to check by finite differences: nothing was checked.
+    TooLarge {
+        entries: usize,
+    },
     Skipped,
 }
 
@@ -339,6 +345,13 @@ pub fn check_in(
     mut compare: impl FnMut(&Instance) -> Result<f64, EvalError>,
 ) -> Check {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    // Symbolic sizes are drawn small; literal ones are what they are. Past this many entries
+    // in one variable, finite differences would take too long: say so rather than hang.
+    let probe = draw_instance(domain, &HashSet::new(), false, &mut ChaCha8Rng::seed_from_u64(0), true);
+    let largest = probe.entries.values().copied().max().unwrap_or(0);
+    if largest > MAX_CHECKED_ENTRIES {
+        return Check::TooLarge { entries: largest };
+    }
     let invertible = under_inverse(domain.target);
     let mut worst: f64 = 0.0;
     let mut tried = 0;
@@ -347,7 +360,7 @@ pub fn check_in(
         for draw in 0..DRAWS_PER_INSTANCE {
             tried += 1;
             let positive = draw % 2 == 1;
-            let inst = draw_instance(domain, &invertible, positive, &mut rng);
+            let inst = draw_instance(domain, &invertible, positive, &mut rng, false);
             match compare(&inst) {
                 Ok(err) => {
                     worst = worst.max(err);
@@ -402,7 +415,23 @@ fn under_inverse(expr: &RecExpr<Math>) -> HashSet<Symbol> {
     out
 }
 
-fn draw_instance(claim: &Domain, invertible: &HashSet<Symbol>, positive: bool, rng: &mut ChaCha8Rng) -> Instance {
+/// What the output says for a [`Check::TooLarge`].
+pub fn too_large(entries: usize) -> String {
+    format!(
+        "unchecked: a variable has {entries} entries, more than the {MAX_CHECKED_ENTRIES} a finite-difference check can cover; use symbolic sizes (`X : n x n`) to have it checked"
+    )
+}
+
+/// The most entries a variable may have for the check to run.
+pub const MAX_CHECKED_ENTRIES: usize = 10_000;
+
+fn draw_instance(
+    claim: &Domain,
+    invertible: &HashSet<Symbol>,
+    positive: bool,
+    rng: &mut ChaCha8Rng,
+    sizes_only: bool,
+) -> Instance {
     // Distinct sizes for distinct dimensions, so a mix-up of two of them cannot pass.
     let mut pool: Vec<usize> = (2..(2 + claim.dims.len().max(5))).collect();
     for i in (1..pool.len()).rev() {
@@ -418,6 +447,10 @@ fn draw_instance(claim: &Domain, invertible: &HashSet<Symbol>, positive: bool, r
     for name in names {
         let shape = &claim.env.shapes[name];
         let (r, c) = inst.size_of(shape);
+        inst.entries.insert(*name, r.saturating_mul(c));
+        if sizes_only {
+            continue;
+        }
         let mut x = Matrix::from_fn(r, c, |_, _| {
             if positive {
                 rng.random_range(0.5..1.5)

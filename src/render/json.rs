@@ -13,6 +13,7 @@ pub fn derivation(d: &Derivation) -> Value {
             json!({"status": "failed", "instances": instances, "max_rel_err": max_rel_err})
         }
         Check::NoDomain { tried } => json!({"status": "no_domain", "tried": tried}),
+        Check::TooLarge { entries } => json!({"status": "too_large", "entries": entries}),
         Check::Skipped => json!({"status": "unchecked"}),
     };
     json!({

@@ -75,6 +75,6 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("hdiv-same",  "(./ ?a ?a)",        "(ones (rows ?a) (cols ?a))", "A⊘A = 1 (where defined)"),
     // Kronecker
     both("T-kron",     "(T (kron ?a ?b))",  "(kron (T ?a) (T ?b))",      "Cookbook §10.2.2: (A⊗B)ᵀ = Aᵀ⊗Bᵀ"),
-    rule("tr-kron",    "(tr (kron ?a ?b))", "(scale (tr ?a) (tr ?b))",   "Cookbook §10.2.2: tr(A⊗B) = tr(A)tr(B)"),
+    guarded("tr-kron", "(tr (kron ?a ?b))", "(scale (tr ?a) (tr ?b))", Guard::Square("?a", "?b"), "Cookbook §10.2.2: tr(A⊗B) = tr(A)tr(B) for square A, B"),
     rule("sum-kron",   "(sum (kron ?a ?b))", "(scale (sum ?a) (sum ?b))", "sum(A⊗B) = sum(A)sum(B)"),
 ];
