@@ -142,7 +142,7 @@ pub fn jacobian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullF
     let target = &checked.target;
     let wrt_sym = Symbol::from(wrt);
     let env = checked.env.clone();
-    let (simplest, _) = simplify::simplest(&env, &target.expr, options.limits);
+    let (simplest, _) = simplify::simplest(&env, &target.expr, options.limits.for_target());
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let root = row_major_jacobian(&mut egraph, &simplest, &target.shape, wrt_sym, &wrt_shape)
         .map_err(|m| Error::unsupported(m, target.span))?;

@@ -190,7 +190,7 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     });
 
     // Differentiate the simplest form of the target; the check still uses the target as written.
-    let (simplest_target, _) = simplify::simplest(&env, &target.expr, options.limits);
+    let (simplest_target, _) = simplify::simplest(&env, &target.expr, options.limits.for_target());
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let seed = match &upstream {
         Some((g, _)) => egraph.add(Math::Symbol(*g)),

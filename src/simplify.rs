@@ -26,6 +26,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// A smaller budget for tidying the target before differentiating it: the derivative's
+    /// own run does the real simplification.
+    pub fn for_target(self) -> Limits {
+        Limits {
+            iterations: self.iterations.min(12),
+            nodes: self.nodes.min(5_000),
+            time: self.time,
+        }
+    }
+}
+
 /// How the run ended.
 #[derive(Debug, Clone)]
 pub struct SimplifyReport {
