@@ -451,11 +451,13 @@ fn draw_instance(
         if sizes_only {
             continue;
         }
+        // Entries of either sign, kept away from 0 so that divisions and kinks stay tame.
         let mut x = Matrix::from_fn(r, c, |_, _| {
-            if positive {
-                rng.random_range(0.5..1.5)
+            let size = rng.random_range(0.25..1.25);
+            if positive || rng.random_bool(0.5) {
+                size + if positive { 0.25 } else { 0.0 }
             } else {
-                rng.random_range(-1.0..1.0)
+                -size
             }
         });
         if claim.env.symmetric.contains(name) {
@@ -474,14 +476,46 @@ fn draw_instance(
     inst
 }
 
-/// The derivative at 0 of `at` by the five-point stencil (error O(h⁴)).
-pub fn stencil<T>(at: &mut impl FnMut(f64) -> Result<T, EvalError>) -> Result<T, EvalError>
+/// Values whose size finite differences can compare.
+pub trait Magnitude: Clone {
+    fn magnitude(&self) -> f64;
+}
+
+impl Magnitude for f64 {
+    fn magnitude(&self) -> f64 {
+        self.abs()
+    }
+}
+
+impl Magnitude for Matrix {
+    fn magnitude(&self) -> f64 {
+        self.amax()
+    }
+}
+
+/// The five-point stencil at step h (error O(h⁴)).
+fn five_point<T>(at: &mut impl FnMut(f64) -> Result<T, EvalError>, h: f64) -> Result<T, EvalError>
 where
     T: std::ops::Sub<Output = T> + std::ops::Add<Output = T> + std::ops::Mul<f64, Output = T>,
 {
-    let h = FD_STEP;
     let (m2, m1, p1, p2) = (at(-2.0 * h)?, at(-h)?, at(h)?, at(2.0 * h)?);
     Ok((m2 - m1 * 8.0 + p1 * 8.0 - p2) * (1.0 / (12.0 * h)))
+}
+
+/// The derivative at 0 of `at`: five-point stencils at h and h/2 combined by Richardson
+/// extrapolation. When the two disagree badly (a pole, a kink or a near-singular matrix close
+/// by), the instance cannot decide anything: it is treated as out of the domain and redrawn.
+pub fn stencil<T>(at: &mut impl FnMut(f64) -> Result<T, EvalError>) -> Result<T, EvalError>
+where
+    T: std::ops::Sub<Output = T> + std::ops::Add<Output = T> + std::ops::Mul<f64, Output = T> + Magnitude,
+{
+    let coarse = five_point(at, FD_STEP)?;
+    let fine = five_point(at, FD_STEP / 2.0)?;
+    let scale = coarse.magnitude().max(fine.magnitude()).max(1e-3);
+    if (coarse.clone() - fine.clone()).magnitude() > 1e-4 * scale {
+        return Err(EvalError::Domain);
+    }
+    Ok(fine.clone() + (fine - coarse) * (1.0 / 15.0))
 }
 
 /// The largest entrywise disagreement of two matrices, relative to their size.

@@ -13,13 +13,20 @@ import numpy as np
 
 def draw(shape, sizes, rng, positive):
     rows, cols = (eval_dim(d, sizes) for d in shape["dims"])
-    low, high = (0.5, 1.5) if positive else (-1.0, 1.0)
     kind = shape["kind"]
+
+    def entries(size):
+        # Either sign (or positive), kept away from 0 so that divisions and kinks stay tame.
+        magnitude = rng.uniform(0.25, 1.25, size=size)
+        if positive:
+            return magnitude + 0.25
+        return magnitude * rng.choice([-1.0, 1.0], size=size)
+
     if kind == "scalar":
-        return float(rng.uniform(low, high))
+        return float(entries(1)[0])
     if kind == "vector":
-        return rng.uniform(low, high, size=rows)
-    value = rng.uniform(low, high, size=(rows, cols))
+        return entries(rows)
+    value = entries((rows, cols))
     if shape.get("symmetric"):
         value = (value + value.T) / 2
     if shape.get("invertible") and rows == cols:
