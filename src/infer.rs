@@ -330,7 +330,8 @@ impl Inference<'_> {
                 self.unify(&first.0, &first.1);
                 first
             }
-            "sum" | "norm" => (one(), one()),
+            "sum" | "norm" | "mean" | "logsumexp" | "dot" => (one(), one()),
+            "outer" if shapes.len() == 2 => (shapes[0].0.clone(), shapes[1].0.clone()),
             "transpose" => (first.1, first.0),
             "diag" => {
                 let as_vector = self.unifier.is_one(&first.1)

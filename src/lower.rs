@@ -22,6 +22,12 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("sum", 1, 1),
     ("norm", 1, 2),
     ("kron", 2, 2),
+    ("mean", 1, 1),
+    ("softmax", 1, 1),
+    ("logsumexp", 1, 1),
+    ("softplus", 1, 1),
+    ("dot", 2, 2),
+    ("outer", 2, 2),
     ("transpose", 1, 1),
     ("exp", 1, 1),
     ("log", 1, 1),
@@ -472,6 +478,12 @@ impl Lowering<'_> {
         )
     }
 
+    /// A scalar as a matrix of the given shape: `s·1·1ᵀ`.
+    fn stretch_scalar(&mut self, s: Id, shape: &Shape) -> Id {
+        let ones = self.builder.ones(shape);
+        self.scale(s, ones)
+    }
+
     /// Stretches `x` of shape `small` to `big` as numpy would, if it can.
     fn stretch(&mut self, x: Id, small: &Shape, big: &Shape, e: &Expr) -> Option<Id> {
         let what = describe_operand(e, small);
@@ -568,6 +580,30 @@ impl Lowering<'_> {
                     )),
                 }
             }
+            "dot" | "outer" => {
+                let (a, sa) = self.lower(&args[0])?;
+                let (b, sb) = self.lower(&args[1])?;
+                let vector = |s: &Shape| s.is_column() || s.is_scalar();
+                if !vector(&sa) || !vector(&sb) {
+                    return Err(Error::shape(
+                        format!("`{name}` takes two column vectors, not {sa} and {sb}"),
+                        span,
+                    ));
+                }
+                if name == "dot" {
+                    if sa.rows != sb.rows {
+                        return Err(Error::shape(
+                            format!("`dot` needs vectors of one length, not {sa} and {sb}"),
+                            span,
+                        ));
+                    }
+                    let at = self.add(Math::Transpose(a));
+                    Ok((self.add(Math::Mul([at, b])), Shape::scalar()))
+                } else {
+                    let bt = self.add(Math::Transpose(b));
+                    Ok((self.add(Math::Mul([a, bt])), Shape::new(sa.rows, sb.rows)))
+                }
+            }
             "kron" => {
                 let (a, sa) = self.lower(&args[0])?;
                 let (b, sb) = self.lower(&args[1])?;
@@ -608,6 +644,39 @@ impl Lowering<'_> {
                 Ok((self.add(node), scalar))
             }
             "inv" => self.inverse(a, s, span, "inv"),
+            "mean" => {
+                // sum(A) / (rows·cols)
+                let total = self.add(Math::Sum(a));
+                let count = self.builder.dim(&s.rows.times(&s.cols));
+                let count = self.add(Math::DimValue(count));
+                let reciprocal = self.reciprocal(count);
+                Ok((self.scale(reciprocal, total), scalar))
+            }
+            "logsumexp" => {
+                let e = self.add(Math::Exp(a));
+                let total = self.add(Math::Sum(e));
+                Ok((self.add(Math::Log(total)), scalar))
+            }
+            "softplus" => {
+                // log(1 + exp(x)), entrywise
+                let e = self.add(Math::Exp(a));
+                let ones = self.builder.ones(&s);
+                let sum = self.add(Math::Add([ones, e]));
+                Ok((self.add(Math::Log(sum)), s))
+            }
+            "softmax" => {
+                // A vector is normalised as a whole; a matrix row by row (numpy's last axis).
+                let e = self.add(Math::Exp(a));
+                let denominator = if s.is_column() || s.is_scalar() {
+                    let total = self.add(Math::Sum(e));
+                    self.stretch_scalar(total, &s)
+                } else {
+                    let cols = Shape::new(s.cols.clone(), s.cols.clone());
+                    let ones = self.builder.ones(&cols);
+                    self.add(Math::Mul([e, ones]))
+                };
+                Ok((self.add(Math::HDiv([e, denominator])), s))
+            }
             "sum" if s.is_scalar() => Ok((a, s)),
             "sum" => Ok((self.add(Math::Sum(a)), scalar)),
             "norm" => Ok((self.add(Math::Norm(a)), scalar)),
