@@ -54,6 +54,9 @@ pub fn saturate(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport
         .with_iter_limit(limits.iterations)
         .with_node_limit(limits.nodes)
         .with_time_limit(limits.time)
+        // Rules that match more than this in one iteration wait a while (egg's backoff): the
+        // associative-commutative rules would otherwise dominate large runs.
+        .with_scheduler(egg::BackoffScheduler::default().with_initial_match_limit(300))
         .run(rewrites());
     let limit_hit = match &runner.stop_reason {
         Some(StopReason::Saturated) | None => None,
