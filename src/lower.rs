@@ -9,6 +9,10 @@ use crate::syntax::{BinOp, Expr, ExprKind, PostfixOp, ShapeDecl, Statement};
 use egg::{Id, RecExpr, Symbol};
 use std::collections::{BTreeSet, HashMap};
 
+/// The most distinct subexpressions a target may have: beyond this, simplification and
+/// extraction would take more than a few seconds.
+pub const MAX_TARGET_NODES: usize = 4_000;
+
 /// The functions of the language with their accepted argument counts.
 pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("ones", 1, 2),
@@ -198,6 +202,16 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
     })?;
     let broadcasts = lowering.broadcasts;
     let expr = extract_rooted(lowering.builder.expr(), root);
+    if expr.as_ref().len() > MAX_TARGET_NODES {
+        return Err(Error::unsupported(
+            format!(
+                "the expression has {} distinct parts, more than the {MAX_TARGET_NODES} matdiff differentiates",
+                expr.as_ref().len()
+            ),
+            span,
+        )
+        .with_note("split it into definitions of shared parts, or differentiate a smaller expression"));
+    }
     let used: BTreeSet<String> = expr
         .iter()
         .filter_map(|n| match n {
