@@ -66,6 +66,16 @@ pub fn eval(expr: &RecExpr<Math>, inst: &Instance) -> Result<Matrix, EvalError> 
     }
 }
 
+/// nalgebra panics on the trace, determinant or inverse of a non-square matrix; an
+/// ill-typed formula must be an error instead.
+fn square(x: &Matrix) -> Result<&Matrix, EvalError> {
+    if x.is_square() {
+        Ok(x)
+    } else {
+        Err(EvalError::Missing("a square matrix".into()))
+    }
+}
+
 fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, EvalError> {
     let m = |id: &Id| -> Result<&Matrix, EvalError> {
         match &vals[usize::from(*id)] {
@@ -134,7 +144,7 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
         }
         Math::Kron([a, b]) => Value::M(m(a)?.kronecker(m(b)?)),
         Math::Inv(a) => {
-            let x = m(a)?;
+            let x = square(m(a)?)?;
             let inverse = x.clone().try_inverse().ok_or(EvalError::Domain)?;
             // Near-singular matrices make finite differences meaningless: out of the domain.
             if x.norm() * inverse.norm() > MAX_CONDITION {
@@ -142,16 +152,16 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
             }
             Value::M(inverse)
         }
-        Math::Det(a) => scalar(m(a)?.determinant()),
+        Math::Det(a) => scalar(square(m(a)?)?.determinant()),
         Math::LogDet(a) => {
             // ln|det X|, as the Cookbook's eq. 57 and numpy's slogdet.
-            let d = m(a)?.determinant();
+            let d = square(m(a)?)?.determinant();
             if d == 0.0 {
                 return Err(EvalError::Domain);
             }
             scalar(d.abs().ln())
         }
-        Math::Trace(a) => scalar(m(a)?.trace()),
+        Math::Trace(a) => scalar(square(m(a)?)?.trace()),
         Math::Sum(a) => scalar(m(a)?.sum()),
         Math::Norm(a) => scalar(m(a)?.norm()),
         Math::Diag(a) => Value::M(Matrix::from_diagonal(&m(a)?.column(0).into_owned())),
@@ -348,7 +358,14 @@ pub fn check_in(
     // Symbolic sizes are drawn small; literal ones are what they are. Past this many entries
     // in one variable, finite differences would take too long: say so rather than hang.
     let probe = draw_instance(domain, &HashSet::new(), false, &mut ChaCha8Rng::seed_from_u64(0), true);
-    let largest = probe.entries.values().copied().max().unwrap_or(0);
+    let mut largest = probe.entries.values().copied().max().unwrap_or(0);
+    // Intermediate values too: a chain of Kronecker products grows past any variable.
+    for data in crate::ir::expr_data(domain.env, domain.target) {
+        if let Some(shape) = data.shape() {
+            let (r, c) = probe.size_of(shape);
+            largest = largest.max(r.saturating_mul(c) / 100);
+        }
+    }
     if largest > MAX_CHECKED_ENTRIES {
         return Check::TooLarge { entries: largest };
     }
@@ -470,6 +487,10 @@ fn draw_instance(
     }
     if let Some((g, shape)) = claim.upstream {
         let (r, c) = inst.size_of(shape);
+        inst.entries.insert(*g, r.saturating_mul(c));
+        if sizes_only {
+            return inst;
+        }
         let gm = Matrix::from_fn(r, c, |_, _| rng.random_range(-1.0..1.0));
         inst.values.insert(*g, gm);
     }
