@@ -58,13 +58,13 @@ fn median(times: &mut [f64]) -> f64 {
 fn time_case(case: &Case, s: &Settings) -> Value {
     let opts = common::options(case, true);
     let t = Instant::now();
-    let first = matdiff::grad(&case.script, &case.wrt, &opts);
+    let first = matdiff::grad_with(&case.script, &case.wrt, &opts);
     let first_s = t.elapsed().as_secs_f64();
     let d = match first {
         Ok(d) => d,
         Err(e) => return json!({ "id": case.id, "ok": false, "error": e.to_string(), "first_s": first_s }),
     };
-    let mut derive = repeat(s, || matdiff::grad(&case.script, &case.wrt, &opts));
+    let mut derive = repeat(s, || matdiff::grad_with(&case.script, &case.wrt, &opts));
     let mut parse = repeat(s, || matdiff::check_script(&case.script));
     let text = d.formula_text();
     let mut out = json!({
@@ -91,7 +91,7 @@ fn time_case(case: &Case, s: &Settings) -> Value {
         let verdict = common::check(&d);
         let mut check = repeat(s, || common::check(&d));
         let full = common::options(case, false);
-        let mut e2e = repeat(s, || matdiff::grad(&case.script, &case.wrt, &full));
+        let mut e2e = repeat(s, || matdiff::grad_with(&case.script, &case.wrt, &full));
         out["check"] = json!(format!("{verdict:?}"));
         out["check_passed"] = json!(verdict.passed());
         out["check_median_s"] = json!(median(&mut check));

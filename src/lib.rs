@@ -7,7 +7,7 @@
 //! [`numeric`] checks the result against finite differences, and [`render`] prints it.
 //!
 //! ```
-//! let d = matdiff::grad("X : B x N; W : N x M; b : M; X*W + b", "b", &matdiff::Options::default())?;
+//! let d = matdiff::grad("X : B x N; W : N x M; b : M; X*W + b", "b")?;
 //! assert_eq!(d.formula_text(), "Gᵀ·1_B");
 //! assert!(d.check.passed());
 //! # Ok::<(), matdiff::Error>(())
@@ -150,19 +150,29 @@ pub fn check_script(script: &str) -> Result<Checked, Error> {
 /// Derives ∂f/∂`wrt` for a scalar target f, or the backprop of an upstream G through
 /// a non-scalar target (the gradient of ⟨G, target⟩), simplified and checked.
 ///
+/// With the default options (denominator layout, the check on); see [`grad_with`].
+///
 /// ```
-/// use matdiff::{grad, Layout, Options};
-/// let d = grad("A : n x n; X : n x n; tr(A*X)", "X", &Options::default())?;
+/// let d = matdiff::grad("A : n x n; X : n x n; tr(A*X)", "X")?;
 /// assert_eq!(d.formula_text(), "Aᵀ");
 /// assert!(d.check.passed());
+/// # Ok::<(), matdiff::Error>(())
+/// ```
+pub fn grad(script: &str, wrt: &str) -> Result<Derivation, Error> {
+    grad_with(script, wrt, &Options::default())
+}
+
+/// As [`grad`], with options: the layout, the check's settings, the e-graph limits.
 ///
+/// ```
+/// use matdiff::{grad_with, Layout, Options};
 /// let numerator = Options { layout: Layout::Numerator, ..Options::default() };
-/// let d = grad("X : B x N; W : N x M; b : M; h = X*W + b", "b", &numerator)?;
+/// let d = grad_with("X : B x N; W : N x M; b : M; h = X*W + b", "b", &numerator)?;
 /// assert_eq!(d.formula_text(), "1_Bᵀ·G");
 /// assert_eq!(d.numpy(), "np.ones((1, B)) @ G");
 /// # Ok::<(), matdiff::Error>(())
 /// ```
-pub fn grad(script: &str, wrt: &str, options: &Options) -> Result<Derivation, Error> {
+pub fn grad_with(script: &str, wrt: &str, options: &Options) -> Result<Derivation, Error> {
     let checked = check_script(script)?;
     grad_checked(&checked, wrt, options)
 }

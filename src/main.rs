@@ -152,7 +152,7 @@ fn grad(args: GradArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         options.check.seed = seed;
     }
-    let derivation = match matdiff::grad(&script, &args.wrt, &options) {
+    let derivation = match matdiff::grad_with(&script, &args.wrt, &options) {
         Ok(d) => d,
         Err(e) => return report(&e, &name, &script),
     };

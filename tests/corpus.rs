@@ -11,7 +11,7 @@ fn every_case_derives_its_textbook_form_and_passes_the_check() {
     let mut problems = Vec::new();
     for (file, case) in load_cases() {
         let name = format!("{file}__{}", case.id);
-        let d = match matdiff::grad(&case.script, &case.wrt, &options_for(&case)) {
+        let d = match matdiff::grad_with(&case.script, &case.wrt, &options_for(&case)) {
             Ok(d) => d,
             Err(e) => {
                 problems.push(format!("{name}: error {e}"));

@@ -72,7 +72,7 @@ fn pipeline(script: &str) -> String {
     let Some(wrt) = checked.variables.first() else {
         return "no variable".into();
     };
-    match matdiff::grad(script, wrt, &matdiff::Options::default()) {
+    match matdiff::grad_with(script, wrt, &matdiff::Options::default()) {
         Ok(d) => {
             let _ = d.numpy();
             let _ = d.json();

@@ -15,7 +15,7 @@ fn katex_module() -> String {
 fn katex_renders_every_latex_string() {
     let mut items = Vec::new();
     for (file, case) in load_cases() {
-        let d = matdiff::grad(&case.script, &case.wrt, &options_for(&case)).expect("case derives");
+        let d = matdiff::grad_with(&case.script, &case.wrt, &options_for(&case)).expect("case derives");
         let name = format!("{file}__{}", case.id);
         items.push(serde_json::json!({"name": format!("{name}/formula"), "tex": d.formula_latex()}));
         items.push(serde_json::json!({"name": format!("{name}/target"), "tex": d.target_latex()}));
@@ -73,7 +73,7 @@ fn katex_renders_every_latex_string() {
 
 #[test]
 fn the_seed_standalone_document_compiles_with_pdflatex() {
-    let d = matdiff::grad(
+    let d = matdiff::grad_with(
         "X : B x N; W : N x M; b : M; h = X*W + b",
         "b",
         &matdiff::Options::default(),

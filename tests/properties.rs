@@ -1262,7 +1262,7 @@ fn run_case(case: &Case, stats: &RefCell<Stats>) -> Result<(), String> {
 fn check_decoded(script: &Script, seed: u64, stats: &RefCell<Stats>) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let fail = |wrt: &str, what: String| {
-        let engine = match matdiff::grad(&script.text, wrt, &Options::default()) {
+        let engine = match matdiff::grad_with(&script.text, wrt, &Options::default()) {
             Ok(d) => format!("{:?}", d.check),
             Err(e) => e.message.clone(),
         };
@@ -1279,7 +1279,7 @@ fn check_decoded(script: &Script, seed: u64, stats: &RefCell<Stats>) -> Result<(
         if let Ok(mut current) = cap::CURRENT.lock() {
             *current = format!("{:?} --wrt {}", script.text, var.name);
         }
-        let d = match matdiff::grad(&script.text, &var.name, &options) {
+        let d = match matdiff::grad_with(&script.text, &var.name, &options) {
             Ok(d) => d,
             Err(e) => {
                 return Err(fail(
@@ -1562,7 +1562,7 @@ fn matdiffs_check_rejects_negated_formulas() {
             plant_fault: true,
             ..Default::default()
         };
-        let d = matdiff::grad(&script.text, &var.name, &planted)
+        let d = matdiff::grad_with(&script.text, &var.name, &planted)
             .map_err(|e| TestCaseError::fail(e.render("<script>", &script.text, false)))?;
         if !d.check.passed() {
             return Ok(());
@@ -1678,7 +1678,7 @@ fn regression_trace_of_a_kron_of_square_factors_still_works() {
 
 #[test]
 fn regression_postfix_inverse_before_a_spaced_elementwise_power() {
-    let d = matdiff::grad(
+    let d = matdiff::grad_with(
         "X : m x m; sum(X^-1 .^ 2)",
         "X",
         &Options {
@@ -1687,7 +1687,7 @@ fn regression_postfix_inverse_before_a_spaced_elementwise_power() {
         },
     )
     .expect("derives");
-    let reference = matdiff::grad(
+    let reference = matdiff::grad_with(
         "X : m x m; sum((X^-1) .^ 2)",
         "X",
         &Options {

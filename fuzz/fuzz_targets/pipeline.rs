@@ -14,7 +14,7 @@ fn run(script: &str) {
         }
     };
     let Some(wrt) = checked.variables.first() else { return };
-    match matdiff::grad(script, wrt, &matdiff::Options::default()) {
+    match matdiff::grad_with(script, wrt, &matdiff::Options::default()) {
         Ok(d) => {
             let _ = d.to_string();
             let _ = d.numpy();
