@@ -129,17 +129,12 @@ fn read_script(args: &GradArgs) -> Result<(String, String), String> {
     }
 }
 
-fn grad(args: GradArgs) -> ExitCode {
-    if args.steps {
-        return explain(args);
-    }
-    let (name, script) = match read_script(&args) {
-        Ok(s) => s,
-        Err(message) => {
-            err!("{message}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
+/// The script (with the name errors show for it) and the options the arguments ask for.
+fn prepare(args: &GradArgs) -> Result<(String, String, Options), ExitCode> {
+    let (name, script) = read_script(args).map_err(|message| {
+        err!("{message}");
+        ExitCode::from(EXIT_INPUT)
+    })?;
     let mut options = Options {
         layout: match args.layout {
             LayoutArg::Denominator => Layout::Denominator,
@@ -152,6 +147,17 @@ fn grad(args: GradArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         options.check.seed = seed;
     }
+    Ok((name, script, options))
+}
+
+fn grad(args: GradArgs) -> ExitCode {
+    if args.steps {
+        return explain(args);
+    }
+    let (name, script, options) = match prepare(&args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let derivation = match matdiff::grad_with(&script, &args.wrt, &options) {
         Ok(d) => d,
         Err(e) => return report(&e, &name, &script),
@@ -191,20 +197,10 @@ fn grad(args: GradArgs) -> ExitCode {
 }
 
 fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
-    let (name, script) = match read_script(&args) {
-        Ok(s) => s,
-        Err(message) => {
-            err!("{message}");
-            return ExitCode::from(EXIT_INPUT);
-        }
+    let (name, script, options) = match prepare(&args) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    let mut options = Options {
-        no_check: args.no_check,
-        ..Options::default()
-    };
-    if let Some(seed) = args.seed {
-        options.check.seed = seed;
-    }
     let result = matdiff::check_script(&script).and_then(|checked| match kind {
         matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(&checked, &args.wrt, &options),
         matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(&checked, &args.wrt, &options),
@@ -239,24 +235,10 @@ fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
 }
 
 fn explain(args: GradArgs) -> ExitCode {
-    let (name, script) = match read_script(&args) {
-        Ok(s) => s,
-        Err(message) => {
-            err!("{message}");
-            return ExitCode::from(EXIT_INPUT);
-        }
+    let (name, script, options) = match prepare(&args) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    let mut options = Options {
-        layout: match args.layout {
-            LayoutArg::Denominator => Layout::Denominator,
-            LayoutArg::Numerator => Layout::Numerator,
-        },
-        no_check: args.no_check,
-        ..Options::default()
-    };
-    if let Some(seed) = args.seed {
-        options.check.seed = seed;
-    }
     let result = matdiff::check_script(&script).and_then(|c| matdiff::explain::explain(&c, &args.wrt, &options));
     let explanation = match result {
         Ok(x) => x,

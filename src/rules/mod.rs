@@ -134,40 +134,31 @@ pub fn simplify_rules() -> impl Iterator<Item = &'static SimplifyRule> {
     FAMILIES.iter().flat_map(|f| f.simplify.iter())
 }
 
-/// The compiled Jacobian table: (operator, argument) to the contribution pattern.
-pub type JacobianTable = HashMap<(&'static str, usize), (Pattern<Math>, &'static JacobianRule)>;
+/// A compiled rule table: (operator, argument) to the pattern and the rule it came from.
+pub type Table<R> = HashMap<(&'static str, usize), (Pattern<Math>, &'static R)>;
+pub type JacobianTable = Table<JacobianRule>;
+pub type BackpropTable = Table<BackpropRule>;
+
+/// Compiles rules given as (operator, argument, pattern text); a bad pattern is a bug in a table.
+fn compile<R>(rules: impl Iterator<Item = (&'static str, usize, &'static str, &'static R)>) -> Table<R> {
+    rules
+        .map(|(op, arg, text, rule)| {
+            let pattern: Pattern<Math> = text
+                .parse()
+                .unwrap_or_else(|e| panic!("rule for {op} argument {arg} has a bad pattern: {e}"));
+            ((op, arg), (pattern, rule))
+        })
+        .collect()
+}
 
 pub fn jacobian_table() -> &'static JacobianTable {
     static TABLE: OnceLock<JacobianTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        jacobian_rules()
-            .map(|r| {
-                let pattern: Pattern<Math> = r
-                    .contribution
-                    .parse()
-                    .unwrap_or_else(|e| panic!("Jacobian rule for {} has a bad pattern: {e}", r.op));
-                ((r.op, r.arg), (pattern, r))
-            })
-            .collect()
-    })
+    TABLE.get_or_init(|| compile(jacobian_rules().map(|r| (r.op, r.arg, r.contribution, r))))
 }
-
-/// The compiled backprop table: (operator, argument) to the upstream pattern.
-pub type BackpropTable = HashMap<(&'static str, usize), (Pattern<Math>, &'static BackpropRule)>;
 
 pub fn backprop_table() -> &'static BackpropTable {
     static TABLE: OnceLock<BackpropTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        backprop_rules()
-            .map(|r| {
-                let pattern: Pattern<Math> = r
-                    .upstream
-                    .parse()
-                    .unwrap_or_else(|e| panic!("backprop rule for {} has a bad pattern: {e}", r.op));
-                ((r.op, r.arg), (pattern, r))
-            })
-            .collect()
-    })
+    TABLE.get_or_init(|| compile(backprop_rules().map(|r| (r.op, r.arg, r.upstream, r))))
 }
 
 struct GuardCondition {
