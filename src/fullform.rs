@@ -199,14 +199,16 @@ pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullFo
         )
         .with_note("use `jacobian` for the full-form derivative of a non-scalar target"));
     }
-    let gradient = crate::grad_checked(
-        checked,
-        wrt,
-        &Options {
-            no_check: true,
-            ..options.clone()
-        },
-    )?;
+    // The Hessian is the Jacobian of the gradient in the variable's own shape.
+    let denominator = Options {
+        layout: crate::Layout::Denominator,
+        ..options.clone()
+    };
+    let unchecked = Options {
+        no_check: true,
+        ..denominator.clone()
+    };
+    let gradient = crate::grad_checked(checked, wrt, &unchecked)?;
     let wrt_shape = gradient.wrt_shape.clone();
     let wrt_sym = Symbol::from(wrt);
     let env = checked.env.clone();
@@ -235,7 +237,7 @@ pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullFo
     if !options.no_check {
         // The gradient is first checked against the target; the Hessian is then checked
         // against finite differences of that checked gradient.
-        let gradient_check = crate::grad_checked(checked, wrt, options)?.check;
+        let gradient_check = crate::grad_checked(checked, wrt, &denominator)?.check;
         if !gradient_check.passed() {
             form.check = gradient_check;
             return Ok(form);
@@ -296,7 +298,11 @@ fn ravel(m: &Matrix) -> Matrix {
 
 /// Jᵀ·ravel(G), reshaped to X's shape, compared with the compact backprop formula.
 fn contraction(checked: &Checked, wrt: &str, form: &FullForm, options: &Options) -> Option<(String, bool)> {
-    let compact = crate::grad_checked(checked, wrt, options).ok()?;
+    let denominator = Options {
+        layout: crate::Layout::Denominator,
+        ..options.clone()
+    };
+    let compact = crate::grad_checked(checked, wrt, &denominator).ok()?;
     let (g, _) = compact.upstream.clone()?;
     let domain = Domain {
         env: &compact.env,
