@@ -168,6 +168,13 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
         match st {
             Statement::Declare { .. } => {}
             Statement::Define { name, name_span, expr } => {
+                if inferred.iter().any(|(n, _)| n == name) {
+                    return Err(Error::name(
+                        format!("`{name}` is used as a variable before (or in) its own definition"),
+                        *name_span,
+                    )
+                    .with_note("a definition must come after its parts, under a new name"));
+                }
                 if declared.contains_key(name) || dims.contains(name) {
                     return Err(Error::name(
                         format!("`{name}` is already declared; a definition needs a new name"),

@@ -138,6 +138,7 @@ fn error_catalogue() {
         ),
         ("symmetric-not-square", "S : n x m symmetric; sum(S)", "S"),
         ("exponent-not-a-number", "X : n x n; s : scalar; tr(X)^s", "X"),
+        ("self-referential-definition", "x : n; y = y + x; sum(y)", "x"),
     ];
     let mut all = String::new();
     for (name, script, wrt) in cases {
