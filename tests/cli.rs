@@ -126,6 +126,8 @@ fn error_catalogue() {
         ("shape-mismatch-hadamard", "X : n x m; Y : m x n; X .* Y", "X"),
         ("non-square-trace", "X : n x m; tr(X)", "X"),
         ("non-square-inverse", "X : n x m; sum(inv(X))", "X"),
+        ("non-square-det", "X : n x m; det(X)", "X"),
+        ("non-square-logdet", "X : n x m; logdet(X)", "X"),
         ("conflicting-declarations", "X : n x n; X : n x m; tr(X)", "X"),
         ("dimension-as-value", "X : n x n; n * tr(X)", "X"),
         ("divide-by-matrix", "X : n x n; Y : n x n; sum(X / Y)", "X"),
