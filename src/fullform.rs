@@ -123,6 +123,22 @@ fn row_major_jacobian(
     Ok(egraph.add(Math::Mul([left, jr])))
 }
 
+/// ∂ravel(expr)/∂ravel(wrt), simplified within the options' limits.
+fn simplified_jacobian(
+    env: &crate::ir::Env,
+    expr: &RecExpr<Math>,
+    expr_shape: &Shape,
+    wrt: Symbol,
+    wrt_shape: &Shape,
+    options: &Options,
+) -> Result<RecExpr<Math>, String> {
+    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
+    let root = row_major_jacobian(&mut egraph, expr, expr_shape, wrt, wrt_shape)?;
+    egraph.rebuild();
+    let (egraph, _) = simplify::saturate(egraph, options.limits);
+    Ok(simplify::extract(&egraph, root))
+}
+
 fn label(name: Option<&str>) -> String {
     name.unwrap_or("f").to_string()
 }
@@ -143,12 +159,8 @@ pub fn jacobian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullF
     let wrt_sym = Symbol::from(wrt);
     let env = checked.env.clone();
     let (simplest, _) = simplify::simplest(&env, &target.expr, options.limits.for_target());
-    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
-    let root = row_major_jacobian(&mut egraph, &simplest, &target.shape, wrt_sym, &wrt_shape)
+    let matrix = simplified_jacobian(&env, &simplest, &target.shape, wrt_sym, &wrt_shape, options)
         .map_err(|m| Error::unsupported(m, target.span))?;
-    egraph.rebuild();
-    let (egraph, _) = simplify::saturate(egraph, options.limits);
-    let matrix = simplify::extract(&egraph, root);
 
     let mut form = FullForm {
         kind: FullKind::Jacobian,
@@ -212,12 +224,8 @@ pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullFo
     let wrt_shape = gradient.wrt_shape.clone();
     let wrt_sym = Symbol::from(wrt);
     let env = checked.env.clone();
-    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
-    let root = row_major_jacobian(&mut egraph, &gradient.formula, &wrt_shape, wrt_sym, &wrt_shape)
+    let matrix = simplified_jacobian(&env, &gradient.formula, &wrt_shape, wrt_sym, &wrt_shape, options)
         .map_err(|m| Error::unsupported(m, target.span))?;
-    egraph.rebuild();
-    let (egraph, _) = simplify::saturate(egraph, options.limits);
-    let matrix = simplify::extract(&egraph, root);
     let mut form = FullForm {
         kind: FullKind::Hessian,
         target_label: label(target.name.as_deref()),

@@ -1,9 +1,9 @@
 //! LaTeX notation for notes: `G^\top \mathbf{1}_{B}`, `X^{-\top}`, `\operatorname{tr}(A)`.
 //! Every string is accepted by KaTeX (checked in CI) and by LaTeX with amsmath.
 
-use super::{args, constant_at, number, Form, Piece, Prec, SCALE};
+use super::{args, constant_at, dim_at, number, Form, Piece, Prec, SCALE};
 use crate::dim::Dim;
-use crate::ir::{DimNode, Math};
+use crate::ir::Math;
 use egg::{Id, RecExpr};
 
 pub struct Latex;
@@ -41,13 +41,6 @@ pub fn dim(d: &Dim) -> String {
     }
     parts.extend(d.factors().iter().map(|f| name(f)));
     parts.join(" ")
-}
-
-fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&Dim> {
-    match &expr[id] {
-        Math::Dim(DimNode(d)) => Some(d),
-        _ => None,
-    }
 }
 
 fn scaled(p: &Piece) -> String {

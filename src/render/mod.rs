@@ -101,6 +101,14 @@ pub fn constant_at(expr: &RecExpr<Math>, id: Id) -> Option<f64> {
     }
 }
 
+/// The dimension at `id`, if it is a dimension leaf.
+pub fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&crate::dim::Dim> {
+    match &expr[id] {
+        Math::Dim(crate::ir::DimNode(d)) => Some(d),
+        _ => None,
+    }
+}
+
 /// The children's pieces of `expr[id]`.
 pub fn args<'p>(expr: &RecExpr<Math>, id: Id, pieces: &'p [Piece]) -> Vec<&'p Piece> {
     expr[id].children().iter().map(|c| &pieces[usize::from(*c)]).collect()

@@ -1,8 +1,8 @@
 //! Plain-text notation with Unicode: `Gᵀ·1_B`, `X⁻ᵀ`, `A ⊙ B`.
 
-use super::{args, constant_at, number, Form, Piece, Prec, SCALE};
+use super::{args, constant_at, dim_at, number, Form, Piece, Prec, SCALE};
 use crate::dim::Dim;
-use crate::ir::{DimNode, Math};
+use crate::ir::Math;
 use egg::{Id, RecExpr};
 
 pub struct Text;
@@ -13,13 +13,6 @@ fn dim_sub(d: &Dim) -> String {
         format!("({s})")
     } else {
         s
-    }
-}
-
-fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&Dim> {
-    match &expr[id] {
-        Math::Dim(DimNode(d)) => Some(d),
-        _ => None,
     }
 }
 
