@@ -139,6 +139,36 @@ fn simplified_jacobian(
     Ok(simplify::extract(&egraph, root))
 }
 
+impl FullForm {
+    /// The form before its check has run.
+    fn unchecked(
+        kind: FullKind,
+        checked: &Checked,
+        wrt: &str,
+        wrt_shape: Shape,
+        matrix: RecExpr<Math>,
+        index_form: Option<String>,
+    ) -> FullForm {
+        let target = &checked.target;
+        FullForm {
+            kind,
+            target_label: label(target.name.as_deref()),
+            target: target.expr.clone(),
+            target_shape: target.shape.clone(),
+            wrt: wrt.to_string(),
+            wrt_shape,
+            index_form,
+            nonzeros: structural_nonzeros(&matrix),
+            matrix,
+            env: checked.env.clone(),
+            dims: checked.dims.clone(),
+            counted: None,
+            check: Check::Skipped,
+            contraction: None,
+        }
+    }
+}
+
 fn label(name: Option<&str>) -> String {
     name.unwrap_or("f").to_string()
 }
@@ -162,29 +192,15 @@ pub fn jacobian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullF
     let matrix = simplified_jacobian(&env, &simplest, &target.shape, wrt_sym, &wrt_shape, options)
         .map_err(|m| Error::unsupported(m, target.span))?;
 
-    let mut form = FullForm {
-        kind: FullKind::Jacobian,
-        target_label: label(target.name.as_deref()),
-        target: target.expr.clone(),
-        target_shape: target.shape.clone(),
-        wrt: wrt.to_string(),
-        wrt_shape: wrt_shape.clone(),
-        index_form: index_form(
-            &env,
-            &matrix,
-            &target.shape,
-            &wrt_shape,
-            &label(target.name.as_deref()),
-            wrt,
-        ),
-        nonzeros: structural_nonzeros(&matrix),
-        matrix,
-        env,
-        dims: checked.dims.clone(),
-        counted: None,
-        check: Check::Skipped,
-        contraction: None,
-    };
+    let index = index_form(
+        &env,
+        &matrix,
+        &target.shape,
+        &wrt_shape,
+        &label(target.name.as_deref()),
+        wrt,
+    );
+    let mut form = FullForm::unchecked(FullKind::Jacobian, checked, wrt, wrt_shape, matrix, index);
     if !options.no_check {
         check_jacobian(&mut form, &target.expr, options);
         if !target.shape.is_scalar() {
@@ -226,22 +242,7 @@ pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullFo
     let env = checked.env.clone();
     let matrix = simplified_jacobian(&env, &gradient.formula, &wrt_shape, wrt_sym, &wrt_shape, options)
         .map_err(|m| Error::unsupported(m, target.span))?;
-    let mut form = FullForm {
-        kind: FullKind::Hessian,
-        target_label: label(target.name.as_deref()),
-        target: target.expr.clone(),
-        target_shape: target.shape.clone(),
-        wrt: wrt.to_string(),
-        wrt_shape: wrt_shape.clone(),
-        index_form: None,
-        nonzeros: structural_nonzeros(&matrix),
-        matrix,
-        env,
-        dims: checked.dims.clone(),
-        counted: None,
-        check: Check::Skipped,
-        contraction: None,
-    };
+    let mut form = FullForm::unchecked(FullKind::Hessian, checked, wrt, wrt_shape, matrix, None);
     if !options.no_check {
         // The gradient is first checked against the target; the Hessian is then checked
         // against finite differences of that checked gradient.

@@ -247,15 +247,25 @@ impl Session {
         lines.join("\n")
     }
 
-    /// `:jacobian`, `:hessian` and `:explain`: shown when every check passed, else as an error.
-    fn full(&mut self, command: &str, var: &str) -> Reply {
-        let script = self.script(None);
-        let Some(checked) = self.checked.as_ref().filter(|_| self.has_target) else {
-            return Reply::Error("error: nothing to differentiate yet; type an expression first\n".into());
-        };
+    /// The checked script the commands act on, and the session's options.
+    fn target(&self) -> Result<(&Checked, Options), Reply> {
+        let checked =
+            self.checked.as_ref().filter(|_| self.has_target).ok_or_else(|| {
+                Reply::Error("error: nothing to differentiate yet; type an expression first\n".into())
+            })?;
         let options = Options {
             layout: self.layout,
             ..Options::default()
+        };
+        Ok((checked, options))
+    }
+
+    /// `:jacobian`, `:hessian` and `:explain`: shown when every check passed, else as an error.
+    fn full(&mut self, command: &str, var: &str) -> Reply {
+        let script = self.script(None);
+        let (checked, options) = match self.target() {
+            Ok(t) => t,
+            Err(reply) => return reply,
         };
         let latex = self.emit == Emit::Latex;
         let shown = match command {
@@ -289,12 +299,9 @@ impl Session {
 
     fn grad(&mut self, var: &str) -> Reply {
         let script = self.script(None);
-        let Some(checked) = self.checked.as_ref().filter(|_| self.has_target) else {
-            return Reply::Error("error: nothing to differentiate yet; type an expression first\n".into());
-        };
-        let options = Options {
-            layout: self.layout,
-            ..Options::default()
+        let (checked, options) = match self.target() {
+            Ok(t) => t,
+            Err(reply) => return reply,
         };
         match grad_checked(checked, var, &options) {
             Ok(d) if d.check.passed() => Reply::Text(match self.emit {
