@@ -108,19 +108,24 @@ fn a_session_in_a_real_terminal() {
     p.send_line(":grad b").unwrap();
     p.exp_string(&bytes("Gᵀ·1_B")).unwrap();
     p.exp_string("checked on 3 random instances").unwrap();
+    // Keys are typed only at a prompt: between lines the terminal mode changes and may drop them.
+    p.exp_string("matdiff> ").unwrap();
 
     // Tab completion of a function name: `su` + Tab becomes `sum(`.
     type_keys(&mut p, "z = su");
     type_keys(&mut p, "\t");
     type_keys(&mut p, "X*W)\r");
     p.exp_string(&bytes("z = sum(X·W)")).unwrap();
+    p.exp_string("matdiff> ").unwrap();
 
     // An error prints its caret and the session carries on.
     p.send_line("tr(X))").unwrap();
     p.exp_string("unmatched `)`").unwrap();
     p.exp_string("^").unwrap();
+    p.exp_string("matdiff> ").unwrap();
     p.send_line(":grad W").unwrap();
     p.exp_string(&bytes("∂z/∂W")).unwrap();
+    p.exp_string("matdiff> ").unwrap();
 
     // Ctrl-C cancels the line being typed.
     type_keys(&mut p, "this is not matdiff");
@@ -132,6 +137,7 @@ fn a_session_in_a_real_terminal() {
     type_keys(&mut p, "\x1b[A");
     type_keys(&mut p, "\r");
     p.exp_string(&bytes("∂z/∂W")).unwrap();
+    p.exp_string("matdiff> ").unwrap();
 
     // Ctrl-D quits, and the history is saved.
     p.send_control('d').unwrap();
@@ -144,6 +150,7 @@ fn a_session_in_a_real_terminal() {
     type_keys(&mut p, "\x1b[A");
     type_keys(&mut p, "\r");
     p.exp_string("nothing to differentiate yet").unwrap();
+    p.exp_string("matdiff> ").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
 }
