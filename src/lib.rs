@@ -49,9 +49,11 @@ mod infer;
 pub mod ir;
 pub mod lower;
 pub mod numeric;
+mod order;
 pub mod render;
 pub mod repl;
 pub mod rules;
+mod saturation;
 pub mod simplify;
 pub mod syntax;
 
@@ -226,6 +228,12 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     if options.layout == Layout::Numerator {
         root = egraph.add(Math::Transpose(root));
     }
+    // The derivative as built holds many shortcuts (1·G, Aᵀ·I, (Gᵀ)ᵀ); taking them first, on
+    // their own, and starting afresh from the result leaves the full run a far smaller e-graph.
+    egraph.rebuild();
+    let gradient = simplify::tidy(egraph, root, options.limits.for_target());
+    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
+    let root = egraph.add_expr(&gradient);
     // Each definition is a name for its expression, so the result can be written with the
     // script's own intermediates, as a backward pass is (`A1ᵀ·(P − Y)`).
     let mut definition_classes = Vec::new();
@@ -240,15 +248,24 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target.expr));
     egraph.rebuild();
     let (egraph, report) = simplify::saturate(egraph, options.limits);
+    let mut reading = order::ReadingOrder::default();
+    reading.read(&target.expr);
+    for (name, expr, _) in &checked.definition_exprs {
+        reading.alias(Symbol::from(name.as_str()), expr);
+    }
+    if let Some((g, _)) = &upstream {
+        reading.upstream(*g);
+    }
+    let extract = |class: Id, banned: &[Symbol]| reading.arrange(&simplify::extract_without(&egraph, class, banned));
     let names: Vec<Symbol> = definition_classes.iter().map(|(s, _, _)| *s).collect();
     // The target written with the definitions before it (not with its own name).
     let own = target.name.as_deref().map(Symbol::from);
     let target_named = target_class.map(|class| {
         let upto = names.iter().position(|n| Some(*n) == own).unwrap_or(names.len());
-        simplify::extract_without(&egraph, class, &names[upto..])
+        extract(class, &names[upto..])
     });
-    let mut formula = simplify::extract_without(&egraph, root, &names);
-    let mut named = simplify::extract(&egraph, root);
+    let mut formula = extract(root, &names);
+    let mut named = extract(root, &[]);
     if options.plant_fault {
         formula = negated(&formula);
         named = negated(&named);
@@ -257,7 +274,7 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     let named_definitions: Vec<(Symbol, RecExpr<Math>)> = definition_classes
         .iter()
         .enumerate()
-        .map(|(k, (s, class, _))| (*s, simplify::extract_without(&egraph, *class, &names[k..])))
+        .map(|(k, (s, class, _))| (*s, extract(*class, &names[k..])))
         .collect();
     let mut used = definitions_used(&named, &named_definitions);
     if let Some(t) = &target_named {

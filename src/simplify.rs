@@ -2,8 +2,8 @@
 //! textbook form by a cost function.
 
 use crate::ir::{Math, MathGraph};
-use crate::rules::rewrites;
-use egg::{CostFunction, Extractor, Id, Language, RecExpr, Runner, StopReason};
+use crate::rules::rule_set;
+use egg::{CostFunction, Extractor, Id, Language, RecExpr};
 use std::time::Duration;
 
 /// Bounds on one e-graph run. Hitting one still yields a correct result, only maybe not the simplest.
@@ -49,38 +49,55 @@ pub struct SimplifyReport {
 }
 
 pub fn saturate(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport) {
-    let runner = Runner::default()
-        .with_egraph(egraph)
-        .with_iter_limit(limits.iterations)
-        .with_node_limit(limits.nodes)
-        .with_time_limit(limits.time)
-        // Rules that match more than this in one iteration wait a while (egg's backoff): the
-        // associative-commutative rules would otherwise dominate large runs.
-        .with_scheduler(egg::BackoffScheduler::default().with_initial_match_limit(300))
-        .run(rewrites());
-    let limit_hit = match &runner.stop_reason {
-        Some(StopReason::Saturated) | None => None,
-        Some(StopReason::IterationLimit(n)) => Some(format!("iteration limit ({n})")),
-        Some(StopReason::NodeLimit(n)) => Some(format!("node limit ({n})")),
-        Some(StopReason::TimeLimit(t)) => Some(format!("time limit ({t:.2}s)")),
-        Some(StopReason::Other(s)) => Some(s.clone()),
-    };
+    run(egraph, limits, false)
+}
+
+/// The best form of a class after a run of the rules that do more than rearrange.
+pub fn tidy(egraph: MathGraph, class: Id, limits: Limits) -> RecExpr<Math> {
+    let (egraph, _) = run(egraph, limits, true);
+    extract(&egraph, class)
+}
+
+/// Equality saturation with the rules that can fire on this e-graph (`tidy`: only those
+/// that do more than rearrange). egg's `Runner` checks the clock after every rule; on the
+/// small e-graphs of most derivations that costs more than the search, so this loop
+/// checks the node limit after every rule and the clock once an iteration.
+fn run(mut egraph: MathGraph, limits: Limits, tidy: bool) -> (MathGraph, SimplifyReport) {
+    let rules = rule_set();
+    let rewrites = rules.active(rules.ops(egraph.classes().flat_map(|c| c.nodes.iter())), tidy);
+    let outcome = crate::saturation::run(&mut egraph, &rewrites, limits);
     let report = SimplifyReport {
-        iterations: runner.iterations.len(),
-        nodes: runner.egraph.total_number_of_nodes(),
-        classes: runner.egraph.number_of_classes(),
-        limit_hit,
+        iterations: outcome.iterations,
+        nodes: egraph.total_number_of_nodes(),
+        classes: egraph.number_of_classes(),
+        limit_hit: outcome.limit_hit,
     };
-    (runner.egraph, report)
+    (egraph, report)
 }
 
 /// The simplest form of a standalone expression (used on the target before
 /// differentiating it, so that e.g. tr(A⊗X) is first seen as tr(A)·tr(X)).
 pub fn simplest(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (RecExpr<Math>, SimplifyReport) {
+    simplest_with(env, expr, limits, false)
+}
+
+/// As [`simplest`], with only the rules that do more than rearrange (commutativity and the
+/// cyclic trace are left out): a cheap tidying of the target before differentiating it,
+/// whose derivative then gets the full run.
+pub fn tidied(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (RecExpr<Math>, SimplifyReport) {
+    simplest_with(env, expr, limits, true)
+}
+
+fn simplest_with(
+    env: &crate::ir::Env,
+    expr: &RecExpr<Math>,
+    limits: Limits,
+    tidy: bool,
+) -> (RecExpr<Math>, SimplifyReport) {
     let mut egraph = MathGraph::new(crate::ir::ShapeAnalysis { env: env.clone() });
     let root = egraph.add_expr(expr);
     egraph.rebuild();
-    let (egraph, report) = saturate(egraph, limits);
+    let (egraph, report) = run(egraph, limits, tidy);
     (extract(&egraph, root), report)
 }
 

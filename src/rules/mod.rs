@@ -16,7 +16,7 @@ mod trace;
 mod vec;
 
 use crate::ir::{Math, MathGraph, ShapeAnalysis};
-use egg::{ConditionalApplier, Id, Pattern, Rewrite, Subst, Var};
+use egg::{ConditionalApplier, Id, Language, Pattern, Rewrite, Subst, Var};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -163,11 +163,39 @@ pub fn backprop_table() -> &'static BackpropTable {
 
 struct GuardCondition {
     guard: Guard,
+    /// The guard's variables, parsed once (parsing interns a symbol behind a lock).
+    vars: Vec<(&'static str, Var)>,
+}
+
+impl GuardCondition {
+    fn new(guard: Guard) -> GuardCondition {
+        let names: Vec<&'static str> = match guard {
+            Guard::Always => vec![],
+            Guard::Scalar(v)
+            | Guard::NotScalar(v)
+            | Guard::Symmetric(v)
+            | Guard::DimNotOne(v)
+            | Guard::Column(v)
+            | Guard::Row(v) => vec![v],
+            Guard::Square(a, b) => vec![a, b],
+            Guard::MixedProduct(a, b, c, d) | Guard::KronRows(a, b, c, d) | Guard::KronCols(a, b, c, d) => {
+                vec![a, b, c, d]
+            }
+        };
+        let vars = names
+            .iter()
+            .map(|n| (*n, n.parse::<Var>().expect("guard names a pattern variable")))
+            .collect();
+        GuardCondition { guard, vars }
+    }
 }
 
 impl egg::Condition<Math, ShapeAnalysis> for GuardCondition {
     fn check(&self, egraph: &mut MathGraph, _eclass: Id, subst: &Subst) -> bool {
-        let class = |v: &str| subst[v.parse::<Var>().expect("guard names a pattern variable")];
+        let class = |v: &str| {
+            let var = self.vars.iter().find(|(n, _)| *n == v).map(|(_, var)| *var);
+            subst[var.expect("guard names a pattern variable")]
+        };
         match self.guard {
             Guard::Always => true,
             Guard::Scalar(v) => egraph[class(v)].data.is_scalar(),
@@ -210,35 +238,159 @@ impl egg::Condition<Math, ShapeAnalysis> for GuardCondition {
     }
 }
 
-/// The compiled simplification rewrites.
-pub fn rewrites() -> &'static [Rewrite<Math, ShapeAnalysis>] {
-    static REWRITES: OnceLock<Vec<Rewrite<Math, ShapeAnalysis>>> = OnceLock::new();
-    REWRITES.get_or_init(|| {
-        let mut out = Vec::new();
+/// A set of operators (those with arguments), one bit each.
+pub type OpSet = u64;
+
+/// One compiled rewrite and what it needs and makes.
+pub struct Compiled {
+    pub rewrite: Rewrite<Math, ShapeAnalysis>,
+    /// The operator at the root of its left side.
+    root: std::mem::Discriminant<Math>,
+    /// How many levels below its root its left side reaches (and its guard reads).
+    pub height: usize,
+    /// The operators its left side matches: it cannot fire unless all are present.
+    needs: OpSet,
+    /// The operators its right side adds.
+    makes: OpSet,
+    /// Its right side only rearranges its left side (commutativity, the cyclic trace):
+    /// no use for tidying, where only shortcuts matter.
+    rearranges: bool,
+}
+
+impl Compiled {
+    /// Whether a match can be rooted at this node.
+    pub fn roots(&self, node: &Math) -> bool {
+        std::mem::discriminant(node) == self.root
+    }
+}
+
+/// The compiled simplification rewrites, with the operators each needs, so that a run
+/// searches only the rules that can ever fire on its e-graph.
+pub struct RuleSet {
+    rules: Vec<Compiled>,
+    bits: HashMap<std::mem::Discriminant<Math>, u32>,
+}
+
+impl RuleSet {
+    /// The operators among `nodes` that some rule mentions.
+    pub fn ops<'a>(&self, nodes: impl IntoIterator<Item = &'a Math>) -> OpSet {
+        nodes
+            .into_iter()
+            .filter_map(|n| self.bits.get(&std::mem::discriminant(n)))
+            .fold(0, |set, bit| set | (1 << bit))
+    }
+
+    /// The rules that can fire on an e-graph holding the operators `present`: those whose
+    /// left side needs only operators present or made by rules that can fire themselves.
+    /// With `tidy`, only the rules that do more than rearrange.
+    pub fn active(&self, present: OpSet, tidy: bool) -> Vec<&Compiled> {
+        let candidates: Vec<&Compiled> = self.rules.iter().filter(|r| !(tidy && r.rearranges)).collect();
+        let mut reachable = present;
+        loop {
+            let grown = candidates
+                .iter()
+                .filter(|r| r.needs & !reachable == 0)
+                .fold(reachable, |set, r| set | r.makes);
+            if grown == reachable {
+                break;
+            }
+            reachable = grown;
+        }
+        candidates.into_iter().filter(|r| r.needs & !reachable == 0).collect()
+    }
+}
+
+/// The compiled simplification rules.
+pub fn rule_set() -> &'static RuleSet {
+    static RULES: OnceLock<RuleSet> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let mut bits = HashMap::new();
+        let mut ops_of = |pattern: &Pattern<Math>| -> OpSet {
+            let mut set = 0;
+            for node in pattern.ast.as_ref() {
+                if let egg::ENodeOrVar::ENode(n) = node {
+                    if !n.is_leaf() {
+                        let next = bits.len() as u32;
+                        let bit = *bits.entry(std::mem::discriminant(n)).or_insert(next);
+                        assert!(bit < OpSet::BITS, "more operators than an OpSet holds");
+                        set |= 1 << bit;
+                    }
+                }
+            }
+            set
+        };
+        let mut rules = Vec::new();
         for rule in simplify_rules() {
             let mut add = |name: String, lhs: &str, rhs: &str| {
                 let searcher: Pattern<Math> = lhs.parse().unwrap_or_else(|e| panic!("rule {name}: {e}"));
                 let applier: Pattern<Math> = rhs.parse().unwrap_or_else(|e| panic!("rule {name}: {e}"));
+                let (needs, makes) = (ops_of(&searcher), ops_of(&applier));
+                let rearranges = same_nodes(&searcher, &applier);
+                let root = match searcher.ast.as_ref().last() {
+                    Some(egg::ENodeOrVar::ENode(n)) => std::mem::discriminant(n),
+                    _ => panic!("rule {name}: its left side must start with an operator"),
+                };
+                let height = height(searcher.ast.as_ref());
                 let rewrite = match rule.guard {
                     Guard::Always => Rewrite::new(name.clone(), searcher, applier),
                     guard => Rewrite::new(
                         name.clone(),
                         searcher,
                         ConditionalApplier {
-                            condition: GuardCondition { guard },
+                            condition: GuardCondition::new(guard),
                             applier,
                         },
                     ),
                 };
-                out.push(rewrite.unwrap_or_else(|e| panic!("rule {name}: {e}")));
+                rules.push(Compiled {
+                    rewrite: rewrite.unwrap_or_else(|e| panic!("rule {name}: {e}")),
+                    root,
+                    height,
+                    needs,
+                    makes,
+                    rearranges,
+                });
             };
             add(rule.name.to_string(), rule.lhs, rule.rhs);
             if rule.both_ways {
                 add(format!("{}-rev", rule.name), rule.rhs, rule.lhs);
             }
         }
-        out
+        RuleSet { rules, bits }
     })
+}
+
+/// The height of a pattern: 0 for a variable or a leaf.
+fn height(ast: &[egg::ENodeOrVar<Math>]) -> usize {
+    let mut heights: Vec<usize> = Vec::with_capacity(ast.len());
+    for node in ast {
+        let h = match node {
+            egg::ENodeOrVar::ENode(n) if !n.is_leaf() => {
+                1 + n.children().iter().map(|c| heights[usize::from(*c)]).max().unwrap_or(0)
+            }
+            _ => 0,
+        };
+        heights.push(h);
+    }
+    heights.last().copied().unwrap_or(0)
+}
+
+/// Whether two patterns have the same nodes, in any arrangement.
+fn same_nodes(a: &Pattern<Math>, b: &Pattern<Math>) -> bool {
+    let labels = |p: &Pattern<Math>| {
+        let mut v: Vec<String> = p
+            .ast
+            .as_ref()
+            .iter()
+            .map(|n| match n {
+                egg::ENodeOrVar::ENode(n) => n.to_string(),
+                egg::ENodeOrVar::Var(v) => v.to_string(),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    labels(a) == labels(b)
 }
 
 /// Shorthand for table entries.
