@@ -1,13 +1,36 @@
 //! Symbolic dimensions and shapes. A dimension is a monomial: a positive integer times
 //! a product of named sizes (`B`, `3`, `B·N` for a Kronecker product's rows).
 
+use egg::Symbol;
+use smallvec::SmallVec;
+use std::cmp::Ordering;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Interned factors, inline up to two: every e-class carries a shape, so copying one must
+/// not allocate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Dim {
     coeff: u64,
-    /// Sorted, with repeats.
-    factors: Vec<String>,
+    /// Sorted by name, with repeats.
+    factors: SmallVec<[Symbol; 2]>,
+}
+
+impl Ord for Dim {
+    /// By coefficient, then factor names (not intern order, which depends on history).
+    fn cmp(&self, other: &Dim) -> Ordering {
+        self.coeff.cmp(&other.coeff).then_with(|| {
+            self.factors
+                .iter()
+                .map(|f| f.as_str())
+                .cmp(other.factors.iter().map(|f| f.as_str()))
+        })
+    }
+}
+
+impl PartialOrd for Dim {
+    fn partial_cmp(&self, other: &Dim) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Dim {
@@ -17,13 +40,13 @@ impl Dim {
     pub fn size(n: u64) -> Dim {
         Dim {
             coeff: n,
-            factors: Vec::new(),
+            factors: SmallVec::new(),
         }
     }
     pub fn named(name: &str) -> Dim {
         Dim {
             coeff: 1,
-            factors: vec![name.to_string()],
+            factors: SmallVec::from_slice(&[Symbol::from(name)]),
         }
     }
     pub fn is_one(&self) -> bool {
@@ -33,16 +56,16 @@ impl Dim {
     pub fn as_size(&self) -> Option<u64> {
         self.factors.is_empty().then_some(self.coeff)
     }
-    pub fn factors(&self) -> &[String] {
-        &self.factors
+    pub fn factors(&self) -> Vec<&'static str> {
+        self.factors.iter().map(|f| f.as_str()).collect()
     }
     pub fn coeff(&self) -> u64 {
         self.coeff
     }
     pub fn times(&self, other: &Dim) -> Dim {
         let mut factors = self.factors.clone();
-        factors.extend(other.factors.iter().cloned());
-        factors.sort();
+        factors.extend(other.factors.iter().copied());
+        factors.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         Dim {
             coeff: self.coeff.saturating_mul(other.coeff),
             factors,
@@ -51,7 +74,9 @@ impl Dim {
     /// The size under an assignment of named sizes.
     pub fn evaluate(&self, size_of: &impl Fn(&str) -> usize) -> usize {
         let coeff = usize::try_from(self.coeff).unwrap_or(usize::MAX);
-        self.factors.iter().fold(coeff, |acc, f| acc.saturating_mul(size_of(f)))
+        self.factors
+            .iter()
+            .fold(coeff, |acc, f| acc.saturating_mul(size_of(f.as_str())))
     }
     /// Writes the dimension with powers for repeated factors (`n²·B`), for people.
     pub fn pretty(&self) -> String {
@@ -85,7 +110,7 @@ impl Dim {
         if self.coeff != 1 || self.factors.is_empty() {
             parts.push(self.coeff.to_string());
         }
-        parts.extend(self.factors.iter().cloned());
+        parts.extend(self.factors.iter().map(|f| f.to_string()));
         parts.join(sep)
     }
 }

@@ -518,12 +518,12 @@ impl Derivation {
                 } else {
                     format!("np.shape({name})[{axis}]")
                 };
-                match (d.as_size(), d.factors()) {
+                match (d.as_size(), d.factors().as_slice()) {
                     (Some(n), _) => body.push(format!(
                         "    assert {size} == {n}, \"{name} must have shape {expected}\""
                     )),
-                    (None, [f]) if d.coeff() == 1 && !bound.contains(f) => {
-                        bound.insert(f.clone());
+                    (None, [f]) if d.coeff() == 1 && !bound.contains(*f) => {
+                        bound.insert(f.to_string());
                         body.push(format!("    {f} = {size}"));
                     }
                     _ => body.push(format!(

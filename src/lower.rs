@@ -150,7 +150,7 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
     for (name, s) in &inferred {
         variables.push(name.clone());
         for d in [&s.rows, &s.cols] {
-            dims.extend(d.factors().iter().cloned());
+            dims.extend(d.factors().into_iter().map(str::to_string));
         }
     }
 

@@ -252,9 +252,10 @@ pub struct Compiled {
     needs: OpSet,
     /// The operators its right side adds.
     makes: OpSet,
-    /// Its right side only rearranges its left side (commutativity, the cyclic trace):
-    /// no use for tidying, where only shortcuts matter.
-    rearranges: bool,
+    /// Used when tidying, where only shortcuts matter: not a rule that only rearranges its
+    /// left side (commutativity, the cyclic trace), nor the way back of a two-way rule (the
+    /// way there, such as (AB)ᵀ → BᵀAᵀ, moves transposes to the leaves where they cancel).
+    tidies: bool,
 }
 
 impl Compiled {
@@ -282,9 +283,9 @@ impl RuleSet {
 
     /// The rules that can fire on an e-graph holding the operators `present`: those whose
     /// left side needs only operators present or made by rules that can fire themselves.
-    /// With `tidy`, only the rules that do more than rearrange.
+    /// With `tidy`, only the rules used for tidying.
     pub fn active(&self, present: OpSet, tidy: bool) -> Vec<&Compiled> {
-        let candidates: Vec<&Compiled> = self.rules.iter().filter(|r| !(tidy && r.rearranges)).collect();
+        let candidates: Vec<&Compiled> = self.rules.iter().filter(|r| !tidy || r.tidies).collect();
         let mut reachable = present;
         loop {
             let grown = candidates
@@ -321,11 +322,11 @@ pub fn rule_set() -> &'static RuleSet {
         };
         let mut rules = Vec::new();
         for rule in simplify_rules() {
-            let mut add = |name: String, lhs: &str, rhs: &str| {
+            let mut add = |name: String, lhs: &str, rhs: &str, way_back: bool| {
                 let searcher: Pattern<Math> = lhs.parse().unwrap_or_else(|e| panic!("rule {name}: {e}"));
                 let applier: Pattern<Math> = rhs.parse().unwrap_or_else(|e| panic!("rule {name}: {e}"));
                 let (needs, makes) = (ops_of(&searcher), ops_of(&applier));
-                let rearranges = same_nodes(&searcher, &applier);
+                let tidies = !way_back && !same_nodes(&searcher, &applier);
                 let root = match searcher.ast.as_ref().last() {
                     Some(egg::ENodeOrVar::ENode(n)) => std::mem::discriminant(n),
                     _ => panic!("rule {name}: its left side must start with an operator"),
@@ -348,12 +349,12 @@ pub fn rule_set() -> &'static RuleSet {
                     height,
                     needs,
                     makes,
-                    rearranges,
+                    tidies,
                 });
             };
-            add(rule.name.to_string(), rule.lhs, rule.rhs);
+            add(rule.name.to_string(), rule.lhs, rule.rhs, false);
             if rule.both_ways {
-                add(format!("{}-rev", rule.name), rule.rhs, rule.lhs);
+                add(format!("{}-rev", rule.name), rule.rhs, rule.lhs, true);
             }
         }
         RuleSet { rules, bits }
