@@ -265,7 +265,12 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
         extract(class, &names[upto..])
     });
     let mut formula = extract(root, &names);
-    let mut named = extract(root, &[]);
+    // Without definitions there is nothing to name: the named form is the formula.
+    let mut named = if names.is_empty() {
+        formula.clone()
+    } else {
+        extract(root, &[])
+    };
     if options.plant_fault {
         formula = negated(&formula);
         named = negated(&named);
