@@ -256,7 +256,8 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     if let Some((g, _)) = &upstream {
         reading.upstream(*g);
     }
-    let extract = |class: Id, banned: &[Symbol]| reading.arrange(&simplify::extract_without(&egraph, class, banned));
+    let extraction = simplify::Extraction::new(&egraph);
+    let extract = |class: Id, banned: &[Symbol]| reading.arrange(&extraction.best_without(class, banned));
     let names: Vec<Symbol> = definition_classes.iter().map(|(s, _, _)| *s).collect();
     // The target written with the definitions before it (not with its own name).
     let own = target.name.as_deref().map(Symbol::from);

@@ -101,6 +101,50 @@ fn simplest_with(
     (extract(&egraph, root), report)
 }
 
+/// One extraction over a whole e-graph, read for many classes: the best form of each, and
+/// each definition's body written without its own name and the later ones. An `Extractor`
+/// costs a pass over the whole e-graph, and a script with many definitions would otherwise
+/// pay one per definition.
+pub struct Extraction<'a> {
+    egraph: &'a MathGraph,
+    extractor: Extractor<'a, TextbookCost<'a>, Math, crate::ir::ShapeAnalysis>,
+}
+
+impl<'a> Extraction<'a> {
+    pub fn new(egraph: &'a MathGraph) -> Extraction<'a> {
+        let extractor = Extractor::new(egraph, TextbookCost { egraph, banned: &[] });
+        Extraction { egraph, extractor }
+    }
+
+    pub fn best(&self, class: Id) -> RecExpr<Math> {
+        self.extractor.find_best(class).1
+    }
+
+    /// The best form of a class that uses none of `banned`: its cheapest node other than a
+    /// banned name, over its children's best forms. Should those use a banned name, a
+    /// separate extraction that avoids them throughout.
+    pub fn best_without(&self, class: Id, banned: &[egg::Symbol]) -> RecExpr<Math> {
+        let mut cost = TextbookCost {
+            egraph: self.egraph,
+            banned,
+        };
+        let cheapest = self.egraph[class]
+            .nodes
+            .iter()
+            .filter(|n| !matches!(n, Math::Symbol(s) if banned.contains(s)))
+            .map(|n| (cost.cost(n, |c| self.extractor.find_best_cost(c)), n))
+            .filter(|(c, _)| c.is_finite())
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((_, node)) = cheapest {
+            let expr = node.build_recexpr(|id| self.extractor.find_best_node(id).clone());
+            if !expr.iter().any(|n| matches!(n, Math::Symbol(s) if banned.contains(s))) {
+                return expr;
+            }
+        }
+        extract_without(self.egraph, class, banned)
+    }
+}
+
 pub fn extract(egraph: &MathGraph, class: Id) -> RecExpr<Math> {
     extract_without(egraph, class, &[])
 }
