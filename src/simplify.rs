@@ -52,14 +52,15 @@ pub fn saturate(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport
     run(egraph, limits, false)
 }
 
-/// The best form of a class after a run of the rules that do more than rearrange.
+/// The best form of a class after a run of the tidying rules: neither those that only
+/// rearrange (commutativity, the cyclic trace) nor the way back of a two-way rule.
 pub fn tidy(egraph: MathGraph, class: Id, limits: Limits) -> RecExpr<Math> {
     let (egraph, _) = run(egraph, limits, true);
     extract(&egraph, class)
 }
 
-/// Equality saturation with the rules that can fire on this e-graph (`tidy`: only those
-/// that do more than rearrange). egg's `Runner` checks the clock after every rule; on the
+/// Equality saturation with the rules that can fire on this e-graph (`tidy`: only the
+/// tidying ones). egg's `Runner` checks the clock after every rule; on the
 /// small e-graphs of most derivations that costs more than the search, so this loop
 /// checks the node limit after every rule and the clock once an iteration.
 fn run(mut egraph: MathGraph, limits: Limits, tidy: bool) -> (MathGraph, SimplifyReport) {
@@ -78,26 +79,10 @@ fn run(mut egraph: MathGraph, limits: Limits, tidy: bool) -> (MathGraph, Simplif
 /// The simplest form of a standalone expression (used on the target before
 /// differentiating it, so that e.g. tr(A⊗X) is first seen as tr(A)·tr(X)).
 pub fn simplest(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (RecExpr<Math>, SimplifyReport) {
-    simplest_with(env, expr, limits, false)
-}
-
-/// As [`simplest`], with only the rules that do more than rearrange (commutativity and the
-/// cyclic trace are left out): a cheap tidying of the target before differentiating it,
-/// whose derivative then gets the full run.
-pub fn tidied(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (RecExpr<Math>, SimplifyReport) {
-    simplest_with(env, expr, limits, true)
-}
-
-fn simplest_with(
-    env: &crate::ir::Env,
-    expr: &RecExpr<Math>,
-    limits: Limits,
-    tidy: bool,
-) -> (RecExpr<Math>, SimplifyReport) {
     let mut egraph = MathGraph::new(crate::ir::ShapeAnalysis { env: env.clone() });
     let root = egraph.add_expr(expr);
     egraph.rebuild();
-    let (egraph, report) = run(egraph, limits, tidy);
+    let (egraph, report) = run(egraph, limits, false);
     (extract(&egraph, root), report)
 }
 
