@@ -40,6 +40,7 @@ macro_rules! err_raw {
     }};
 }
 
+mod canon;
 pub mod derive;
 pub mod diagnostic;
 pub mod dim;
@@ -232,6 +233,24 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     // their own, and starting afresh from the result leaves the full run a far smaller e-graph.
     egraph.rebuild();
     let gradient = simplify::tidy(egraph, root, options.limits.for_target());
+    // Cancelling (0.5·2, A − A, A·A⁻¹) inside an e-graph that also rearranges never ends, so
+    // it happens here, once, on the tidied tree; the full run then only rearranges.
+    let mut reading = order::ReadingOrder::default();
+    reading.read(&target.expr);
+    for (name, expr, _) in &checked.definition_exprs {
+        reading.alias(Symbol::from(name.as_str()), expr);
+    }
+    if let Some((g, _)) = &upstream {
+        reading.upstream(*g);
+    }
+    let mut env_with_definitions = env.clone();
+    let mut definition_bodies = Vec::new();
+    for (name, expr, shape) in &checked.definition_exprs {
+        let sym = Symbol::from(name.as_str());
+        env_with_definitions.shapes.insert(sym, shape.clone());
+        definition_bodies.push((sym, expr));
+    }
+    let gradient = canon::canonical(&env_with_definitions, &reading, &definition_bodies, &gradient).unwrap_or(gradient);
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let root = egraph.add_expr(&gradient);
     // Each definition is a name for its expression, so the result can be written with the
@@ -248,14 +267,6 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target.expr));
     egraph.rebuild();
     let (egraph, report) = simplify::saturate(egraph, options.limits);
-    let mut reading = order::ReadingOrder::default();
-    reading.read(&target.expr);
-    for (name, expr, _) in &checked.definition_exprs {
-        reading.alias(Symbol::from(name.as_str()), expr);
-    }
-    if let Some((g, _)) = &upstream {
-        reading.upstream(*g);
-    }
     let extraction = simplify::Extraction::new(&egraph);
     let extract = |class: Id, banned: &[Symbol]| reading.arrange(&extraction.best_without(class, banned));
     let names: Vec<Symbol> = definition_classes.iter().map(|(s, _, _)| *s).collect();

@@ -36,6 +36,11 @@ impl ReadingOrder {
         self.upstream = Some(name);
     }
 
+    /// Where a name first appears (the upstream `G` first).
+    pub fn rank(&self, name: Symbol) -> Option<usize> {
+        self.rank.get(&name).copied()
+    }
+
     /// Gives `name` the rank of the first name of `expr` (a definition reads as its body).
     pub fn alias(&mut self, name: Symbol, expr: &RecExpr<Math>) {
         if let Some(r) = root(expr).and_then(|root| self.leading(expr, root)) {

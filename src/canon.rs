@@ -1,0 +1,849 @@
+//! A canonical form computed outside the e-graph: every sum as a list of terms with like
+//! terms combined, every term as one number times scalar factors (each once, with its
+//! exponent) times one matrix part, matrix products flattened with transposes pushed to
+//! the leaves and inverse pairs cancelled.
+//!
+//! These are the rewrites that cancel (`0.5·2 = 1`, `s·s⁻¹ = 1`, `A − A = 0`,
+//! `A·A⁻¹ = I`). Inside an e-graph that also knows associativity and commutativity they
+//! make it infinite: once a class Y holds `0.5·(2·Y)`, every `2ᵏ·Y` is a new class before
+//! it is found equal to Y. Done once here, on a tree, they cost one pass.
+//!
+//! Every step is an identity of matrix algebra, valid wherever both sides are defined
+//! (a factor and its inverse cancel only where the inverse exists).
+
+use crate::dim::{Dim, Shape};
+use crate::ir::{expr_data, node_data, Const, Data, DimNode, Env, ExprBuilder, Math};
+use crate::order::ReadingOrder;
+use egg::{Id, Language, RecExpr, Symbol};
+use std::collections::HashMap;
+
+/// `coeff · Π scalars[i].0 ^ scalars[i].1 · core`.
+#[derive(Clone, Debug, PartialEq)]
+struct Term {
+    coeff: f64,
+    /// Scalar factors sorted by id, each with a non-zero exponent.
+    scalars: Vec<(Id, f64)>,
+    /// The matrix part; `None` in a scalar term.
+    core: Option<Id>,
+}
+
+impl Term {
+    fn constant(c: f64) -> Term {
+        Term {
+            coeff: c,
+            scalars: Vec::new(),
+            core: None,
+        }
+    }
+
+    fn times(&self, other: &Term) -> Term {
+        let mut scalars = self.scalars.clone();
+        for &(f, e) in &other.scalars {
+            match scalars.binary_search_by_key(&f, |(g, _)| *g) {
+                Ok(k) => scalars[k].1 += e,
+                Err(k) => scalars.insert(k, (f, e)),
+            }
+        }
+        scalars.retain(|(_, e)| *e != 0.0);
+        Term {
+            coeff: self.coeff * other.coeff,
+            scalars,
+            core: self.core.or(other.core),
+        }
+    }
+
+    fn same_kind(&self, other: &Term) -> bool {
+        self.core == other.core && self.scalars == other.scalars
+    }
+}
+
+/// A sum of terms in order of first appearance; no two alike, none with coefficient 0.
+#[derive(Clone, Debug, Default)]
+struct Poly(Vec<Term>);
+
+impl Poly {
+    fn single(term: Term) -> Poly {
+        if term.coeff == 0.0 {
+            Poly::default()
+        } else {
+            Poly(vec![term])
+        }
+    }
+
+    fn plus(&self, other: &Poly) -> Poly {
+        let mut terms = self.0.clone();
+        for t in &other.0 {
+            match terms.iter_mut().find(|u| u.same_kind(t)) {
+                Some(u) => u.coeff += t.coeff,
+                None => terms.push(t.clone()),
+            }
+        }
+        terms.retain(|t| t.coeff != 0.0);
+        Poly(terms)
+    }
+
+    fn as_single(&self) -> Option<&Term> {
+        match self.0.as_slice() {
+            [t] => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// The canonical form of `expr`. A sum that is a factor keeps the sign of the term whose
+/// names come first in `reading` (`Xᵀ·(X·w − y)`). Wherever the canonical form of a
+/// definition's body appears (a sum: its terms, in any multiple; also transposed) the
+/// definition's name stands for it, so the result keeps the script's intermediates; `env`
+/// gives the definitions' shapes.
+///
+/// `None` when the canonical form would outgrow the expression many times over: a
+/// product flattened into every term of a long sum no longer shares its factors.
+pub fn canonical(
+    env: &Env,
+    reading: &ReadingOrder,
+    definitions: &[(Symbol, &RecExpr<Math>)],
+    expr: &RecExpr<Math>,
+) -> Option<RecExpr<Math>> {
+    let inputs = expr.as_ref().len() + definitions.iter().map(|(_, d)| d.as_ref().len()).sum::<usize>();
+    let mut canon = Canon {
+        env,
+        budget: GROWTH * inputs + SLACK,
+        known: Vec::new(),
+        reading,
+        first_name: HashMap::new(),
+        out: ExprBuilder::default(),
+        data: Vec::new(),
+        transposed: HashMap::new(),
+        signatures: HashMap::new(),
+    };
+    for (name, body) in definitions {
+        let (poly, data) = canon.read(body);
+        let known = poly.0.iter().any(|t| t.core.is_some() || !t.scalars.is_empty());
+        if known {
+            let symbol = canon.add(Math::Symbol(*name));
+            let transposed = (!data.is_scalar()).then(|| canon.transposed(&poly));
+            canon.known.push(Known {
+                symbol,
+                poly,
+                transposed,
+            });
+        }
+    }
+    let (poly, data) = canon.read(expr);
+    let root = canon.build(&poly, data.shape());
+    if canon.data.len() > canon.budget {
+        return None;
+    }
+    let canonical = canon.out.finish();
+    let mut oriented = ExprBuilder::default();
+    orient(&canonical, root, &mut oriented, &mut HashMap::new());
+    Some(oriented.finish())
+}
+
+/// The canonical form may have this many nodes per node of its input, plus `SLACK`.
+const GROWTH: usize = 4;
+const SLACK: usize = 1000;
+
+/// Products at least this long are written with the fewer transposes (see `orient`).
+const LONG_PRODUCT: usize = 8;
+
+/// Writes a long product with transposes pushed in (`Zᵀ·…·Bᵀ·Aᵀ`) as the transpose of one
+/// with fewer (`(A·B·…·Z)ᵀ`) when most of its factors are transposed: the same value, and
+/// far fewer nodes for the rules to rearrange (a chain of a thousand transposed factors
+/// otherwise fills the e-graph with their partial products). Short products are left as
+/// they are: extraction picks their form.
+fn orient(expr: &RecExpr<Math>, id: Id, out: &mut ExprBuilder, memo: &mut HashMap<Id, Id>) -> Id {
+    if let Some(&done) = memo.get(&id) {
+        return done;
+    }
+    let built = match &expr[id] {
+        Math::Mul(_) => {
+            let mut factors = Vec::new();
+            flatten_product(expr, id, &mut factors);
+            let transposed = factors
+                .iter()
+                .filter(|&&f| matches!(expr[f], Math::Transpose(_)))
+                .count();
+            let chain = |out: &mut ExprBuilder, list: Vec<Id>| {
+                let (&last, rest) = list.split_last().expect("a product has factors");
+                rest.iter().rev().fold(last, |acc, &f| out.add(Math::Mul([f, acc])))
+            };
+            if factors.len() >= LONG_PRODUCT && 2 * transposed > factors.len() {
+                let list: Vec<Id> = factors
+                    .iter()
+                    .rev()
+                    .map(|&f| match expr[f] {
+                        Math::Transpose(x) => orient(expr, x, out, memo),
+                        _ => {
+                            let g = orient(expr, f, out, memo);
+                            out.add(Math::Transpose(g))
+                        }
+                    })
+                    .collect();
+                let product = chain(out, list);
+                out.add(Math::Transpose(product))
+            } else {
+                let list: Vec<Id> = factors.iter().map(|&f| orient(expr, f, out, memo)).collect();
+                chain(out, list)
+            }
+        }
+        node => {
+            let node = node.clone().map_children(|c| orient(expr, c, out, memo));
+            out.add(node)
+        }
+    };
+    memo.insert(id, built);
+    built
+}
+
+fn flatten_product(expr: &RecExpr<Math>, id: Id, out: &mut Vec<Id>) {
+    match expr[id] {
+        Math::Mul([a, b]) => {
+            flatten_product(expr, a, out);
+            flatten_product(expr, b, out);
+        }
+        _ => out.push(id),
+    }
+}
+
+/// A definition: its name's node and its body's canonical sum, as written and transposed.
+struct Known {
+    symbol: Id,
+    poly: Poly,
+    transposed: Option<Poly>,
+}
+
+struct Canon<'a> {
+    env: &'a Env,
+    /// The most nodes `out` may have; past it, reading stops.
+    budget: usize,
+    known: Vec<Known>,
+    reading: &'a ReadingOrder,
+    /// The earliest rank in reading order of a node's names.
+    first_name: HashMap<Id, usize>,
+    out: ExprBuilder,
+    /// The data of each node of `out`.
+    data: Vec<Data>,
+    transposed: HashMap<Id, Id>,
+    signatures: HashMap<Id, Signature>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Signature {
+    size: usize,
+    names: Vec<&'static str>,
+}
+
+impl Signature {
+    fn join(&mut self, other: &Signature) {
+        self.size += other.size;
+        self.names.extend(&other.names);
+        self.names.sort_unstable();
+    }
+}
+
+impl Canon<'_> {
+    /// The canonical sum of an expression's root, and the root's data.
+    fn read(&mut self, expr: &RecExpr<Math>) -> (Poly, Data) {
+        let input = expr_data(self.env, expr);
+        let mut polys: Vec<Poly> = Vec::with_capacity(expr.as_ref().len());
+        for (node, data) in expr.as_ref().iter().zip(&input) {
+            if self.data.len() > self.budget {
+                return (Poly::default(), data.clone());
+            }
+            let poly = self.poly(node, data, &polys, &input);
+            let poly = self.recognise(poly);
+            polys.push(poly);
+        }
+        let data = input.last().cloned().unwrap_or(Data {
+            kind: crate::ir::Kind::Invalid,
+            constant: None,
+        });
+        (polys.pop().unwrap_or_default(), data)
+    }
+
+    /// The terms of `poly` that make up a multiple of a definition (latest first, so the
+    /// largest), replaced by that multiple of its name.
+    fn recognise(&mut self, mut poly: Poly) -> Poly {
+        for k in (0..self.known.len()).rev() {
+            for transposed in [false, true] {
+                let known = &self.known[k];
+                let Some(pattern) = (if transposed {
+                    known.transposed.as_ref()
+                } else {
+                    Some(&known.poly)
+                }) else {
+                    continue;
+                };
+                let Some(ratio) = multiple(&poly, pattern) else {
+                    continue;
+                };
+                let rest: Vec<Term> = poly
+                    .0
+                    .iter()
+                    .filter(|t| !pattern.0.iter().any(|p| p.same_kind(t)))
+                    .cloned()
+                    .collect();
+                let symbol = known.symbol;
+                let name = if transposed { self.transpose(symbol) } else { symbol };
+                let named = self.atom(name).0[0].times(&Term::constant(ratio));
+                poly = Poly(rest).plus(&Poly::single(named));
+            }
+        }
+        poly
+    }
+
+    /// A sum with every matrix part transposed.
+    fn transposed(&mut self, poly: &Poly) -> Poly {
+        Poly(
+            poly.0
+                .iter()
+                .map(|t| Term {
+                    core: t.core.map(|c| self.transpose(c)),
+                    ..t.clone()
+                })
+                .collect(),
+        )
+    }
+    fn add(&mut self, node: Math) -> Id {
+        let id = self.out.add(node.clone());
+        if usize::from(id) == self.data.len() {
+            let data = node_data(self.env, &node, |c| self.data[usize::from(c)].clone());
+            self.data.push(data);
+        }
+        id
+    }
+
+    fn num(&mut self, c: f64) -> Id {
+        self.add(Math::Num(Const(if c == 0.0 { 0.0 } else { c })))
+    }
+
+    fn dim(&mut self, d: &Dim) -> Id {
+        self.add(Math::Dim(DimNode(d.clone())))
+    }
+
+    fn is_scalar(&self, id: Id) -> bool {
+        self.data[usize::from(id)].is_scalar()
+    }
+
+    fn shape(&self, id: Id) -> Option<Shape> {
+        self.data[usize::from(id)].shape().cloned()
+    }
+
+    /// A node of `out` as a one-term sum: a scalar factor or the matrix part.
+    fn atom(&self, id: Id) -> Poly {
+        if let Some(c) = self.data[usize::from(id)].constant {
+            return Poly::single(Term::constant(c));
+        }
+        let term = if self.is_scalar(id) {
+            Term {
+                coeff: 1.0,
+                scalars: vec![(id, 1.0)],
+                core: None,
+            }
+        } else {
+            Term {
+                coeff: 1.0,
+                scalars: Vec::new(),
+                core: Some(id),
+            }
+        };
+        Poly(vec![term])
+    }
+
+    /// The canonical sum of one input node, from its children's.
+    fn poly(&mut self, node: &Math, data: &Data, polys: &[Poly], input: &[Data]) -> Poly {
+        if let Some(c) = data.constant {
+            return Poly::single(Term::constant(c));
+        }
+        let p = |id: &Id| &polys[usize::from(*id)];
+        let scalar = |id: &Id| input[usize::from(*id)].is_scalar();
+        match node {
+            Math::Add([a, b]) => p(a).plus(p(b)),
+            Math::Scale([s, a]) => self.product(p(s), p(a)),
+            Math::Mul([a, b]) | Math::Had([a, b]) if scalar(a) => self.product(p(a), p(b)),
+            Math::Mul([a, b]) | Math::Had([a, b]) if scalar(b) => self.product(p(b), p(a)),
+            Math::Mul([a, b]) => self.matrix_product(p(a), p(b), data),
+            Math::HDiv([a, b]) if scalar(b) => {
+                let inverse = self.power(p(b), -1.0);
+                self.product(&inverse, p(a))
+            }
+            Math::Transpose(a) if scalar(a) => p(a).clone(),
+            Math::Transpose(a) => self.transposed(p(a)),
+            Math::Pow([a, k]) => match polys[usize::from(*k)].as_single() {
+                Some(Term {
+                    coeff,
+                    scalars,
+                    core: None,
+                }) if scalars.is_empty() => {
+                    let k = *coeff;
+                    self.power(p(a), k)
+                }
+                _ => self.opaque(node, data, polys, input),
+            },
+            Math::Inv(a) if scalar(a) => self.power(p(a), -1.0),
+            Math::Inv(a) => match p(a).as_single() {
+                Some(t) if t.core.is_some() => {
+                    let inverse_scalars = Term {
+                        coeff: 1.0 / t.coeff,
+                        scalars: t.scalars.iter().map(|&(f, e)| (f, -e)).collect(),
+                        core: None,
+                    };
+                    let core = t.core.map(|c| self.inverse(c));
+                    Poly::single(Term {
+                        core,
+                        ..inverse_scalars
+                    })
+                }
+                _ => self.opaque(node, data, polys, input),
+            },
+            Math::Trace(a) | Math::Sum(a) => {
+                let mut out = Poly::default();
+                for t in p(a).0.clone() {
+                    let term = match t.core {
+                        Some(c) => {
+                            let inner = self.add(if matches!(node, Math::Trace(_)) {
+                                Math::Trace(c)
+                            } else {
+                                Math::Sum(c)
+                            });
+                            Term { core: None, ..t }.times(&Term {
+                                coeff: 1.0,
+                                scalars: vec![(inner, 1.0)],
+                                core: None,
+                            })
+                        }
+                        None => t,
+                    };
+                    out = out.plus(&Poly::single(term));
+                }
+                out
+            }
+            _ => self.opaque(node, data, polys, input),
+        }
+    }
+
+    /// The node rebuilt over its children's canonical forms, as one factor.
+    fn opaque(&mut self, node: &Math, data: &Data, polys: &[Poly], input: &[Data]) -> Poly {
+        let node = match &data.kind {
+            crate::ir::Kind::Dim(d) => Math::Dim(DimNode(d.clone())),
+            _ => node
+                .clone()
+                .map_children(|c| self.build(&polys[usize::from(c)], input[usize::from(c)].shape())),
+        };
+        let id = self.add(node);
+        self.atom(id)
+    }
+
+    /// `s·a` for a scalar `s`. A sum is not multiplied out: it stays one factor, as the
+    /// script wrote it (`2·(x − a)`, not `2·x − 2·a`).
+    fn product(&mut self, s: &Poly, a: &Poly) -> Poly {
+        if s.0.is_empty() || a.0.is_empty() {
+            return Poly::default();
+        }
+        let (x, y) = (self.single_or_factor(s), self.single_or_factor(a));
+        Poly::single(x.times(&y))
+    }
+
+    fn power(&mut self, a: &Poly, k: f64) -> Poly {
+        let whole = |this: &mut Self| {
+            let base = this.build(a, None);
+            Poly::single(Term {
+                coeff: 1.0,
+                scalars: vec![(base, k)],
+                core: None,
+            })
+        };
+        match a.as_single() {
+            None if a.0.is_empty() => self.zero_power(k),
+            // (c·Π fᵉ)ᵏ = cᵏ·Π fᵉᵏ for a whole k; otherwise only a lone factor's exponent scales
+            // (√(x²) is |x|, not x).
+            Some(t) if t.core.is_none() && k.fract() == 0.0 => Poly::single(Term {
+                coeff: t.coeff.powf(k),
+                scalars: t.scalars.iter().map(|&(f, e)| (f, e * k)).collect(),
+                core: None,
+            }),
+            Some(t) if t.core.is_none() && t.coeff == 1.0 && t.scalars.len() == 1 && t.scalars[0].1 == 1.0 => {
+                Poly::single(Term {
+                    coeff: 1.0,
+                    scalars: vec![(t.scalars[0].0, k)],
+                    core: None,
+                })
+            }
+            _ => whole(self),
+        }
+    }
+
+    /// 0ᵏ: 0 for k > 0; left as written otherwise (the check reports what it is).
+    fn zero_power(&mut self, k: f64) -> Poly {
+        if k > 0.0 {
+            Poly::default()
+        } else {
+            let zero = self.num(0.0);
+            let k = self.num(k);
+            let id = self.add(Math::Pow([zero, k]));
+            self.atom(id)
+        }
+    }
+
+    /// `A·B` for matrices: a single term's scalars move out; a sum stays one factor.
+    fn matrix_product(&mut self, a: &Poly, b: &Poly, data: &Data) -> Poly {
+        if a.0.is_empty() || b.0.is_empty() {
+            return Poly::default();
+        }
+        let (ta, tb) = (self.single_or_factor(a), self.single_or_factor(b));
+        let (Some(x), Some(y)) = (ta.core, tb.core) else {
+            unreachable!("a matrix factor has a matrix part")
+        };
+        let core = self.word(x, y, data);
+        let scalars = Term { core: None, ..ta }.times(&Term { core: None, ..tb });
+        let mut term = Term { core, ..scalars };
+        if data.is_scalar() {
+            if let Some(c) = term.core.take() {
+                term = term.times(&Term {
+                    coeff: 1.0,
+                    scalars: vec![(c, 1.0)],
+                    core: None,
+                });
+            }
+        }
+        Poly::single(term)
+    }
+
+    /// A single term as it is; a sum as one factor, with the coefficient of its term whose
+    /// names come first taken out, so that `0.5·x − 0.5·μ`, `μ − x` and `x − μ` are one factor.
+    fn single_or_factor(&mut self, a: &Poly) -> Term {
+        if let Some(t) = a.as_single() {
+            return t.clone();
+        }
+        let mut terms = a.0.clone();
+        self.sort_terms(&mut terms);
+        let leading = terms
+            .iter()
+            .enumerate()
+            .min_by_key(|(k, t)| (self.term_first_name(t), *k))
+            .map(|(_, t)| t.coeff)
+            .expect("a sum has terms");
+        for t in &mut terms {
+            t.coeff /= leading;
+        }
+        let mut id = self.build(&Poly(terms), None);
+        if !self.is_scalar(id) {
+            let flipped = self.transpose(id);
+            if self.transposes(flipped) < self.transposes(id) {
+                // The sum is kept the other way round, transposed (see `transpose`).
+                id = self.add(Math::Transpose(flipped));
+            }
+        }
+        self.atom(id).0[0].times(&Term::constant(leading))
+    }
+
+    fn term_first_name(&mut self, t: &Term) -> usize {
+        let ids: Vec<Id> = t.scalars.iter().map(|(f, _)| *f).chain(t.core).collect();
+        ids.into_iter()
+            .map(|id| self.first_name(id))
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+
+    fn first_name(&mut self, id: Id) -> usize {
+        if let Some(&r) = self.first_name.get(&id) {
+            return r;
+        }
+        let node = self.out.expr()[id].clone();
+        let own = match node {
+            Math::Symbol(s) => self.reading.rank(s).unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
+        let r = node.children().iter().fold(own, |r, &c| r.min(self.first_name(c)));
+        self.first_name.insert(id, r);
+        r
+    }
+
+    /// The factors of a matrix product as a flat list.
+    fn factors(&self, id: Id, out: &mut Vec<Id>) {
+        match self.out.expr()[id] {
+            Math::Mul([a, b]) => {
+                self.factors(a, out);
+                self.factors(b, out);
+            }
+            Math::Eye(_) => {}
+            _ => out.push(id),
+        }
+    }
+
+    /// `x·y` as a right-nested product, inverse pairs cancelled: `f·f⁻¹`, `f⁻¹·f`, and
+    /// `f·(W·f)⁻¹ = W⁻¹`, `(f·W)⁻¹·f = W⁻¹` for a square f (Cookbook eq. 1).
+    fn word(&mut self, x: Id, y: Id, data: &Data) -> Option<Id> {
+        let mut list = Vec::new();
+        self.factors(x, &mut list);
+        self.factors(y, &mut list);
+        let mut stack: Vec<Id> = Vec::new();
+        for f in list {
+            let mut next = Some(f);
+            while let (Some(f), Some(&top)) = (next, stack.last()) {
+                next = if self.inverse_of(top) == Some(f) || self.inverse_of(f) == Some(top) {
+                    None
+                } else if let Some(rest) = self.peel(f, top, false).or_else(|| self.peel(top, f, true)) {
+                    Some(rest)
+                } else {
+                    break;
+                };
+                stack.pop();
+            }
+            if let Some(f) = next.filter(|&f| !matches!(self.out.expr()[f], Math::Eye(_))) {
+                stack.push(f);
+            }
+        }
+        match stack.pop() {
+            None => {
+                let shape = data.shape()?;
+                let n = self.dim(&shape.rows);
+                Some(self.add(Math::Eye(n)))
+            }
+            Some(last) => Some(
+                stack
+                    .into_iter()
+                    .rev()
+                    .fold(last, |acc, f| self.add(Math::Mul([f, acc]))),
+            ),
+        }
+    }
+
+    /// For `inverse = (W·f)⁻¹` (or `(f·W)⁻¹` when `front`) and a square `f`: `W⁻¹`.
+    fn peel(&mut self, inverse: Id, f: Id, front: bool) -> Option<Id> {
+        let Math::Inv(w) = self.out.expr()[inverse] else {
+            return None;
+        };
+        let square = self.shape(f).is_some_and(|s| s.rows == s.cols);
+        if !square {
+            return None;
+        }
+        let mut list = Vec::new();
+        self.factors(w, &mut list);
+        if list.len() < 2 {
+            return None;
+        }
+        let rest = if front {
+            (list[0] == f).then(|| list[1..].to_vec())?
+        } else {
+            (list[list.len() - 1] == f).then(|| list[..list.len() - 1].to_vec())?
+        };
+        let last = *rest.last()?;
+        let w = rest[..rest.len() - 1]
+            .iter()
+            .rev()
+            .fold(last, |acc, &g| self.add(Math::Mul([g, acc])));
+        Some(self.inverse(w))
+    }
+
+    fn inverse_of(&self, id: Id) -> Option<Id> {
+        match self.out.expr()[id] {
+            Math::Inv(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    fn inverse(&mut self, id: Id) -> Id {
+        match self.out.expr()[id] {
+            Math::Inv(x) => x,
+            Math::Eye(_) => id,
+            _ => self.add(Math::Inv(id)),
+        }
+    }
+
+    /// The transpose of a node of `out`, pushed through products, sums, scalings and
+    /// inverses (not into Hadamard products or functions, where the rules would not pull it back out).
+    fn transpose(&mut self, id: Id) -> Id {
+        if self.is_scalar(id) {
+            return id;
+        }
+        if let Some(&t) = self.transposed.get(&id) {
+            return t;
+        }
+        let node = self.out.expr()[id].clone();
+        let t = match node {
+            Math::Transpose(x) => x,
+            Math::Symbol(s) if self.env.symmetric.contains(&s) => id,
+            Math::Eye(_) => id,
+            Math::Ones([m, n]) => self.add(Math::Ones([n, m])),
+            Math::Zeros([m, n]) => self.add(Math::Zeros([n, m])),
+            Math::Mul([a, b]) => {
+                let (tb, ta) = (self.transpose(b), self.transpose(a));
+                let mut list = Vec::new();
+                self.factors(tb, &mut list);
+                self.factors(ta, &mut list);
+                let last = list.pop().expect("a product has factors");
+                list.into_iter()
+                    .rev()
+                    .fold(last, |acc, f| self.add(Math::Mul([f, acc])))
+            }
+            Math::Add(_) => {
+                let mut terms = Vec::new();
+                self.summands(id, &mut terms);
+                let mut terms: Vec<(Signature, Id)> = terms
+                    .into_iter()
+                    .map(|t| {
+                        let t = self.transpose(t);
+                        (self.signature(t), t)
+                    })
+                    .collect();
+                // Stable: terms of one signature keep their order.
+                terms.sort_by(|a, b| a.0.cmp(&b.0));
+                let first = terms[0].1;
+                let pushed = terms[1..]
+                    .iter()
+                    .fold(first, |acc, &(_, t)| self.add(Math::Add([acc, t])));
+                // A sum keeps the way round with fewer transposes: (A + Xᵀ·C·X)ᵀ, not Aᵀ + Xᵀ·Cᵀ·X.
+                if self.transposes(pushed) > self.transposes(id) {
+                    self.add(Math::Transpose(id))
+                } else {
+                    pushed
+                }
+            }
+            Math::Scale([s, a]) => {
+                let ta = self.transpose(a);
+                self.add(Math::Scale([s, ta]))
+            }
+            Math::Inv(x) => {
+                let tx = self.transpose(x);
+                self.add(Math::Inv(tx))
+            }
+            _ => self.add(Math::Transpose(id)),
+        };
+        self.transposed.insert(id, t);
+        t
+    }
+
+    /// Writes a sum out as an expression (zero of the node's shape when it is empty).
+    /// Writes a sum out as an expression, its terms in a fixed order (so equal sums are
+    /// one node), zero of the node's shape when it is empty.
+    ///
+    /// Coefficients all of one size come out as one factor: `2·(A − B)`, not `2·A − 2·B`,
+    /// with the sign of the term whose names come first.
+    fn build(&mut self, poly: &Poly, shape: Option<&Shape>) -> Id {
+        let mut sorted = poly.0.clone();
+        self.sort_terms(&mut sorted);
+        if sorted.len() > 1 {
+            let size = sorted[0].coeff.abs();
+            if size != 1.0 && sorted.iter().all(|t| t.coeff.abs() == size) {
+                let factor = self.single_or_factor(&Poly(sorted));
+                return self.build_term(&factor);
+            }
+        }
+        let terms: Vec<Id> = sorted.iter().map(|t| self.build_term(t)).collect();
+        match terms.split_first() {
+            Some((&first, rest)) => rest.iter().fold(first, |acc, &t| self.add(Math::Add([acc, t]))),
+            None => match shape {
+                Some(shape) if !shape.is_scalar() => {
+                    let (r, c) = (self.dim(&shape.rows), self.dim(&shape.cols));
+                    self.add(Math::Zeros([r, c]))
+                }
+                _ => self.num(0.0),
+            },
+        }
+    }
+
+    /// The transposes among the distinct nodes of a subexpression.
+    fn transposes(&self, id: Id) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![id];
+        let mut count = 0;
+        while let Some(id) = stack.pop() {
+            if seen.insert(id) {
+                count += usize::from(matches!(self.out.expr()[id], Math::Transpose(_)));
+                stack.extend(self.out.expr()[id].children());
+            }
+        }
+        count
+    }
+
+    fn summands(&self, id: Id, out: &mut Vec<Id>) {
+        match self.out.expr()[id] {
+            Math::Add([a, b]) => {
+                self.summands(a, out);
+                self.summands(b, out);
+            }
+            _ => out.push(id),
+        }
+    }
+
+    /// Sorts a sum's terms by their signatures: an order that transposing every term keeps.
+    fn sort_terms(&mut self, terms: &mut [Term]) {
+        let mut keyed: Vec<(Signature, usize)> = terms
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let mut sig = Signature::default();
+                for id in t.scalars.iter().map(|(f, _)| *f).chain(t.core) {
+                    sig.join(&self.signature(id));
+                }
+                (sig, k)
+            })
+            .collect();
+        keyed.sort();
+        let sorted: Vec<Term> = keyed.iter().map(|(_, k)| terms[*k].clone()).collect();
+        terms.clone_from_slice(&sorted);
+    }
+
+    /// What a node is made of, whichever way it is transposed: its size (without transposes
+    /// and numbers) and its leaves' names.
+    fn signature(&mut self, id: Id) -> Signature {
+        if let Some(sig) = self.signatures.get(&id) {
+            return sig.clone();
+        }
+        let node = self.out.expr()[id].clone();
+        let mut sig = match &node {
+            Math::Symbol(s) => Signature {
+                size: 1,
+                names: vec![s.as_str()],
+            },
+            Math::Num(_) | Math::Transpose(_) | Math::Scale(_) | Math::Pow(_) => Signature::default(),
+            _ => Signature { size: 1, names: vec![] },
+        };
+        for &c in node.children() {
+            sig.join(&self.signature(c));
+        }
+        self.signatures.insert(id, sig.clone());
+        sig
+    }
+
+    fn build_term(&mut self, t: &Term) -> Id {
+        let mut factors: Vec<Id> = Vec::new();
+        for &(f, e) in &t.scalars {
+            factors.push(if e == 1.0 {
+                f
+            } else {
+                let k = self.num(e);
+                self.add(Math::Pow([f, k]))
+            });
+        }
+        let mut acc = match t.core.or_else(|| factors.pop()) {
+            Some(inner) => inner,
+            None => return self.num(t.coeff),
+        };
+        for f in factors.into_iter().rev() {
+            acc = self.add(Math::Scale([f, acc]));
+        }
+        if t.coeff != 1.0 {
+            let c = self.num(t.coeff);
+            acc = self.add(Math::Scale([c, acc]));
+        }
+        acc
+    }
+}
+
+/// The number r with `pattern`'s terms, times r, all among `poly`'s terms.
+fn multiple(poly: &Poly, pattern: &Poly) -> Option<f64> {
+    let mut ratio = None;
+    for p in &pattern.0 {
+        let t = poly.0.iter().find(|t| t.same_kind(p))?;
+        let r = t.coeff / p.coeff;
+        match ratio {
+            None => ratio = Some(r),
+            Some(q) if (q - r).abs() <= 1e-12 * q.abs().max(r.abs()) => {}
+            Some(_) => return None,
+        }
+    }
+    ratio
+}
