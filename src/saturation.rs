@@ -79,13 +79,15 @@ pub fn run(egraph: &mut MathGraph, rules: &[&Compiled], limits: Limits) -> Outco
         }
         let mut applied = 0;
         let mut over = false;
-        for (rule, matches) in rules.iter().zip(&found) {
-            if !matches.is_empty() {
-                applied += rule.rewrite.apply(egraph, matches).len();
-            }
-            if egraph.total_size() > limits.nodes {
-                over = true;
-                break;
+        // The node limit is checked after each class's matches: one rule applied everywhere
+        // at once (associativity over a long sum) can add far more nodes than the limit.
+        'apply: for (rule, matches) in rules.iter().zip(&found) {
+            for class in matches.chunks(1) {
+                applied += rule.rewrite.apply(egraph, class).len();
+                if egraph.total_size() > limits.nodes {
+                    over = true;
+                    break 'apply;
+                }
             }
         }
         drop(found);
