@@ -8,7 +8,7 @@
 //! functions (`G ⊙ f'(X)`, `y ⊙ cos(x)`). A product of scalars scaling a matrix is written
 //! as one scaling after another (`0.5·a·bᵀ/(aᵀ·X·b)^0.5`, not `(0.5·(aᵀ·X·b)^(−0.5))·a·bᵀ`).
 
-use crate::ir::{ExprBuilder, Math};
+use crate::ir::{Const, ExprBuilder, Math};
 use egg::{Id, RecExpr, Symbol};
 use std::collections::HashMap;
 
@@ -17,6 +17,9 @@ use std::collections::HashMap;
 pub struct ReadingOrder {
     rank: HashMap<Symbol, usize>,
     upstream: Option<Symbol>,
+    /// The differences the script writes, each as the names of its added and its
+    /// subtracted terms.
+    differences: Differences,
 }
 
 impl ReadingOrder {
@@ -50,6 +53,11 @@ impl ReadingOrder {
 
     fn visit(&mut self, expr: &RecExpr<Math>, id: Id) {
         let node = &expr[id];
+        if matches!(node, Math::Add(_)) {
+            if let Some(difference) = difference_names(expr, id) {
+                self.differences.insert(difference);
+            }
+        }
         if let Math::Symbol(s) = node {
             let next = self.rank.len();
             self.rank.entry(*s).or_insert(next);
@@ -69,9 +77,10 @@ impl ReadingOrder {
 
     /// `expr` with the terms of every sum and Hadamard product in order.
     pub fn arrange(&self, expr: &RecExpr<Math>) -> RecExpr<Math> {
+        let expr = absorb_minus(expr, &self.differences);
         let mut out = ExprBuilder::default();
-        if let Some(root) = root(expr) {
-            self.build(expr, root, &mut out);
+        if let Some(root) = root(&expr) {
+            self.build(&expr, root, &mut out);
         }
         out.finish()
     }
@@ -187,6 +196,141 @@ fn factor_kind(expr: &RecExpr<Math>, id: Id) -> u8 {
     }
 }
 
+/// The names of the added and of the subtracted terms of a sum with both.
+fn difference_names(expr: &RecExpr<Math>, id: Id) -> Option<(Vec<Symbol>, Vec<Symbol>)> {
+    let mut terms = Vec::new();
+    flatten(expr, id, sum, &mut terms);
+    let (minus, plus): (Vec<Id>, Vec<Id>) = terms.into_iter().partition(|&t| negated(expr, t));
+    let names = |ids: Vec<Id>| {
+        let mut names: Vec<Symbol> = Vec::new();
+        for t in ids {
+            let mut seen = std::collections::HashSet::new();
+            let mut stack = vec![t];
+            while let Some(n) = stack.pop() {
+                if seen.insert(n) {
+                    if let Math::Symbol(s) = expr[n] {
+                        names.push(s);
+                    }
+                    stack.extend(expr[n].children());
+                }
+            }
+        }
+        names.sort_by_key(|s| s.as_str());
+        names.dedup();
+        names
+    };
+    (!minus.is_empty() && !plus.is_empty()).then(|| (names(plus), names(minus)))
+}
+
+/// `expr` with a minus in front of a difference taken into it: `−(Y − S) = S − Y`, and
+/// `−Xᵀ·(t − p) = Xᵀ·(p − t)` when the product has one difference among its factors and
+/// the script does not write that difference this way round (`−S⁻¹·(x − μ)` stays).
+fn absorb_minus(expr: &RecExpr<Math>, script: &Differences) -> RecExpr<Math> {
+    let mut out = ExprBuilder::default();
+    if let Some(root) = root(expr) {
+        absorb(expr, root, script, &mut out, &mut HashMap::new());
+    }
+    out.finish()
+}
+
+type Differences = std::collections::HashSet<(Vec<Symbol>, Vec<Symbol>)>;
+
+fn absorb(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuilder, memo: &mut HashMap<Id, Id>) -> Id {
+    if let Some(&done) = memo.get(&id) {
+        return done;
+    }
+    let built = match &expr[id] {
+        Math::Scale([s, a]) if expr[*s] == Math::Num(Const(-1.0)) => {
+            let lone_sum = matches!(expr[*a], Math::Add(_));
+            let difference = |d: Id| {
+                let mut terms = Vec::new();
+                flatten(expr, d, sum, &mut terms);
+                let written = difference_names(expr, d).is_some_and(|names| script.contains(&names));
+                (terms.len() > 1 && terms.iter().any(|&t| negated(expr, t)) && (lone_sum || !written)).then_some(terms)
+            };
+            // A linear function of one difference takes the minus in as well: −sum(t − p) = sum(p − t).
+            let (wrap, inner) = match expr[*a] {
+                Math::Sum(d) | Math::Trace(d) | Math::Transpose(d) => (Some(expr[*a].clone()), d),
+                _ => (None, *a),
+            };
+            let mut factors = Vec::new();
+            flatten(expr, inner, product, &mut factors);
+            let differences: Vec<usize> = (0..factors.len())
+                .filter(|&k| difference(factors[k]).is_some())
+                .collect();
+            match differences.as_slice() {
+                [k] => {
+                    let terms = difference(factors[*k]).unwrap_or_default();
+                    let built: Vec<Id> = factors
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &f)| {
+                            if j == *k {
+                                let negated: Vec<Id> =
+                                    terms.iter().map(|&t| negate(expr, t, script, out, memo)).collect();
+                                negated
+                                    .into_iter()
+                                    .reduce(|acc, t| out.add(Math::Add([acc, t])))
+                                    .expect("a difference has terms")
+                            } else {
+                                absorb(expr, f, script, out, memo)
+                            }
+                        })
+                        .collect();
+                    let chain = built
+                        .into_iter()
+                        .reduce(|acc, f| out.add(Math::Mul([acc, f])))
+                        .expect("a product has factors");
+                    match wrap {
+                        Some(node) => out.add(node.map_children(|_| chain)),
+                        None => chain,
+                    }
+                }
+                _ => {
+                    let node = expr[id].clone().map_children(|c| absorb(expr, c, script, out, memo));
+                    out.add(node)
+                }
+            }
+        }
+        node => {
+            let node = node.clone().map_children(|c| absorb(expr, c, script, out, memo));
+            out.add(node)
+        }
+    };
+    memo.insert(id, built);
+    built
+}
+
+/// `−t`, without a double minus.
+fn negate(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuilder, memo: &mut HashMap<Id, Id>) -> Id {
+    match &expr[id] {
+        Math::Scale([s, x]) if matches!(expr[*s], Math::Num(c) if c.0 < 0.0) => {
+            let Math::Num(c) = expr[*s] else {
+                unreachable!("matched a number")
+            };
+            let x = absorb(expr, *x, script, out, memo);
+            if c.0 == -1.0 {
+                x
+            } else {
+                let k = out.num(-c.0);
+                out.add(Math::Scale([k, x]))
+            }
+        }
+        _ => {
+            let t = absorb(expr, id, script, out, memo);
+            let minus = out.num(-1.0);
+            out.add(Math::Scale([minus, t]))
+        }
+    }
+}
+
+fn product(node: &Math) -> Option<[Id; 2]> {
+    match node {
+        Math::Mul(args) => Some(*args),
+        _ => None,
+    }
+}
+
 /// Whether a term is written with a leading minus (a negative factor in front).
 fn negated(expr: &RecExpr<Math>, id: Id) -> bool {
     match &expr[id] {
@@ -211,6 +355,26 @@ mod tests {
         let script = "(+ (* X W) (* a (T b)))";
         assert_eq!(arranged(script, "(+ (T b) (* X W))"), "(+ (* X W) (T b))");
         assert_eq!(arranged(script, "(+ (scale -1 X) (T b))"), "(+ (T b) (scale -1 X))");
+    }
+
+    #[test]
+    fn a_minus_goes_into_a_difference_the_script_does_not_write() {
+        // −(Y − S) = S − Y.
+        assert_eq!(
+            arranged("(+ S Y)", "(scale -1 (+ Y (scale -1 S)))"),
+            "(+ S (scale -1 Y))"
+        );
+        // −Xᵀ·(t − p) = Xᵀ·(p − t): the script has no t − p.
+        let logistic =
+            "(+ (* (T t) (log p)) (* (T (+ (ones @1 @n) (scale -1 t))) (log (+ (ones @n @1) (scale -1 p)))))";
+        assert_eq!(
+            arranged(logistic, "(scale -1 (* (T X) (+ t (scale -1 p))))"),
+            "(* (T X) (+ p (scale -1 t)))"
+        );
+        // −S⁻¹·(x − μ) stays: the script writes x − μ.
+        let gaussian = "(* (T (+ x (scale -1 mu))) (* (inv S) (+ x (scale -1 mu))))";
+        let kept = "(scale -1 (* (inv S) (+ x (scale -1 mu))))";
+        assert_eq!(arranged(gaussian, kept), kept);
     }
 
     #[test]
