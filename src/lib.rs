@@ -229,12 +229,10 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     if options.layout == Layout::Numerator {
         root = egraph.add(Math::Transpose(root));
     }
-    // The derivative as built holds many shortcuts (1·G, Aᵀ·I, (Gᵀ)ᵀ); taking them first, on
-    // their own, and starting afresh from the result leaves the full run a far smaller e-graph.
+    // The derivative as built holds many shortcuts (1·G, Aᵀ·I, (Gᵀ)ᵀ) and cancelling pairs
+    // (0.5·2, A − A, A·A⁻¹). Cancelling inside an e-graph that also rearranges never ends, so
+    // the canonical form takes them all, once, on the tree; the full run then only rearranges.
     egraph.rebuild();
-    let gradient = simplify::tidy(egraph, root, options.limits.for_target());
-    // Cancelling (0.5·2, A − A, A·A⁻¹) inside an e-graph that also rearranges never ends, so
-    // it happens here, once, on the tidied tree; the full run then only rearranges.
     let mut reading = order::ReadingOrder::default();
     reading.read(&target.expr);
     for (name, expr, _) in &checked.definition_exprs {
@@ -250,7 +248,13 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
         env_with_definitions.shapes.insert(sym, shape.clone());
         definition_bodies.push((sym, expr));
     }
-    let gradient = canon::canonical(&env_with_definitions, &reading, &definition_bodies, &gradient).unwrap_or(gradient);
+    let built = simplify::extract(&egraph, root);
+    // Too big a canonical form (a long product in every term of a long sum): the tidying
+    // rules take the shortcuts instead.
+    let gradient = match canon::canonical(&env_with_definitions, &reading, &definition_bodies, &built) {
+        Some(canonical) => canonical,
+        None => simplify::tidy(egraph, root, options.limits.for_target()),
+    };
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let root = egraph.add_expr(&gradient);
     // Each definition is a name for its expression, so the result can be written with the

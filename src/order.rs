@@ -243,6 +243,11 @@ fn absorb(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
         Math::Scale([s, a]) if expr[*s] == Math::Num(Const(-1.0)) => {
             let lone_sum = matches!(expr[*a], Math::Add(_));
             let difference = |d: Id| {
+                // (t − p)ᵀ as a factor is a difference too: its minus goes in the same way.
+                let d = match expr[d] {
+                    Math::Transpose(inner) if matches!(expr[inner], Math::Add(_)) => inner,
+                    _ => d,
+                };
                 let mut terms = Vec::new();
                 flatten(expr, d, sum, &mut terms);
                 let written = difference_names(expr, d).is_some_and(|names| script.contains(&names));
@@ -268,10 +273,15 @@ fn absorb(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
                             if j == *k {
                                 let negated: Vec<Id> =
                                     terms.iter().map(|&t| negate(expr, t, script, out, memo)).collect();
-                                negated
+                                let flipped = negated
                                     .into_iter()
                                     .reduce(|acc, t| out.add(Math::Add([acc, t])))
-                                    .expect("a difference has terms")
+                                    .expect("a difference has terms");
+                                if matches!(expr[f], Math::Transpose(_)) {
+                                    out.add(Math::Transpose(flipped))
+                                } else {
+                                    flipped
+                                }
                             } else {
                                 absorb(expr, f, script, out, memo)
                             }

@@ -16,7 +16,8 @@ use crate::ir::{Math, MathGraph};
 use crate::rules::Compiled;
 use crate::simplify::Limits;
 use egg::Id;
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::{FxHashMap as HashMap, FxHasher};
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
@@ -131,7 +132,7 @@ fn fingerprint(egraph: &MathGraph) -> HashMap<Id, u64> {
     egraph
         .classes()
         .map(|class| {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            let mut hasher = FxHasher::default();
             class.nodes.hash(&mut hasher);
             (class.id, hasher.finish())
         })

@@ -30,6 +30,8 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("tr-ones-r",  "(tr (* ?a (ones ?m ?n)))", "(sum ?a)",          "tr(A·1·1ᵀ) = Σ_ij A_ij"),
     rule("tr-ones-l",  "(tr (* (ones ?m ?n) ?a))", "(sum ?a)",          "tr(1·1ᵀ·A) = Σ_ij A_ij"),
     rule("ones-sandwich", "(* (ones @1 ?m) (* ?a (ones ?n @1)))", "(sum ?a)", "1ᵀA1 = Σ_ij A_ij"),
+    guarded("sum-col-l", "(* (ones @1 ?n) ?a)", "(sum ?a)", Guard::Column("?a"), "1ᵀa = Σᵢ aᵢ for a column a"),
+    guarded("sum-col-r", "(* (T ?a) (ones ?n @1))", "(sum ?a)", Guard::Column("?a"), "aᵀ1 = Σᵢ aᵢ for a column a"),
     guarded("sum-scalar", "(sum ?a)",       "?a",  Guard::Scalar("?a"),  "the sum of one entry is that entry"),
     rule("sum-scale",  "(sum (scale ?s ?a))", "(scale ?s (sum ?a))",     "sum(sA) = s sum(A)"),
     rule("sum-T",      "(sum (T ?a))",      "(sum ?a)",                  "sum(Aᵀ) = sum(A)"),
