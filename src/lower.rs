@@ -330,8 +330,9 @@ impl Lowering<'_> {
             return Ok((self.add(Math::Symbol(sym)), s.clone()));
         }
         if self.dims.contains(n) {
-            return Err(Error::name(format!("`{n}` is a dimension, not a value"), span)
-                .with_note("dimensions size matrices (`X : n x n`, `ones(n, 1)`); they cannot be used in arithmetic"));
+            // A dimension used as a value is its size: `norm(X*w - y)^2 / N`.
+            let dim = self.builder.dim(&crate::dim::Dim::named(n));
+            return Ok((self.add(Math::DimValue(dim)), Shape::scalar()));
         }
         if is_function(n) {
             return Err(Error::name(

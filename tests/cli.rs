@@ -129,7 +129,6 @@ fn error_catalogue() {
         ("non-square-det", "X : n x m; det(X)", "X"),
         ("non-square-logdet", "X : n x m; logdet(X)", "X"),
         ("conflicting-declarations", "X : n x n; X : n x m; tr(X)", "X"),
-        ("dimension-as-value", "X : n x n; n * tr(X)", "X"),
         ("divide-by-matrix", "X : n x n; Y : n x n; sum(X / Y)", "X"),
         ("empty-input", "", "X"),
         ("only-declarations", "X : n x n", "X"),
