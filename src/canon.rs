@@ -964,10 +964,22 @@ impl Canon<'_> {
         }
     }
 
+    /// `A⁻¹`; the inverse of a power is the power of the inverse ((X·X)⁻¹ = X⁻¹·X⁻¹, Cookbook
+    /// eq. 1), so that it can cancel against the factors around it.
     fn inverse(&mut self, id: Id) -> Id {
         match self.out.expr()[id] {
             Math::Inv(x) => x,
             Math::Eye(_) => id,
+            Math::Mul(_) => {
+                let mut list = Vec::new();
+                self.factors(id, &mut list);
+                if list.iter().all(|&f| f == list[0]) {
+                    let inverse = self.inverse(list[0]);
+                    (1..list.len()).fold(inverse, |acc, _| self.add(Math::Mul([inverse, acc])))
+                } else {
+                    self.add(Math::Inv(id))
+                }
+            }
             _ => self.add(Math::Inv(id)),
         }
     }
@@ -1252,6 +1264,8 @@ mod tests {
         assert_eq!(canon("(* (T A) (* (T (inv (* A (* X B)))) (T B)))"), "(inv (T X))");
         assert_eq!(canon("(* (inv (* A B)) A)"), "(inv B)");
         assert_eq!(canon("(* (inv (* A B)) B)"), "(* (inv (* A B)) B)");
+        // The inverse of a power is the power of the inverse.
+        assert_eq!(canon("(* X (inv (* X (* X X))))"), "(* (inv X) (inv X))");
     }
 
     #[test]
