@@ -125,6 +125,11 @@ impl ReadingOrder {
                     .reduce(|acc, f| out.add(Math::Had([acc, f])))
                     .expect("a product has factors")
             }
+            // s·b⁻ᵏ between scalars reads as s/bᵏ: the reciprocal scales.
+            Math::Scale([s, a]) if reciprocal(expr, *a) && !reciprocal(expr, *s) => {
+                let (s, a) = (self.build(expr, *s, out), self.build(expr, *a, out));
+                out.add(Math::Scale([a, s]))
+            }
             Math::Scale([s, a]) if matches!(expr[*s], Math::Scale(_)) => {
                 // (s·t)·A reads as s·(t·A): each scalar factor applies in turn, a number first,
                 // and a reciprocal can then be written as a division.
@@ -241,61 +246,16 @@ fn absorb(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
     }
     let built = match &expr[id] {
         Math::Scale([s, a]) if expr[*s] == Math::Num(Const(-1.0)) => {
-            let lone_sum = matches!(expr[*a], Math::Add(_));
-            let difference = |d: Id| {
-                // (t − p)ᵀ as a factor is a difference too: its minus goes in the same way.
-                let d = match expr[d] {
-                    Math::Transpose(inner) if matches!(expr[inner], Math::Add(_)) => inner,
-                    _ => d,
-                };
-                let mut terms = Vec::new();
-                flatten(expr, d, sum, &mut terms);
-                let written = difference_names(expr, d).is_some_and(|names| script.contains(&names));
-                (terms.len() > 1 && terms.iter().any(|&t| negated(expr, t)) && (lone_sum || !written)).then_some(terms)
-            };
-            // A linear function of one difference takes the minus in as well: −sum(t − p) = sum(p − t).
-            let (wrap, inner) = match expr[*a] {
-                Math::Sum(d) | Math::Trace(d) | Math::Transpose(d) => (Some(expr[*a].clone()), d),
-                _ => (None, *a),
-            };
-            let mut factors = Vec::new();
-            flatten(expr, inner, product, &mut factors);
-            let differences: Vec<usize> = (0..factors.len())
-                .filter(|&k| difference(factors[k]).is_some())
-                .collect();
-            match differences.as_slice() {
-                [k] => {
-                    let terms = difference(factors[*k]).unwrap_or_default();
-                    let built: Vec<Id> = factors
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &f)| {
-                            if j == *k {
-                                let negated: Vec<Id> =
-                                    terms.iter().map(|&t| negate(expr, t, script, out, memo)).collect();
-                                let flipped = negated
-                                    .into_iter()
-                                    .reduce(|acc, t| out.add(Math::Add([acc, t])))
-                                    .expect("a difference has terms");
-                                if matches!(expr[f], Math::Transpose(_)) {
-                                    out.add(Math::Transpose(flipped))
-                                } else {
-                                    flipped
-                                }
-                            } else {
-                                absorb(expr, f, script, out, memo)
-                            }
-                        })
-                        .collect();
-                    let chain = built
-                        .into_iter()
-                        .reduce(|acc, f| out.add(Math::Mul([acc, f])))
-                        .expect("a product has factors");
-                    match wrap {
-                        Some(node) => out.add(node.map_children(|_| chain)),
-                        None => chain,
-                    }
-                }
+            // −(Y − S) always; a difference deeper in a product only if the script does not
+            // write it this way round, and only if it is the one place the minus can go.
+            let mut places = Vec::new();
+            if matches!(expr[*a], Math::Add(_)) {
+                places.push(*a);
+            } else {
+                differences_within(expr, *a, script, &mut places);
+            }
+            match places.as_slice() {
+                [place] if is_difference(expr, *place) => flip_at(expr, *a, *place, script, out, memo),
                 _ => {
                     let node = expr[id].clone().map_children(|c| absorb(expr, c, script, out, memo));
                     out.add(node)
@@ -309,6 +269,84 @@ fn absorb(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
     };
     memo.insert(id, built);
     built
+}
+
+/// Whether a sum has terms both added and subtracted.
+fn is_difference(expr: &RecExpr<Math>, id: Id) -> bool {
+    let mut terms = Vec::new();
+    flatten(expr, id, sum, &mut terms);
+    terms.len() > 1 && terms.iter().any(|&t| negated(expr, t))
+}
+
+/// The sums a minus in front of `id` could go into: those reached through products,
+/// Hadamard products, transposes, scalings, sums and traces (each linear in that argument),
+/// one entry per place, other than a difference the script writes as it stands.
+fn differences_within(expr: &RecExpr<Math>, id: Id, script: &Differences, places: &mut Vec<Id>) {
+    match &expr[id] {
+        Math::Add(_) => {
+            let written = difference_names(expr, id).is_some_and(|names| script.contains(&names));
+            if is_difference(expr, id) && !written {
+                places.push(id);
+            }
+        }
+        Math::Mul([a, b]) | Math::Had([a, b]) | Math::Scale([a, b]) => {
+            differences_within(expr, *a, script, places);
+            differences_within(expr, *b, script, places);
+        }
+        Math::HDiv([a, _]) | Math::Transpose(a) | Math::Sum(a) | Math::Trace(a) => {
+            differences_within(expr, *a, script, places)
+        }
+        _ => {}
+    }
+}
+
+/// `id` rebuilt with the difference at `place` negated (`t − p` becomes `p − t`).
+fn flip_at(
+    expr: &RecExpr<Math>,
+    id: Id,
+    place: Id,
+    script: &Differences,
+    out: &mut ExprBuilder,
+    memo: &mut HashMap<Id, Id>,
+) -> Id {
+    if id == place {
+        let mut terms = Vec::new();
+        flatten(expr, id, sum, &mut terms);
+        let negated: Vec<Id> = terms.iter().map(|&t| negate(expr, t, script, out, memo)).collect();
+        return negated
+            .into_iter()
+            .reduce(|acc, t| out.add(Math::Add([acc, t])))
+            .expect("a difference has terms");
+    }
+    match &expr[id] {
+        Math::Mul(_)
+        | Math::Had(_)
+        | Math::Scale(_)
+        | Math::HDiv(_)
+        | Math::Transpose(_)
+        | Math::Sum(_)
+        | Math::Trace(_) => {
+            let linear = |k: usize| !matches!(expr[id], Math::HDiv(_)) || k == 0;
+            let children: Vec<Id> = expr[id].children().to_vec();
+            let built: Vec<Id> = children
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| {
+                    if linear(k) {
+                        flip_at(expr, c, place, script, out, memo)
+                    } else {
+                        absorb(expr, c, script, out, memo)
+                    }
+                })
+                .collect();
+            let mut next = built.into_iter();
+            let node = expr[id]
+                .clone()
+                .map_children(|_| next.next().expect("as many children"));
+            out.add(node)
+        }
+        _ => absorb(expr, id, script, out, memo),
+    }
 }
 
 /// `−t`, without a double minus.
@@ -334,11 +372,9 @@ fn negate(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
     }
 }
 
-fn product(node: &Math) -> Option<[Id; 2]> {
-    match node {
-        Math::Mul(args) => Some(*args),
-        _ => None,
-    }
+/// Whether a node is a negative power, b⁻ᵏ.
+fn reciprocal(expr: &RecExpr<Math>, id: Id) -> bool {
+    matches!(&expr[id], Math::Pow([_, k]) if matches!(expr[*k], Math::Num(c) if c.0 < 0.0))
 }
 
 /// Whether a term is written with a leading minus (a negative factor in front).
@@ -380,6 +416,11 @@ mod tests {
         assert_eq!(
             arranged(logistic, "(scale -1 (* (T X) (+ t (scale -1 p))))"),
             "(* (T X) (+ p (scale -1 t)))"
+        );
+        // Through Hadamard products too, when there is one difference to take it.
+        assert_eq!(
+            arranged("(+ P Y)", "(scale -1 (* (T X) (.* (* (+ Y (scale -1 P)) W) S)))"),
+            "(* (T X) (.* S (* (+ P (scale -1 Y)) W)))"
         );
         // −S⁻¹·(x − μ) stays: the script writes x − μ.
         let gaussian = "(* (T (+ x (scale -1 mu))) (* (inv S) (+ x (scale -1 mu))))";
