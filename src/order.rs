@@ -108,6 +108,42 @@ impl ReadingOrder {
                     .reduce(|acc, t| out.add(Math::Add([acc, t])))
                     .expect("a sum has terms")
             }
+            // A trace of a product with an inverse in it starts at an inverse, as the Cookbook
+            // writes tr(Y⁻¹·∂Y): of those rotations, the one whose names read earliest.
+            Math::Trace(x) if matches!(expr[*x], Math::Mul(_)) => {
+                let mut factors = Vec::new();
+                flatten(
+                    expr,
+                    *x,
+                    |n| match n {
+                        Math::Mul(args) => Some(*args),
+                        _ => None,
+                    },
+                    &mut factors,
+                );
+                let inverse = |f: Id| match &expr[f] {
+                    Math::Inv(_) => true,
+                    Math::Transpose(y) => matches!(expr[*y], Math::Inv(_)),
+                    _ => false,
+                };
+                let ranks: Vec<usize> = factors
+                    .iter()
+                    .map(|&f| self.leading(expr, f).unwrap_or(usize::MAX))
+                    .collect();
+                let n = factors.len();
+                let start = (0..n)
+                    .filter(|&k| inverse(factors[k]))
+                    .min_by_key(|&k| (0..n).map(|j| ranks[(k + j) % n]).collect::<Vec<_>>())
+                    .unwrap_or(0);
+                let built: Vec<Id> = (0..n)
+                    .map(|j| self.build(expr, factors[(start + j) % n], out))
+                    .collect();
+                let product = built
+                    .into_iter()
+                    .reduce(|acc, f| out.add(Math::Mul([acc, f])))
+                    .expect("a product has factors");
+                out.add(Math::Trace(product))
+            }
             Math::Had(_) => {
                 let mut factors = Vec::new();
                 flatten(expr, id, hadamard, &mut factors);
