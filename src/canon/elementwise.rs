@@ -1,0 +1,312 @@
+//! Hadamard products in the canonical form: elementwise monomials (each factor once with
+//! its exponent, `⊘` a negative one), cancelled first; a sum among the factors multiplied
+//! out only where that cancels; `σ` recognised.
+
+use super::*;
+
+/// The most terms a Hadamard product of sums is multiplied out to.
+pub(super) const EXPANSION: usize = 16;
+
+/// Factors with exponents, each once, by id, none with exponent 0.
+pub(super) fn merge_factors(mut factors: Vec<(Id, f64)>) -> Vec<(Id, f64)> {
+    factors.sort_by_key(|(f, _)| *f);
+    let mut merged: Vec<(Id, f64)> = Vec::new();
+    for (f, e) in factors {
+        match merged.last_mut() {
+            Some((g, k)) if *g == f => *k += e,
+            _ => merged.push((f, e)),
+        }
+    }
+    merged.retain(|(_, e)| *e != 0.0);
+    merged
+}
+
+/// Whether some factor appears both multiplying and dividing.
+pub(super) fn cancelling(factors: &[(Id, f64)]) -> bool {
+    factors
+        .iter()
+        .any(|(f, e)| *e > 0.0 && factors.iter().any(|(g, k)| g == f && *k < 0.0))
+}
+
+impl Canon<'_> {
+    /// The elementwise factors of a matrix part with their exponents (`x ⊙ y ⊘ z.^2`:
+    /// x¹, y¹, z⁻²), a ones matrix being none.
+    ///
+    /// With `through`, a definition that is an elementwise product or quotient (softmax)
+    /// gives its body's factors.
+    pub(super) fn elementwise_factors(&self, id: Id, k: f64, through: bool, out: &mut Vec<(Id, f64)>) {
+        match self.out.expr()[id] {
+            Math::Had([a, b]) => {
+                self.elementwise_factors(a, k, through, out);
+                self.elementwise_factors(b, k, through, out);
+            }
+            Math::HDiv([a, b]) => {
+                self.elementwise_factors(a, k, through, out);
+                self.elementwise_factors(b, -k, through, out);
+            }
+            Math::EPow([a, e]) if self.data[usize::from(e)].constant.is_some() => {
+                let e = self.data[usize::from(e)].constant.unwrap_or(1.0);
+                self.elementwise_factors(a, k * e, through, out);
+            }
+            Math::Ones(_) => {}
+            Math::Symbol(_) if through && self.elementwise_definitions.contains_key(&id) => {
+                self.elementwise_factors(self.elementwise_definitions[&id], k, through, out);
+            }
+            _ => out.push((id, k)),
+        }
+    }
+
+    /// The canonical matrix part of an elementwise monomial: the factors by id, exponents
+    /// summed, the cancelled ones gone (`x ⊘ x` is 1 where x has no zero, as the rules'
+    /// `hdiv-cancel`), written `n₁ ⊙ n₂ ⊘ (d₁ ⊙ d₂)`; all ones when nothing is left.
+    pub(super) fn elementwise_monomial(&mut self, factors: Vec<(Id, f64)>, shape: &Shape) -> Id {
+        let merged = self.sigmoids(merge_factors(factors));
+        let chain = |this: &mut Self, part: Vec<(Id, f64)>| -> Option<Id> {
+            let powers: Vec<Id> = part
+                .into_iter()
+                .map(|(f, e)| {
+                    if e == 1.0 {
+                        f
+                    } else {
+                        let k = this.num(e);
+                        this.add(Math::EPow([f, k]))
+                    }
+                })
+                .collect();
+            powers.into_iter().reduce(|acc, f| this.add(Math::Had([acc, f])))
+        };
+        // Whole negative powers divide; a fractional one stays a power (G ⊙ x.^(−0.5)).
+        let (down, mut up): (Vec<_>, Vec<_>) = merged.into_iter().partition(|(_, e)| *e < 0.0 && e.fract() == 0.0);
+        // Functions close the product, and the division goes with the first other factor:
+        // ((a·bᵀ) ⊘ sin(X)) ⊙ cos(X).
+        up.sort_by_key(|&(f, _)| self.out.expr()[f].is_elementwise());
+        let denominator = chain(self, down.into_iter().map(|(f, e)| (f, -e)).collect());
+        let mut up = up.into_iter();
+        let first = match up.next() {
+            Some(f) => chain(self, vec![f]).expect("one factor"),
+            None => {
+                let (r, c) = (self.dim(&shape.rows), self.dim(&shape.cols));
+                self.add(Math::Ones([r, c]))
+            }
+        };
+        let first = match denominator {
+            Some(d) => self.add(Math::HDiv([first, d])),
+            None => first,
+        };
+        let rest = chain(self, up.collect());
+        match rest {
+            Some(r) => self.add(Math::Had([first, r])),
+            None => first,
+        }
+    }
+
+    /// `exp(u) ⊘ (1 + exp(u))` and `1 ⊘ (1 + exp(−u))` among the factors, as `σ(u)`, and
+    /// `exp(−u) ⊙ σ(u)` as `σ(−u)`.
+    pub(super) fn sigmoids(&mut self, mut factors: Vec<(Id, f64)>) -> Vec<(Id, f64)> {
+        let mut k = 0;
+        while k < factors.len() {
+            let (sum, e) = factors[k];
+            let argument = (e == -1.0).then(|| self.one_plus_exp(sum)).flatten();
+            let Some(u) = argument else {
+                k += 1;
+                continue;
+            };
+            let exp_u = self.out.expr()[u].clone();
+            let numerator = factors
+                .iter()
+                .position(|(f, e)| *e == 1.0 && self.out.expr()[*f] == Math::Exp(u));
+            let sigmoid_of = match (numerator, exp_u) {
+                (Some(n), _) => {
+                    factors.remove(n.max(k));
+                    factors.remove(n.min(k));
+                    Some(u)
+                }
+                // 1 + exp(−v): σ(v) = 1/(1 + e⁻ᵛ).
+                (None, Math::Scale([minus, v])) if self.data[usize::from(minus)].constant == Some(-1.0) => {
+                    factors.remove(k);
+                    Some(v)
+                }
+                _ => None,
+            };
+            match sigmoid_of {
+                Some(v) => {
+                    let sigma = self.add(Math::Sigmoid(v));
+                    factors.push((sigma, 1.0));
+                    k = 0;
+                }
+                None => k += 1,
+            }
+        }
+        // exp(−v) ⊙ σ(v) = σ(−v)
+        let mut k = 0;
+        while k < factors.len() {
+            let (f, e) = factors[k];
+            let found = match self.out.expr()[f] {
+                Math::Sigmoid(v) if e == 1.0 => factors.iter().position(|&(g, e)| {
+                    e == 1.0
+                        && matches!(self.out.expr()[g], Math::Exp(w)
+                            if matches!(self.out.expr()[w], Math::Scale([m, x]) if x == v && self.data[usize::from(m)].constant == Some(-1.0)))
+                }),
+                _ => None,
+            };
+            match found {
+                Some(n) => {
+                    let Math::Exp(w) = self.out.expr()[factors[n].0] else {
+                        unreachable!("matched an exponential")
+                    };
+                    factors.remove(n.max(k));
+                    factors.remove(n.min(k));
+                    let sigma = self.add(Math::Sigmoid(w));
+                    factors.push((sigma, 1.0));
+                    k = 0;
+                }
+                None => k += 1,
+            }
+        }
+        merge_factors(factors)
+    }
+
+    /// For a sum `1 + exp(u)` (ones and one exponential, both with coefficient 1): u.
+    pub(super) fn one_plus_exp(&self, sum: Id) -> Option<Id> {
+        let terms = &self.sums.get(&sum)?.0;
+        let [a, b] = terms.as_slice() else { return None };
+        let plain = |t: &Term| t.coeff == 1.0 && t.scalars.is_empty();
+        if !plain(a) || !plain(b) {
+            return None;
+        }
+        let (x, y) = (a.core?, b.core?);
+        match (&self.out.expr()[x], &self.out.expr()[y]) {
+            (Math::Ones(_), Math::Exp(u)) | (Math::Exp(u), Math::Ones(_)) => Some(*u),
+            _ => None,
+        }
+    }
+
+    /// The product of two terms' elementwise factors. Definitions that are elementwise
+    /// quotients are seen through only when that cancels a factor (`exp(Z) ⊙ Y ⊘ S` with
+    /// `S = exp(Z) ⊘ (exp(Z)·1·1ᵀ)`); left whole, they keep their names.
+    pub(super) fn hadamard_terms(&mut self, s: &Term, t: &Term, shape: &Shape) -> Term {
+        self.hadamard_cancelling(s, t, shape).0
+    }
+
+    /// As `hadamard_terms`, and whether some factor cancelled.
+    pub(super) fn hadamard_cancelling(&mut self, s: &Term, t: &Term, shape: &Shape) -> (Term, bool) {
+        let factors = |this: &Self, through: bool| {
+            let mut out = Vec::new();
+            for core in s.core.iter().chain(&t.core) {
+                this.elementwise_factors(*core, 1.0, through, &mut out);
+            }
+            out
+        };
+        let (seen, plain) = (factors(self, true), factors(self, false));
+        let through = cancelling(&seen) && merge_factors(seen.clone()).len() <= merge_factors(plain.clone()).len();
+        let factors = if through { seen } else { plain };
+        let cancelled = cancelling(&factors);
+        let core = self.elementwise_monomial(factors, shape);
+        let term = Term {
+            core: Some(core),
+            ..Term {
+                core: None,
+                ..s.clone()
+            }
+            .times(&Term {
+                core: None,
+                ..t.clone()
+            })
+        };
+        (term, cancelled)
+    }
+
+    /// `a ⊙ b` with a sum as one factor, factors cancelled. The sums among the factors left
+    /// are then multiplied out, but only kept so when that makes factors or terms cancel or combine:
+    /// `((1 − t) ⊘ (1 − σ) − t ⊘ σ) ⊙ σ ⊙ (1 − σ)` is `σ − t`, while `G ⊙ (1 − σ)` stays.
+    pub(super) fn hadamard(&mut self, a: &Poly, b: &Poly, data: &Data) -> Poly {
+        let Some(shape) = data.shape().cloned() else {
+            return Poly::default();
+        };
+        if a.0.is_empty() || b.0.is_empty() {
+            return Poly::default();
+        }
+        let (x, y) = (self.single_or_factor(a), self.single_or_factor(b));
+        let product = self.hadamard_terms(&x, &y, &shape);
+        let mut raw = Vec::new();
+        let cancelled = self.expand(product.clone(), &shape, &mut raw);
+        if raw.len() > EXPANSION {
+            return Poly::single(product);
+        }
+        let expanded = raw
+            .iter()
+            .fold(Poly::default(), |acc, t| acc.plus(&Poly::single(t.clone())));
+        if cancelled || expanded.0.len() < raw.len() {
+            expanded
+        } else {
+            Poly::single(product)
+        }
+    }
+
+    /// A term with each elementwise factor that is a sum (to the first power) multiplied
+    /// out; whether a factor cancelled on the way.
+    pub(super) fn expand(&mut self, term: Term, shape: &Shape, out: &mut Vec<Term>) -> bool {
+        let mut factors = Vec::new();
+        if let Some(core) = term.core {
+            self.elementwise_factors(core, 1.0, false, &mut factors);
+        }
+        // The sum with the most divisions goes first: its denominators may cancel against
+        // the other factors before those are multiplied out themselves.
+        let Some(k) = factors
+            .iter()
+            .enumerate()
+            .filter(|(_, (f, e))| *e == 1.0 && self.sums.contains_key(f))
+            .max_by_key(|(_, (f, _))| (self.divisions(*f), *f))
+            .map(|(k, _)| k)
+        else {
+            out.push(term);
+            return false;
+        };
+        let (sum, _) = factors.remove(k);
+        let rest = Term {
+            core: Some(self.elementwise_monomial(factors, shape)),
+            ..term
+        };
+        let mut cancelled = false;
+        for s in self.sums[&sum].0.clone() {
+            if out.len() > EXPANSION {
+                break;
+            }
+            let (t, here) = self.hadamard_cancelling(&rest, &s, shape);
+            cancelled |= here;
+            cancelled |= self.expand(t, shape, out);
+        }
+        cancelled
+    }
+
+    /// How many of a sum's terms divide elementwise.
+    pub(super) fn divisions(&self, sum: Id) -> usize {
+        self.sums[&sum]
+            .0
+            .iter()
+            .filter(|t| t.core.is_some_and(|c| matches!(self.out.expr()[c], Math::HDiv(_))))
+            .count()
+    }
+
+    /// `a.^k` elementwise (k = −1 for `1 ⊘ a`): a single term's factors to the k-th power
+    /// for a whole k; otherwise `a` is one factor.
+    pub(super) fn elementwise_power(&mut self, a: &Poly, k: f64, data: &Data) -> Poly {
+        let Some(shape) = data.shape().cloned() else {
+            return Poly::default();
+        };
+        if a.0.is_empty() {
+            return Poly::default();
+        }
+        let t = self.single_or_factor(a);
+        let mut factors = Vec::new();
+        if let Some(core) = t.core {
+            self.elementwise_factors(core, k, false, &mut factors);
+        }
+        let core = self.elementwise_monomial(factors, &shape);
+        Poly::single(Term {
+            coeff: t.coeff.powf(k),
+            scalars: t.scalars.iter().map(|&(f, e)| (f, e * k)).collect(),
+            core: Some(core),
+        })
+    }
+}
