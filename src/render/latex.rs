@@ -101,7 +101,8 @@ impl Form for Latex {
                         None
                     }
                 };
-                match (negated(a[0]), negated(a[1])) {
+                let subtrahend = |k: usize| super::subtracted_product(expr, id, k, pieces).or_else(|| negated(a[k]));
+                match (negated(a[0]), subtrahend(1)) {
                     (_, Some(rest)) => Piece::new(format!("{} - {rest}", a[0].text), Sum),
                     (Some(rest), None) => Piece::new(format!("{} - {rest}", paren(a[1], Product)), Sum),
                     (None, None) => Piece::new(format!("{} + {}", a[0].text, paren(a[1], Product)), Sum),

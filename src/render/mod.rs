@@ -69,6 +69,18 @@ impl Piece {
     }
 }
 
+/// For a sum's `k`-th term written `−x` with `x` a product: `x`'s text, unbracketed, since
+/// `a − G ⊙ b` needs no brackets of its own.
+pub fn subtracted_product(expr: &RecExpr<Math>, id: Id, k: usize, pieces: &[Piece]) -> Option<String> {
+    let child = expr[id].children()[k];
+    match expr[child] {
+        Math::Scale([s, x]) if constant_at(expr, s) == Some(-1.0) && pieces[usize::from(x)].prec >= Prec::Product => {
+            Some(pieces[usize::from(x)].text.clone())
+        }
+        _ => None,
+    }
+}
+
 pub trait Form {
     /// Writes `expr[id]`, whose children are already written in `pieces`.
     fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece;

@@ -64,18 +64,7 @@ impl Form for Text {
                         None
                     }
                 };
-                // a − G ⊙ b: a subtracted product needs no brackets of its own.
-                let subtrahend = |k: usize| {
-                    let child = egg::Language::children(&expr[id])[k];
-                    match expr[child] {
-                        Math::Scale([s, x])
-                            if constant_at(expr, s) == Some(-1.0) && pieces[usize::from(x)].prec >= Product =>
-                        {
-                            Some(pieces[usize::from(x)].text.clone())
-                        }
-                        _ => negated(a[k]),
-                    }
-                };
+                let subtrahend = |k: usize| super::subtracted_product(expr, id, k, pieces).or_else(|| negated(a[k]));
                 match (negated(a[0]), subtrahend(1)) {
                     (_, Some(rest)) => Piece::new(format!("{} − {rest}", a[0].text), Sum),
                     // Lead with the positive term: b − a, not −a + b.
