@@ -86,3 +86,15 @@ fn the_cookbook_symmetric_form_is_not_the_symmetric_gradient() {
         Check::Failed { .. }
     ));
 }
+
+#[test]
+fn finite_differences_of_a_large_objective_do_not_fail_a_zero_gradient() {
+    // f does not depend on w, and is large (a cube of a sum): the stencil's round-off
+    // (about 1e-12·|f|) must not count as a disagreement with the exact 0.
+    let script = "X : n x n; w : m; sum(X)^3 * 1000 + 0*sum(w)";
+    let v = verdict(script, "w", "(zeros @m @1)");
+    assert!(v.passed(), "{v:?}");
+    // A wrong gradient of the same objective is still caught.
+    let v = verdict(script, "w", "(scale 0.001 (ones @m @1))");
+    assert!(matches!(v, Check::Failed { .. }), "{v:?}");
+}
