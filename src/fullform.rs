@@ -508,12 +508,7 @@ impl FullForm {
     }
 
     pub fn check_text(&self) -> String {
-        let dims: Vec<&str> = self.dims.iter().map(String::as_str).collect();
-        let drawn = if dims.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} drawn independently)", dims.join(", "))
-        };
+        let drawn = crate::numeric::how_drawn(&self.dims);
         match &self.check {
             Check::Passed { instances, max_rel_err } => format!(
                 "checked entry by entry against finite differences on {instances} random instances{drawn}, max relative error {max_rel_err:.1e}"

@@ -636,12 +636,7 @@ impl Derivation {
 
     /// The check line: what was checked and how well it agreed.
     pub fn check_text(&self) -> String {
-        let dims: Vec<&str> = self.dims.iter().map(String::as_str).collect();
-        let drawn = match dims.len() {
-            0 => String::new(),
-            1 => format!(" ({} drawn at random)", dims[0]),
-            _ => format!(" ({} drawn independently)", dims.join(", ")),
-        };
+        let drawn = numeric::how_drawn(&self.dims);
         match &self.check {
             Check::Passed { instances, max_rel_err } => {
                 format!("checked on {instances} random instances{drawn}, max relative error {max_rel_err:.1e}")

@@ -539,6 +539,17 @@ where
     Ok(fine.clone() + (fine - coarse) * (1.0 / 15.0))
 }
 
+/// How the check drew the symbolic dimensions, for its report: ` (n drawn at random)`,
+/// ` (m, n drawn independently)`, or nothing.
+pub fn how_drawn(dims: &BTreeSet<String>) -> String {
+    let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
+    match dims.len() {
+        0 => String::new(),
+        1 => format!(" ({} drawn at random)", dims[0]),
+        _ => format!(" ({} drawn independently)", dims.join(", ")),
+    }
+}
+
 /// The largest entrywise disagreement of two matrices, relative to their size.
 pub fn relative_error(numeric: &Matrix, analytic: &Matrix) -> f64 {
     error_above(numeric, analytic, 1e-3)
