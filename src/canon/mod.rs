@@ -1,10 +1,12 @@
 //! A canonical form computed outside the e-graph: every sum as a list of terms with like
 //! terms combined, every term as one number times scalar factors (each once, with its
-//! exponent) times one matrix part, matrix products flattened with transposes pushed to
-//! the leaves and inverse pairs cancelled.
+//! exponent) times one matrix part: a matrix product, flattened with transposes pushed to
+//! the leaves and inverse pairs cancelled (`product.rs`), or an elementwise monomial with
+//! its quotients cancelled (`elementwise.rs`). How sums become factors and in what order
+//! their terms stand is in `terms.rs`.
 //!
 //! These are the rewrites that cancel (`0.5·2 = 1`, `s·s⁻¹ = 1`, `A − A = 0`,
-//! `A·A⁻¹ = I`). Inside an e-graph that also knows associativity and commutativity they
+//! `A·A⁻¹ = I`, `x ⊘ x = 1`). Inside an e-graph that also knows associativity and commutativity they
 //! make it infinite: once a class Y holds `0.5·(2·Y)`, every `2ᵏ·Y` is a new class before
 //! it is found equal to Y. Done once here, on a tree, they cost one pass.
 //!
