@@ -64,6 +64,7 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("epow-1",     "(.^ ?a 1)",         "?a",                        "X.^1 = X"),
     rule("had-self",   "(.* ?a ?a)",        "(.^ ?a 2)",                 "X∘X = X.^2"),
     rule("log-exp",    "(log (exp ?a))",    "?a",                        "log(exp(x)) = x"),
+    rule("exp-log",    "(exp (log ?a))",    "?a",                        "exp(log(x)) = x wherever log(x) is defined"),
     rule("pow-0",      "(pow ?a 0)",        "1",                         "s⁰ = 1"),
     rule("pow-scale",  "(scale ?a (pow ?a ?k))", "(pow ?a (+ ?k 1))",    "s·sᵏ = sᵏ⁺¹"),
     rule("pow-pow",    "(scale (pow ?a ?j) (pow ?a ?k))", "(pow ?a (+ ?j ?k))", "sʲ·sᵏ = sʲ⁺ᵏ"),
