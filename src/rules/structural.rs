@@ -42,6 +42,8 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("had-ones",   "(.* (ones ?m ?n) ?a)", "?a",                     "1 1ᵀ ∘ A = A"),
     rule("had-eye",    "(.* (eye ?n) ?a)",  "(diag (diagv ?a))",         "I ∘ A keeps the diagonal"),
     rule("diag-ones",  "(diag (ones ?n @1))", "(eye ?n)",                "diag(1) = I"),
+    rule("diagv-ones-l", "(diagv (* (ones ?n ?m) ?a))", "(T (* (ones @1 ?m) ?a))", "every row of 1·A is 1ᵀA, so its diagonal is (1ᵀA)ᵀ"),
+    rule("diagv-ones-r", "(diagv (* ?a (ones ?m ?n)))", "(* ?a (ones ?m @1))", "every column of A·1 is A·1, so its diagonal is A·1"),
     // Row-wise normalisation (softmax) is a diagonal scaling: these let S = E ⊘ (E·1·1ᵀ) be found.
     guarded("ones-outer", "(* ?a (ones ?k ?n))", "(* (* ?a (ones ?k @1)) (ones @1 ?n))", Guard::DimNotOne("?n"), "1_(k x n) = 1_k·1_nᵀ"),
     guarded("hdiv-rows", "(./ ?a (* ?v (ones @1 ?k)))", "(* (diag (./ (ones (rows ?v) @1) ?v)) ?a)", Guard::Column("?v"), "A ⊘ (v·1ᵀ) = diag(1 ⊘ v)·A: dividing row i by v_i"),
