@@ -406,16 +406,39 @@ impl Canon<'_> {
         }
     }
 
-    /// Writes a sum out as an expression (zero of the node's shape when it is empty).
     /// Writes a sum out as an expression, its terms in a fixed order (so equal sums are
     /// one node), zero of the node's shape when it is empty.
     ///
-    /// Coefficients all of one size come out as one factor: `2·(A − B)`, not `2·A − 2·B`,
-    /// with the sign of the term whose names come first.
+    /// What all terms share comes out as one factor: scalar factors (`(A − B)/N`, not
+    /// `A/N − B/N`) and coefficients of one size (`2·(A − B)`, not `2·A − 2·B`, with the sign
+    /// of the term whose names come first).
     fn build(&mut self, poly: &Poly, shape: Option<&Shape>) -> Id {
         let mut sorted = poly.0.clone();
         self.sort_terms(&mut sorted);
         if sorted.len() > 1 {
+            // Scalar factors every term has, with one exponent, come out: s·(A − B).
+            let common: Vec<(Id, f64)> = sorted[0]
+                .scalars
+                .iter()
+                .filter(|f| sorted.iter().all(|t| t.scalars.contains(f)))
+                .copied()
+                .collect();
+            if !common.is_empty() {
+                let inner: Vec<Term> = sorted
+                    .iter()
+                    .map(|t| Term {
+                        scalars: t.scalars.iter().filter(|f| !common.contains(f)).copied().collect(),
+                        ..t.clone()
+                    })
+                    .collect();
+                let inner = self.build(&Poly(inner), shape);
+                let outer = Term {
+                    coeff: 1.0,
+                    scalars: common,
+                    core: None,
+                };
+                return self.build_term(&outer.times(&self.atom(inner).0[0]));
+            }
             let size = sorted[0].coeff.abs();
             if size != 1.0 && sorted.iter().all(|t| t.coeff.abs() == size) {
                 let factor = self.single_or_factor(&Poly(sorted));

@@ -53,6 +53,15 @@ fn like_terms_combine_and_cancel() {
 }
 
 #[test]
+fn what_every_term_shares_comes_out() {
+    assert_eq!(
+        canon("(+ (scale s x) (scale -1 (scale s y)))"),
+        "(scale s (+ x (scale -1 y)))"
+    );
+    assert_eq!(canon("(+ (scale 2 x) (scale -2 y))"), "(scale 2 (+ x (scale -1 y)))");
+}
+
+#[test]
 fn inverse_pairs_cancel_through_products_and_transposes() {
     assert_eq!(canon("(* A (* (inv A) B))"), "B");
     // Aᵀ·(A·X·B)⁻ᵀ·Bᵀ = X⁻ᵀ (Cookbook eq. 1 peels the square factors off).
