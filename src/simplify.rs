@@ -150,6 +150,12 @@ pub struct TextbookCost<'a> {
     pub banned: &'a [egg::Symbol],
 }
 
+impl TextbookCost<'_> {
+    fn is_one(&self, dim: Id) -> bool {
+        matches!(&self.egraph[dim].data.kind, crate::ir::Kind::Dim(d) if d.is_one())
+    }
+}
+
 impl CostFunction<Math> for TextbookCost<'_> {
     type Cost = f64;
     fn cost<C>(&mut self, enode: &Math, mut costs: C) -> f64
@@ -163,7 +169,12 @@ impl CostFunction<Math> for TextbookCost<'_> {
             Math::Rows(_) | Math::Cols(_) => 100.0,
             Math::Transpose(a) => {
                 if costs(*a) <= 1.0 {
-                    0.3
+                    // 1ᵀ as a row of ones costs (below).
+                    if self.egraph[*a].nodes.iter().any(|n| matches!(n, Math::Ones(_))) {
+                        0.35
+                    } else {
+                        0.3
+                    }
                 } else if self.egraph[*a].nodes.iter().any(|n| matches!(n, Math::Add(_))) {
                     // (x − μ)ᵀ and (A + X)⁻ᵀ read better than xᵀ − μᵀ and (Aᵀ + Xᵀ)⁻¹.
                     0.5
@@ -176,6 +187,9 @@ impl CostFunction<Math> for TextbookCost<'_> {
             Math::Had([a, _]) | Math::HDiv([a, _]) if scalar(a) => 2.0,
             Math::Add(_) => 1.2,
             Math::Zeros(_) => 0.5,
+            // A row of ones is written 1ᵀ: it costs what a transposed leaf does, a little
+            // more, so that 1_N·bᵀ (as a broadcast is written) beats b·1_Nᵀ.
+            Math::Ones([r, c]) if self.is_one(*r) && !self.is_one(*c) => 1.35,
             // Kronecker products and their adjoints are big objects: prefer any factored form.
             Math::Kron(_) => 3.0,
             Math::BlockSum(_) | Math::BlockAdd(_) => 5.0,
