@@ -190,6 +190,9 @@ impl CostFunction<Math> for TextbookCost<'_> {
             // A row of ones is written 1ᵀ: it costs what a transposed leaf does, a little
             // more, so that 1_N·bᵀ (as a broadcast is written) beats b·1_Nᵀ.
             Math::Ones([r, c]) if self.is_one(*r) && !self.is_one(*c) => 1.35,
+            // A block of ones is a constant, nearly free like zeros: G ⊙ (1 − t.^2) is the
+            // simpler form of G − G ⊙ t.^2.
+            Math::Ones(_) => 0.8,
             // Kronecker products and their adjoints are big objects: prefer any factored form.
             Math::Kron(_) => 3.0,
             Math::BlockSum(_) | Math::BlockAdd(_) => 5.0,

@@ -75,7 +75,7 @@ fn textbook_hessians() {
             "logistic",
             "X : B x N; w : N; y : B; -sum(y .* log(sigmoid(X*w)) + (1 - y) .* log(1 - sigmoid(X*w)))",
             "w",
-            "Xᵀ·diag(σ(X·w) − σ(X·w).^2)·X",
+            "Xᵀ·diag(σ(X·w) ⊙ (1_B − σ(X·w)))·X",
         ),
         ("trace_XtAX", "X : n x m; A : n x n; tr(X'*A*X)", "X", "(A + Aᵀ) ⊗ I_m"),
     ];

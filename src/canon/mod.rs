@@ -439,6 +439,9 @@ impl Canon<'_> {
                 };
                 return self.build_term(&outer.times(&self.atom(inner).0[0]));
             }
+            if let Some(factored) = self.common_elementwise_factor(&sorted) {
+                return factored;
+            }
             let size = sorted[0].coeff.abs();
             if size != 1.0 && sorted.iter().all(|t| t.coeff.abs() == size) {
                 let factor = self.single_or_factor(&Poly(sorted));
@@ -456,6 +459,43 @@ impl Canon<'_> {
                 _ => self.num(0.0),
             },
         }
+    }
+
+    /// `G ⊙ x − μ·G` as `G ⊙ (x − μ·1)`: the elementwise factors every term's matrix part has
+    /// (with one exponent) come out, and what is left may be a definition (`G ⊙ xc`).
+    fn common_elementwise_factor(&mut self, terms: &[Term]) -> Option<Id> {
+        let cores: Vec<Id> = terms.iter().map(|t| t.core).collect::<Option<_>>()?;
+        let shape = self.shape(cores[0])?;
+        let factors: Vec<Vec<(Id, f64)>> = cores
+            .iter()
+            .map(|&c| {
+                let mut f = Vec::new();
+                self.elementwise_factors(c, 1.0, false, &mut f);
+                elementwise::merge_factors(f)
+            })
+            .collect();
+        let common: Vec<(Id, f64)> = factors[0]
+            .iter()
+            .filter(|f| factors.iter().all(|fs| fs.contains(f)))
+            .copied()
+            .collect();
+        if common.is_empty() {
+            return None;
+        }
+        let mut inner = Vec::new();
+        for (t, fs) in terms.iter().zip(&factors) {
+            let rest: Vec<(Id, f64)> = fs.iter().filter(|f| !common.contains(f)).copied().collect();
+            let core = self.elementwise_monomial(rest, &shape);
+            inner.push(Term {
+                core: Some(core),
+                ..t.clone()
+            });
+        }
+        let inner = self.recognise(Poly(inner));
+        let inner = self.build(&inner, Some(&shape));
+        let mut all = common;
+        all.push((inner, 1.0));
+        Some(self.elementwise_monomial(all, &shape))
     }
 
     fn build_term(&mut self, t: &Term) -> Id {
