@@ -76,6 +76,12 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
     })?;
     egraph.rebuild();
     let (egraph, _) = simplify::saturate(egraph, options.limits);
+    // Each step reads as the result does: sums in the script's order, a minus taken in.
+    let mut reading = crate::order::ReadingOrder::default();
+    reading.read(&target.expr);
+    if let Some((g, _)) = &result.upstream {
+        reading.upstream(*g);
+    }
 
     let nodes = target.expr.as_ref();
     let mut steps = Vec::new();
@@ -84,7 +90,7 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
             continue;
         };
         let node = sub(&target.expr, Id::from(i));
-        let upstream = simplify::extract(&egraph, up);
+        let upstream = reading.arrange(&simplify::extract(&egraph, up));
         let mut rules: Vec<&'static str> = trace.received[i].iter().map(|(_, r)| r.source).collect();
         rules.dedup();
         let check = if options.no_check {

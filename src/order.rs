@@ -292,6 +292,27 @@ fn absorb(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
             }
             match places.as_slice() {
                 [place] if is_difference(expr, *place) => flip_at(expr, *a, *place, script, out, memo),
+                // −(u ⊘ v + w) with a difference in u: each term takes the minus, the one
+                // with a difference into it ((1 − t) ⊘ v − w).
+                [sum] => match absorbing_terms(expr, *sum, script) {
+                    Some(terms) => {
+                        let negated: Vec<Id> = terms
+                            .into_iter()
+                            .map(|(t, place)| match place {
+                                Some(place) => flip_at(expr, t, place, script, out, memo),
+                                None => negate(expr, t, script, out, memo),
+                            })
+                            .collect();
+                        negated
+                            .into_iter()
+                            .reduce(|acc, t| out.add(Math::Add([acc, t])))
+                            .expect("a sum has terms")
+                    }
+                    None => {
+                        let node = expr[id].clone().map_children(|c| absorb(expr, c, script, out, memo));
+                        out.add(node)
+                    }
+                },
                 _ => {
                     let node = expr[id].clone().map_children(|c| absorb(expr, c, script, out, memo));
                     out.add(node)
@@ -305,6 +326,25 @@ fn absorb(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
     };
     memo.insert(id, built);
     built
+}
+
+/// The terms of a sum none of whose terms is subtracted, each with the one difference a minus
+/// could go into, when at least one has such a place.
+fn absorbing_terms(expr: &RecExpr<Math>, sum_id: Id, script: &Differences) -> Option<Vec<(Id, Option<Id>)>> {
+    let mut terms = Vec::new();
+    flatten(expr, sum_id, sum, &mut terms);
+    if terms.iter().any(|&t| negated(expr, t)) {
+        return None;
+    }
+    let placed: Vec<(Id, Option<Id>)> = terms
+        .into_iter()
+        .map(|t| {
+            let mut places = Vec::new();
+            differences_within(expr, t, script, &mut places);
+            (t, (places.len() == 1).then(|| places[0]))
+        })
+        .collect();
+    placed.iter().any(|(_, p)| p.is_some()).then_some(placed)
 }
 
 /// Whether a sum has terms both added and subtracted.
@@ -457,6 +497,14 @@ mod tests {
         assert_eq!(
             arranged("(+ P Y)", "(scale -1 (* (T X) (.* (* (+ Y (scale -1 P)) W) S)))"),
             "(* (T X) (.* S (* (+ P (scale -1 Y)) W)))"
+        );
+        // −(u ⊘ v + w) with a difference in u: each term takes the minus.
+        assert_eq!(
+            arranged(
+                "(+ t p)",
+                "(scale -1 (+ (./ (+ t (scale -1 (ones @n @1))) v) (./ t p)))"
+            ),
+            "(+ (./ (+ (ones @n @1) (scale -1 t)) v) (scale -1 (./ t p)))"
         );
         // −S⁻¹·(x − μ) stays: the script writes x − μ.
         let gaussian = "(* (T (+ x (scale -1 mu))) (* (inv S) (+ x (scale -1 mu))))";
