@@ -7,8 +7,11 @@
 //! subtractions. Hadamard products lead with `G`, then names, and close with elementwise
 //! functions (`G ⊙ f'(X)`, `y ⊙ cos(x)`). A product of scalars scaling a matrix is written
 //! as one scaling after another (`0.5·a·bᵀ/(aᵀ·X·b)^0.5`, not `(0.5·(aᵀ·X·b)^(−0.5))·a·bᵀ`).
+//! A minus goes into a difference the script does not write that way round (`Xᵀ·(p − t)`),
+//! and a trace of a product with an inverse starts at an inverse (`tr(Y⁻¹·B)`).
 
 use crate::ir::{Const, ExprBuilder, Math};
+use crate::render::text::reciprocal;
 use egg::{Id, RecExpr, Symbol};
 use std::collections::HashMap;
 
@@ -112,15 +115,7 @@ impl ReadingOrder {
             // writes tr(Y⁻¹·∂Y): of those rotations, the one whose names read earliest.
             Math::Trace(x) if matches!(expr[*x], Math::Mul(_)) => {
                 let mut factors = Vec::new();
-                flatten(
-                    expr,
-                    *x,
-                    |n| match n {
-                        Math::Mul(args) => Some(*args),
-                        _ => None,
-                    },
-                    &mut factors,
-                );
+                flatten(expr, *x, product, &mut factors);
                 let inverse = |f: Id| match &expr[f] {
                     Math::Inv(_) => true,
                     Math::Transpose(y) => matches!(expr[*y], Math::Inv(_)),
@@ -162,7 +157,7 @@ impl ReadingOrder {
                     .expect("a product has factors")
             }
             // s·b⁻ᵏ between scalars reads as s/bᵏ: the reciprocal scales.
-            Math::Scale([s, a]) if reciprocal(expr, *a) && !reciprocal(expr, *s) => {
+            Math::Scale([s, a]) if reciprocal(expr, *a).is_some() && reciprocal(expr, *s).is_none() => {
                 let (s, a) = (self.build(expr, *s, out), self.build(expr, *a, out));
                 out.add(Math::Scale([a, s]))
             }
@@ -207,6 +202,13 @@ fn flatten(expr: &RecExpr<Math>, id: Id, op: fn(&Math) -> Option<[Id; 2]>, out: 
 fn sum(node: &Math) -> Option<[Id; 2]> {
     match node {
         Math::Add(args) => Some(*args),
+        _ => None,
+    }
+}
+
+fn product(node: &Math) -> Option<[Id; 2]> {
+    match node {
+        Math::Mul(args) => Some(*args),
         _ => None,
     }
 }
@@ -365,14 +367,20 @@ fn differences_within(expr: &RecExpr<Math>, id: Id, script: &Differences, places
                 places.push(id);
             }
         }
-        Math::Mul([a, b]) | Math::Had([a, b]) | Math::Scale([a, b]) => {
-            differences_within(expr, *a, script, places);
-            differences_within(expr, *b, script, places);
+        node => {
+            for &c in linear_arguments(node) {
+                differences_within(expr, c, script, places);
+            }
         }
-        Math::HDiv([a, _]) | Math::Transpose(a) | Math::Sum(a) | Math::Trace(a) => {
-            differences_within(expr, *a, script, places)
-        }
-        _ => {}
+    }
+}
+
+/// The arguments a node is linear in: a minus in front of it can go into any one of them.
+fn linear_arguments(node: &Math) -> &[Id] {
+    match node {
+        Math::Mul(args) | Math::Had(args) | Math::Scale(args) => args,
+        Math::HDiv([a, _]) | Math::Transpose(a) | Math::Sum(a) | Math::Trace(a) => std::slice::from_ref(a),
+        _ => &[],
     }
 }
 
@@ -394,35 +402,27 @@ fn flip_at(
             .reduce(|acc, t| out.add(Math::Add([acc, t])))
             .expect("a difference has terms");
     }
-    match &expr[id] {
-        Math::Mul(_)
-        | Math::Had(_)
-        | Math::Scale(_)
-        | Math::HDiv(_)
-        | Math::Transpose(_)
-        | Math::Sum(_)
-        | Math::Trace(_) => {
-            let linear = |k: usize| !matches!(expr[id], Math::HDiv(_)) || k == 0;
-            let children: Vec<Id> = expr[id].children().to_vec();
-            let built: Vec<Id> = children
-                .iter()
-                .enumerate()
-                .map(|(k, &c)| {
-                    if linear(k) {
-                        flip_at(expr, c, place, script, out, memo)
-                    } else {
-                        absorb(expr, c, script, out, memo)
-                    }
-                })
-                .collect();
-            let mut next = built.into_iter();
-            let node = expr[id]
-                .clone()
-                .map_children(|_| next.next().expect("as many children"));
-            out.add(node)
-        }
-        _ => absorb(expr, id, script, out, memo),
+    let linear = linear_arguments(&expr[id]).len();
+    if linear == 0 {
+        return absorb(expr, id, script, out, memo);
     }
+    let children: Vec<Id> = expr[id].children().to_vec();
+    let built: Vec<Id> = children
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| {
+            if k < linear {
+                flip_at(expr, c, place, script, out, memo)
+            } else {
+                absorb(expr, c, script, out, memo)
+            }
+        })
+        .collect();
+    let mut next = built.into_iter();
+    let node = expr[id]
+        .clone()
+        .map_children(|_| next.next().expect("as many children"));
+    out.add(node)
 }
 
 /// `−t`, without a double minus.
@@ -446,11 +446,6 @@ fn negate(expr: &RecExpr<Math>, id: Id, script: &Differences, out: &mut ExprBuil
             out.add(Math::Scale([minus, t]))
         }
     }
-}
-
-/// Whether a node is a negative power, b⁻ᵏ.
-fn reciprocal(expr: &RecExpr<Math>, id: Id) -> bool {
-    matches!(&expr[id], Math::Pow([_, k]) if matches!(expr[*k], Math::Num(c) if c.0 < 0.0))
 }
 
 /// Whether a term is written with a leading minus (a negative factor in front).
