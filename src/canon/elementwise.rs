@@ -1,6 +1,6 @@
 //! Hadamard products in the canonical form: elementwise monomials (each factor once with
 //! its exponent, `⊘` a negative one), cancelled first; a sum among the factors multiplied
-//! out only where that cancels; `σ` recognised.
+//! out only where that cancels.
 
 use super::*;
 
@@ -60,7 +60,7 @@ impl Canon<'_> {
     /// summed, the cancelled ones gone (`x ⊘ x` is 1 where x has no zero, as the rules'
     /// `hdiv-cancel`), written `n₁ ⊙ n₂ ⊘ (d₁ ⊙ d₂)`; all ones when nothing is left.
     pub(super) fn elementwise_monomial(&mut self, factors: Vec<(Id, f64)>, shape: &Shape) -> Id {
-        let merged = self.sigmoids(merge_factors(factors));
+        let merged = merge_factors(factors);
         let chain = |this: &mut Self, part: Vec<(Id, f64)>| -> Option<Id> {
             let powers: Vec<Id> = part
                 .into_iter()
@@ -97,87 +97,6 @@ impl Canon<'_> {
         match rest {
             Some(r) => self.add(Math::Had([first, r])),
             None => first,
-        }
-    }
-
-    /// `exp(u) ⊘ (1 + exp(u))` and `1 ⊘ (1 + exp(−u))` among the factors, as `σ(u)`, and
-    /// `exp(−u) ⊙ σ(u)` as `σ(−u)`.
-    pub(super) fn sigmoids(&mut self, mut factors: Vec<(Id, f64)>) -> Vec<(Id, f64)> {
-        let mut k = 0;
-        while k < factors.len() {
-            let (sum, e) = factors[k];
-            let argument = (e == -1.0).then(|| self.one_plus_exp(sum)).flatten();
-            let Some(u) = argument else {
-                k += 1;
-                continue;
-            };
-            let exp_u = self.out.expr()[u].clone();
-            let numerator = factors
-                .iter()
-                .position(|(f, e)| *e == 1.0 && self.out.expr()[*f] == Math::Exp(u));
-            let sigmoid_of = match (numerator, exp_u) {
-                (Some(n), _) => {
-                    factors.remove(n.max(k));
-                    factors.remove(n.min(k));
-                    Some(u)
-                }
-                // 1 + exp(−v): σ(v) = 1/(1 + e⁻ᵛ).
-                (None, Math::Scale([minus, v])) if self.data[usize::from(minus)].constant == Some(-1.0) => {
-                    factors.remove(k);
-                    Some(v)
-                }
-                _ => None,
-            };
-            match sigmoid_of {
-                Some(v) => {
-                    let sigma = self.add(Math::Sigmoid(v));
-                    factors.push((sigma, 1.0));
-                    k = 0;
-                }
-                None => k += 1,
-            }
-        }
-        // exp(−v) ⊙ σ(v) = σ(−v)
-        let mut k = 0;
-        while k < factors.len() {
-            let (f, e) = factors[k];
-            let found = match self.out.expr()[f] {
-                Math::Sigmoid(v) if e == 1.0 => factors.iter().position(|&(g, e)| {
-                    e == 1.0
-                        && matches!(self.out.expr()[g], Math::Exp(w)
-                            if matches!(self.out.expr()[w], Math::Scale([m, x]) if x == v && self.data[usize::from(m)].constant == Some(-1.0)))
-                }),
-                _ => None,
-            };
-            match found {
-                Some(n) => {
-                    let Math::Exp(w) = self.out.expr()[factors[n].0] else {
-                        unreachable!("matched an exponential")
-                    };
-                    factors.remove(n.max(k));
-                    factors.remove(n.min(k));
-                    let sigma = self.add(Math::Sigmoid(w));
-                    factors.push((sigma, 1.0));
-                    k = 0;
-                }
-                None => k += 1,
-            }
-        }
-        merge_factors(factors)
-    }
-
-    /// For a sum `1 + exp(u)` (ones and one exponential, both with coefficient 1): u.
-    pub(super) fn one_plus_exp(&self, sum: Id) -> Option<Id> {
-        let terms = &self.sums.get(&sum)?.0;
-        let [a, b] = terms.as_slice() else { return None };
-        let plain = |t: &Term| t.coeff == 1.0 && t.scalars.is_empty();
-        if !plain(a) || !plain(b) {
-            return None;
-        }
-        let (x, y) = (a.core?, b.core?);
-        match (&self.out.expr()[x], &self.out.expr()[y]) {
-            (Math::Ones(_), Math::Exp(u)) | (Math::Exp(u), Math::Ones(_)) => Some(*u),
-            _ => None,
         }
     }
 

@@ -101,16 +101,6 @@ fn elementwise_factors_cancel_then_sums_multiply_out_when_that_cancels() {
 }
 
 #[test]
-fn a_quotient_of_exponentials_is_a_sigmoid() {
-    let env = env(&[], &["x", "y"], &[]);
-    let ones = "(ones @n @1)";
-    let expr = format!("(.* y (./ (exp x) (+ {ones} (exp x))))");
-    assert_eq!(canon_with(&env, "(+ y x)", &[], &expr), "(.* y (sigmoid x))");
-    let expr = format!("(./ y (+ {ones} (exp (scale -1 x))))");
-    assert_eq!(canon_with(&env, "(+ y x)", &[], &expr), "(.* y (sigmoid x))");
-}
-
-#[test]
 fn definitions_stand_for_their_bodies() {
     let mut env = env(&["A", "B"], &["x", "y"], &[]);
     env.shapes

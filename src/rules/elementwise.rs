@@ -71,4 +71,7 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     guarded("pow-self", "(scale ?a ?a)",    "(pow ?a 2)", Guard::Scalar("?a"), "s·s = s²"),
     rule("exp-sigmoid", "(./ (exp ?a) (+ (exp ?a) (ones ?m ?n)))", "(sigmoid ?a)", "σ(x) = eˣ/(eˣ + 1)"),
     rule("sigmoid-def", "(./ (ones ?m ?n) (+ (ones ?m ?n) (exp (scale -1 ?a))))", "(sigmoid ?a)", "σ(x) = 1/(1 + e⁻ˣ)"),
+    rule("exp-sigmoid-had", "(./ (.* ?x (exp ?a)) (+ (exp ?a) (ones ?m ?n)))", "(.* ?x (sigmoid ?a))", "x ⊙ eᵃ ⊘ (eᵃ + 1) = x ⊙ σ(a)"),
+    rule("sigmoid-def-had", "(./ ?x (+ (ones ?m ?n) (exp (scale -1 ?a))))", "(.* ?x (sigmoid ?a))", "x ⊘ (1 + e⁻ᵃ) = x ⊙ σ(a)"),
+    rule("exp-neg-sigmoid", "(.* (exp (scale -1 ?a)) (sigmoid ?a))", "(sigmoid (scale -1 ?a))", "e⁻ᵃ σ(a) = e⁻ᵃ/(1 + e⁻ᵃ) = σ(−a)"),
 ];
