@@ -40,6 +40,8 @@ pub enum Value {
     },
     /// `np.arange(N)` or `range(N)`: the row indices that pair with labels.
     Arange(Dim),
+    /// A value kept but not computed with (a dictionary cache).
+    Opaque(&'static str),
 }
 
 /// What a parameter is.
@@ -390,6 +392,10 @@ impl<'a> Interpreter<'a> {
             }
             ExprKind::Subscript(obj, items) => {
                 let base = self.eval(obj, scope)?;
+                if let Value::Opaque(_) = base {
+                    // `cache['x'] = x`: a store into a cache.
+                    return Ok(());
+                }
                 let new = self.scatter(&base, items, value, scope, target.span, false)?;
                 self.assign(obj, new, scope)
             }
@@ -471,7 +477,7 @@ impl<'a> Interpreter<'a> {
                 break;
             }
             match v {
-                Value::Tuple(_) | Value::NoneV => break,
+                Value::Tuple(_) | Value::NoneV | Value::Opaque(_) => break,
                 Value::Arr(_) | Value::Number { .. } | Value::Dim(_) => {
                     let a = self.to_arr(v, at)?;
                     let name = written_name.or_else(|| a.name.clone());
@@ -561,6 +567,7 @@ impl<'a> Interpreter<'a> {
                 Ok(Value::Tuple(vs))
             }
             ExprKind::Unsupported(what) => Err(err_unsupported(what, e.span)),
+            ExprKind::Opaque(what) => Ok(Value::Opaque(what)),
             ExprKind::Neg(a) => {
                 let v = self.eval(a, scope)?;
                 match v {
@@ -719,10 +726,14 @@ impl<'a> Interpreter<'a> {
             (Value::Arr(a), "size") => Ok(Value::Dim(self.arrays.count(a, None))),
             (Value::Arr(_), method) => Ok(Value::Function(format!("method.{method}"), Some(Box::new(v.clone())))),
             (Value::Labels { n, .. }, "shape") => Ok(Value::Tuple(vec![Value::Dim(n.clone())])),
-            _ => Err(
-                Error::unsupported(format!("attribute `.{name}` of this value is not supported"), name_span)
-                    .with_note(format!("in `{}`", span_text_hint(span))),
-            ),
+            (Value::Function(f, None), _) if f.starts_with("np.") => {
+                Err(Error::unsupported(format!("`{f}.{name}` is not supported"), span)
+                    .with_note("see README's numpy dialect section for the functions matdiff reads"))
+            }
+            _ => Err(Error::unsupported(
+                format!("the attribute `.{name}` of this value is not supported"),
+                name_span,
+            )),
         }
     }
 
@@ -1313,10 +1324,6 @@ fn dim_of(v: &Value) -> Option<Dim> {
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
-}
-
-fn span_text_hint(_span: Span) -> &'static str {
-    "this expression"
 }
 
 /// A numeric literal (possibly negated): a parameter's constant default.

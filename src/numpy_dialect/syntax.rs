@@ -345,6 +345,8 @@ pub enum ExprKind {
     Compare(CmpOp, Box<Expr>, Box<Expr>),
     /// Valid Python outside the dialect, kept so that the error can name it.
     Unsupported(&'static str),
+    /// A value matdiff keeps but cannot compute with (a dictionary cache).
+    Opaque(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -526,6 +528,10 @@ impl Parser {
 
     fn statement(&mut self) -> Result<Stmt, Error> {
         let start = self.span();
+        if self.at(&Tok::Indent) {
+            return Err(Error::syntax("unexpected indentation", start)
+                .with_note("a block is indented only after a line ending in `:`"));
+        }
         if let Tok::Name(word) = self.peek().clone() {
             if let Some((_, what)) = UNSUPPORTED_KEYWORDS.iter().find(|(k, _)| *k == word) {
                 self.skip_compound();
@@ -711,6 +717,17 @@ impl Parser {
     }
 
     fn expr(&mut self) -> Result<Expr, Error> {
+        let e = self.expr_or_unsupported()?;
+        if let ExprKind::Unsupported(what) = e.kind {
+            return Err(
+                Error::unsupported(format!("{what} are not supported in the numpy dialect"), e.span)
+                    .with_note("matdiff derives straight-line numpy code: assignments, numpy calls, and `return`"),
+            );
+        }
+        Ok(e)
+    }
+
+    fn expr_or_unsupported(&mut self) -> Result<Expr, Error> {
         if self.at_name("lambda") {
             let span = self.span();
             return Ok(Expr {
@@ -734,7 +751,7 @@ impl Parser {
         if self.at_name("and") || self.at_name("or") {
             let span = e.span.join(self.span());
             return Ok(Expr {
-                kind: ExprKind::Unsupported("`and`/`or` (use `&`/`|` on masks, or `np.where`)"),
+                kind: ExprKind::Unsupported("`and`/`or` operators (use `np.where` on masks)"),
                 span,
             });
         }
@@ -745,7 +762,7 @@ impl Parser {
         if self.at_name("not") {
             let span = self.span();
             return Ok(Expr {
-                kind: ExprKind::Unsupported("`not`"),
+                kind: ExprKind::Unsupported("`not` expressions"),
                 span,
             });
         }
@@ -856,7 +873,7 @@ impl Parser {
         }
         if self.at_op("~") {
             return Ok(Expr {
-                kind: ExprKind::Unsupported("the bitwise `~`"),
+                kind: ExprKind::Unsupported("bitwise `~` operators"),
                 span: start,
             });
         }
@@ -1051,15 +1068,18 @@ impl Parser {
                 });
             }
             Tok::Op("{") => {
-                let mut level = 1;
-                while level > 0 && !self.at(&Tok::Eof) {
-                    match self.advance().tok {
-                        Tok::Op("{") => level += 1,
-                        Tok::Op("}") => level -= 1,
-                        _ => {}
+                // A dictionary (a cache, say): a value of its own, never an array.
+                while !self.at_op("}") {
+                    self.expr()?;
+                    if self.eat_op(":") {
+                        self.expr()?;
+                    }
+                    if !self.eat_op(",") {
+                        break;
                     }
                 }
-                ExprKind::Unsupported("dictionaries and sets")
+                self.expect_op("}")?;
+                ExprKind::Opaque("a dictionary")
             }
             _ => {
                 self.pos -= 1;
