@@ -23,7 +23,11 @@ enum Command {
     /// The derivative three ways (per example, compact chain rule, full Jacobian), every step checked.
     Explain(GradArgs),
     /// The interactive session (also what `matdiff` alone starts); piped input runs as a script.
-    Repl,
+    Repl {
+        /// Load a script, or a numpy forward pass from a `.py` file, first (as `:load FILE`).
+        #[arg(short = 'f', long = "file")]
+        file: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -105,7 +109,8 @@ fn run() -> ExitCode {
         Some(Command::Jacobian(args)) => full_form(args, matdiff::fullform::FullKind::Jacobian),
         Some(Command::Hessian(args)) => full_form(args, matdiff::fullform::FullKind::Hessian),
         Some(Command::Explain(args)) => explain(args),
-        Some(Command::Repl) | None => ExitCode::from(matdiff::repl::run().clamp(0, 255) as u8),
+        Some(Command::Repl { file }) => ExitCode::from(matdiff::repl::run(file.as_deref()).clamp(0, 255) as u8),
+        None => ExitCode::from(matdiff::repl::run(None).clamp(0, 255) as u8),
     }
 }
 

@@ -28,6 +28,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (":layout", "[numerator|denominator]", "show or set the layout"),
     (":emit", "text|latex|numpy", "set the output form"),
     (":shapes", "", "every name with its declared or inferred shape"),
+    (
+        ":load",
+        "FILE",
+        "load a script, or a numpy forward pass from a .py file",
+    ),
     (":reset", "", "forget every statement"),
     (":help", "", "this list"),
     (":quit", "", "leave (Ctrl-D works too)"),
@@ -69,6 +74,8 @@ pub struct Session {
     checked: Option<Checked>,
     /// Whether an expression or definition has been typed (declarations alone have no target).
     has_target: bool,
+    /// A numpy forward pass loaded with `:load`: its file, source and reading.
+    loaded: Option<(String, String, crate::numpy_dialect::Program)>,
 }
 
 impl Default for Session {
@@ -86,6 +93,7 @@ impl Session {
             color,
             checked: None,
             has_target: false,
+            loaded: None,
         }
     }
 
@@ -187,8 +195,11 @@ impl Session {
                 self.statements.clear();
                 self.checked = None;
                 self.has_target = false;
+                self.loaded = None;
                 Reply::Text("forgot every statement".into())
             }
+            ("load", Some(_)) => self.load(command["load".len()..].trim()),
+            ("load", None) => Reply::Error("error: `:load` needs a file, e.g. `:load layer.py`\n".into()),
             ("shapes", _) => Reply::Text(self.shapes()),
             ("layout", None) => Reply::Text(format!("layout: {}", self.layout.name())),
             ("layout", Some("numerator")) => {
@@ -302,12 +313,68 @@ impl Session {
         }
     }
 
+    /// `:load FILE`: a `.py` file is read as a numpy forward pass (its last function), any
+    /// other file as a script; either replaces the session's statements.
+    pub fn load(&mut self, path: &str) -> Reply {
+        let source = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => return Reply::Error(format!("error: cannot read `{path}`: {e}\n")),
+        };
+        if crate::numpy_dialect::is_numpy_file(path) {
+            return match crate::numpy_dialect::read(&source, None) {
+                Ok(program) => {
+                    let summary = format!(
+                        "loaded `{}` from {path}: gradients with respect to {} (`:grad all` for every one)",
+                        program.function,
+                        program.variables.join(", ")
+                    );
+                    self.statements.clear();
+                    self.checked = Some(program.checked.clone());
+                    self.has_target = true;
+                    self.loaded = Some((path.to_string(), source, program));
+                    Reply::Text(summary)
+                }
+                Err(e) => Reply::Error(e.render(path, &source, self.color)),
+            };
+        }
+        match check_script(&source) {
+            Ok(checked) => {
+                self.statements = vec![source];
+                self.loaded = None;
+                self.checked = Some(checked);
+                self.has_target = true;
+                Reply::Text(format!("loaded {path}"))
+            }
+            Err(e) => Reply::Error(e.render(path, &source, self.color)),
+        }
+    }
+
     fn grad(&mut self, var: &str) -> Reply {
         let script = self.script(None);
         let (checked, options) = match self.target() {
             Ok(t) => t,
             Err(reply) => return reply,
         };
+        if let Some((path, source, program)) = &self.loaded {
+            // A numpy forward pass: one gradient, a list, or `all`, shown as one backward pass.
+            let wrt = program.resolve_wrt(var);
+            let derived: Result<Vec<_>, Error> = wrt.iter().map(|w| grad_checked(checked, w, &options)).collect();
+            return match derived {
+                Ok(ds) => {
+                    let shown = match self.emit {
+                        Emit::Text => crate::derivations_text(&ds),
+                        Emit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", crate::derivations_latex(&ds)),
+                        Emit::Numpy => program.python_function(&ds),
+                    };
+                    if ds.iter().all(|d| d.check.passed()) {
+                        Reply::Text(shown)
+                    } else {
+                        Reply::Error(format!("{shown}\n"))
+                    }
+                }
+                Err(e) => Reply::Error(e.render(path, source, self.color)),
+            };
+        }
         match grad_checked(checked, var, &options) {
             Ok(d) if d.check.passed() => Reply::Text(match self.emit {
                 Emit::Text => d.to_string(),
@@ -474,11 +541,21 @@ fn history_path() -> Option<std::path::PathBuf> {
 }
 
 /// Runs the REPL on the terminal, or reads standard input as a script when it is piped.
-pub fn run() -> i32 {
+pub fn run(file: Option<&str>) -> i32 {
     let color_ok = std::env::var_os("NO_COLOR").is_none();
     if !std::io::stdin().is_terminal() {
         let mut session = Session::new(false);
         let mut status = 0;
+        if let Some(path) = file {
+            match session.load(path) {
+                Reply::Text(t) => out!("{t}"),
+                Reply::Error(e) => {
+                    err_raw!("{e}");
+                    return 2;
+                }
+                _ => {}
+            }
+        }
         let mut pending = String::new();
         let mut answer = |session: &mut Session, input: &str| match session.feed(input) {
             Reply::Text(t) => {
@@ -519,6 +596,13 @@ pub fn run() -> i32 {
         return status;
     }
     let mut session = Session::new(color_ok && std::io::stdout().is_terminal());
+    if let Some(path) = file {
+        match session.load(path) {
+            Reply::Text(t) => out!("{t}"),
+            Reply::Error(e) => err_raw!("{e}"),
+            _ => {}
+        }
+    }
     let names = Rc::new(RefCell::new(Vec::new()));
     // One editor for the whole session: rustyline reads the terminal in blocks, and only the
     // editor carries what it read past a line's end (keys typed ahead, the rest of a paste)

@@ -299,3 +299,23 @@ fn piped_input_runs_as_a_script() {
     assert!(!stdout.contains('\u{1b}'), "no colour when piped");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_loaded_numpy_forward_pass_answers_grad_for_one_or_every_parameter() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/numpy/affine.py");
+    let mut s = Session::new(false);
+    let Reply::Text(loaded) = s.feed(&format!(":load {path}")) else {
+        panic!("the file loads")
+    };
+    assert!(loaded.contains("`affine_forward`"), "{loaded}");
+    let Reply::Text(b) = s.feed(":grad b") else {
+        panic!("b derives")
+    };
+    assert!(b.contains("∂L/∂b = doutᵀ·1_N"), "{b}");
+    let Reply::Text(all) = s.feed(":grad all") else {
+        panic!("all derive")
+    };
+    for line in ["∂L/∂x = dout·wᵀ", "∂L/∂w = xᵀ·dout", "∂L/∂b = doutᵀ·1_N"] {
+        assert!(all.contains(line), "{all}");
+    }
+}

@@ -370,10 +370,11 @@ impl Arrays {
         Ok(self.mean(&squared, axis, keepdims))
     }
 
-    /// An elementwise function of one array.
-    pub fn map(&mut self, a: &Arr, node: impl FnOnce(Id) -> Math) -> Arr {
+    /// An elementwise function of the operator table, by name, of one array.
+    pub fn apply(&mut self, a: &Arr, function: &str) -> Arr {
+        let node = Math::elementwise(function, a.id).expect("an elementwise function of the operator table");
         Arr {
-            id: self.add(node(a.id)),
+            id: self.add(node),
             shape: a.shape.clone(),
             name: None,
         }
@@ -389,7 +390,11 @@ impl Arrays {
         } else {
             Math::EPow([a.id, kk])
         };
-        self.map(a, |_| node)
+        Arr {
+            id: self.add(node),
+            shape: a.shape.clone(),
+            name: None,
+        }
     }
 
     pub fn ones(&mut self, shape: &[Dim], value: f64) -> Arr {

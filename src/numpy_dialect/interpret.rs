@@ -691,7 +691,7 @@ impl<'a> Interpreter<'a> {
             .with_note("compare labels with `np.eye(C)[y]`, or use `>`/`<`")),
         };
         let diff = self.arrays.elementwise(Elementwise::Sub, &hi, &lo, span)?;
-        Ok(Value::Arr(self.arrays.map(&diff, Math::Step)))
+        Ok(Value::Arr(self.arrays.apply(&diff, "step")))
     }
 
     fn attribute(&mut self, v: Value, name: &str, name_span: Span, span: Span) -> Result<Value, Error> {
@@ -993,7 +993,7 @@ impl<'a> Interpreter<'a> {
                     "var" => Ok(Value::Arr(self.arrays.var(&a, axis, keepdims, c.span)?)),
                     "std" => {
                         let v = self.arrays.var(&a, axis, keepdims, c.span)?;
-                        Ok(Value::Arr(self.arrays.map(&v, Math::Sqrt)))
+                        Ok(Value::Arr(self.arrays.apply(&v, "sqrt")))
                     }
                     _ => Err(Error::unsupported(
                         format!("`{name}` is not differentiable by matdiff yet"),
@@ -1104,8 +1104,8 @@ impl<'a> Interpreter<'a> {
                 // clip(x, lo, hi) = lo + relu(x − lo) − relu(x − hi), for lo ≤ hi.
                 let above_lo = self.arrays.elementwise(Elementwise::Sub, &a, &lo, c.span)?;
                 let above_hi = self.arrays.elementwise(Elementwise::Sub, &a, &hi, c.span)?;
-                let r1 = self.arrays.map(&above_lo, Math::Relu);
-                let r2 = self.arrays.map(&above_hi, Math::Relu);
+                let r1 = self.arrays.apply(&above_lo, "relu");
+                let r2 = self.arrays.apply(&above_hi, "relu");
                 let s = self.arrays.elementwise(Elementwise::Add, &lo, &r1, c.span)?;
                 Ok(Value::Arr(self.arrays.elementwise(
                     Elementwise::Sub,
@@ -1158,7 +1158,7 @@ impl<'a> Interpreter<'a> {
             },
             "builtins.abs" => {
                 let a = c.array(self, 0, "x")?;
-                Ok(Value::Arr(self.arrays.map(&a, Math::Abs)))
+                Ok(Value::Arr(self.arrays.apply(&a, "abs")))
             }
             "builtins.sum" | "builtins.max" | "builtins.min" => Err(Error::unsupported(
                 format!("Python's `{}` is not supported; use `np.{}`", &name[9..], &name[9..]),
@@ -1166,16 +1166,16 @@ impl<'a> Interpreter<'a> {
             )),
             "absolute" | "abs" => {
                 let a = c.array(self, 0, "x")?;
-                Ok(Value::Arr(self.arrays.map(&a, Math::Abs)))
+                Ok(Value::Arr(self.arrays.apply(&a, "abs")))
             }
             "logaddexp" => {
                 // logaddexp(a, b) = log(exp(a) + exp(b)); with a = 0 it is softplus.
                 let a = c.array(self, 0, "x1")?;
                 let b = c.array(self, 1, "x2")?;
-                let ea = self.arrays.map(&a, Math::Exp);
-                let eb = self.arrays.map(&b, Math::Exp);
+                let ea = self.arrays.apply(&a, "exp");
+                let eb = self.arrays.apply(&b, "exp");
                 let s = self.arrays.elementwise(Elementwise::Add, &ea, &eb, c.span)?;
-                Ok(Value::Arr(self.arrays.map(&s, Math::Log)))
+                Ok(Value::Arr(self.arrays.apply(&s, "log")))
             }
             "random.randn" | "random.rand" | "random.random" | "random.normal" | "random.uniform" => {
                 Err(Error::unsupported(
@@ -1184,9 +1184,9 @@ impl<'a> Interpreter<'a> {
                 ))
             }
             _ => {
-                if let Some(node_of) = elementwise_by_numpy_name(name) {
+                if let Some(f) = elementwise_by_numpy_name(name) {
                     let a = c.array(self, 0, "x")?;
-                    return Ok(Value::Arr(self.arrays.map(&a, node_of)));
+                    return Ok(Value::Arr(self.arrays.apply(&a, f)));
                 }
                 let what = if method {
                     format!("the array method `.{name}`")
@@ -1205,10 +1205,10 @@ impl<'a> Interpreter<'a> {
         let b = c.array(self, 1, "x2")?;
         let zero = |this: &Self, x: &Arr| matches!(this.arrays.number_at(x.id), Some(z) if z == 0.0);
         if is_max && zero(self, &b) {
-            return Ok(Value::Arr(self.arrays.map(&a, Math::Relu)));
+            return Ok(Value::Arr(self.arrays.apply(&a, "relu")));
         }
         if is_max && zero(self, &a) {
-            return Ok(Value::Arr(self.arrays.map(&b, Math::Relu)));
+            return Ok(Value::Arr(self.arrays.apply(&b, "relu")));
         }
         // max(a, b) = b + relu(a − b); min(a, b) = b − relu(b − a).
         let (x, y, op) = if is_max {
@@ -1217,7 +1217,7 @@ impl<'a> Interpreter<'a> {
             (&b, &a, Elementwise::Sub)
         };
         let diff = self.arrays.elementwise(Elementwise::Sub, x, y, c.span)?;
-        let r = self.arrays.map(&diff, Math::Relu);
+        let r = self.arrays.apply(&diff, "relu");
         Ok(Value::Arr(self.arrays.elementwise(op, &b, &r, c.span)?))
     }
 
@@ -1335,37 +1335,13 @@ pub fn constant_of(e: &Expr) -> Option<f64> {
     }
 }
 
-/// numpy's elementwise functions that are one node of the IR.
-fn elementwise_by_numpy_name(name: &str) -> Option<fn(Id) -> Math> {
+/// The matdiff name of a numpy elementwise function that is one node of the IR.
+fn elementwise_by_numpy_name(name: &str) -> Option<&'static str> {
     let matdiff_name = match name {
         "absolute" => "abs",
-        "arctan" | "arcsin" | "arccos" => return None,
         other => other,
     };
-    crate::ir::ELEMENTWISE
-        .contains(&matdiff_name)
-        .then(|| node_constructor(matdiff_name))
-        .flatten()
-}
-
-/// The IR constructor of an elementwise function, by name.
-fn node_constructor(name: &str) -> Option<fn(Id) -> Math> {
-    let probe = Id::from(0usize);
-    Math::elementwise(name, probe)?;
-    Some(match name {
-        "exp" => Math::Exp,
-        "log" => Math::Log,
-        "sin" => Math::Sin,
-        "cos" => Math::Cos,
-        "tan" => Math::Tan,
-        "tanh" => Math::Tanh,
-        "sinh" => Math::Sinh,
-        "cosh" => Math::Cosh,
-        "sqrt" => Math::Sqrt,
-        "abs" => Math::Abs,
-        "sign" => Math::Sign,
-        _ => return None,
-    })
+    crate::ir::ELEMENTWISE.iter().copied().find(|f| *f == matdiff_name)
 }
 
 /// A numpy call's arguments, positional and keyword, read by name.

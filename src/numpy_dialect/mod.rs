@@ -344,27 +344,32 @@ impl Program {
         bound.extend(self.variables.iter().cloned());
         let mut body = bind_arguments(&bound, &env);
         let mut formulas: Vec<RecExpr<Math>> = gradients.iter().map(|d| d.named.clone()).collect();
-        // The intermediates any gradient names, once each, in the forward pass's order.
-        let mut shared: Vec<(String, RecExpr<Math>)> = Vec::new();
+        // The intermediates the gradients name, directly or through each other, once each,
+        // in the forward pass's order; the target itself when a gradient is written with it
+        // (`1 − h.^2` for `h = tanh(·)`).
+        let mut written: Vec<(String, RecExpr<Math>)> = Vec::new();
         for name in &self.checked.definitions {
-            if let Some((_, e)) = gradients
-                .iter()
-                .flat_map(|d| d.definitions.iter())
-                .find(|(n, _)| n == name)
-            {
-                shared.push((name.clone(), e.clone()));
+            let own = self.checked.target.name.as_deref() == Some(name.as_str());
+            let body = match gradients.first() {
+                Some(d) if own => Some(d.target_named.clone().unwrap_or_else(|| d.target.clone())),
+                _ => gradients
+                    .iter()
+                    .flat_map(|d| d.definitions.iter())
+                    .find(|(n, _)| n == name)
+                    .map(|(_, e)| e.clone()),
+            };
+            written.extend(body.map(|e| (name.clone(), e)));
+        }
+        let mut used: BTreeSet<Symbol> = formulas.iter().flat_map(symbols_in).collect();
+        for (name, e) in written.iter().rev() {
+            if used.contains(&Symbol::from(name.as_str())) {
+                used.extend(symbols_in(e));
             }
         }
-        // The target itself, when a gradient is written with it (`1 − h.^2` for `h = tanh(·)`).
-        if let (Some(own), Some(d)) = (&self.checked.target.name, gradients.first()) {
-            let sym = Symbol::from(own.as_str());
-            if formulas
-                .iter()
-                .any(|f| f.iter().any(|n| matches!(n, Math::Symbol(s) if *s == sym)))
-            {
-                shared.push((own.clone(), d.target_named.clone().unwrap_or_else(|| d.target.clone())));
-            }
-        }
+        let shared: Vec<(String, RecExpr<Math>)> = written
+            .into_iter()
+            .filter(|(n, _)| used.contains(&Symbol::from(n.as_str())))
+            .collect();
         formulas.extend(shared.iter().map(|(_, e)| e.clone()));
         for (n, _, s) in &self.checked.definition_exprs {
             env.shapes.insert(Symbol::from(n.as_str()), s.clone());
@@ -412,6 +417,15 @@ impl Program {
             results.join(", ")
         )
     }
+}
+
+fn symbols_in(e: &RecExpr<Math>) -> Vec<Symbol> {
+    e.iter()
+        .filter_map(|n| match n {
+            Math::Symbol(s) => Some(*s),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `affine_forward` → `affine_backward`; any other name gets `_backward` appended.
