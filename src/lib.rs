@@ -50,6 +50,7 @@ mod infer;
 pub mod ir;
 pub mod lower;
 pub mod numeric;
+pub mod ops;
 mod order;
 pub mod render;
 pub mod repl;
