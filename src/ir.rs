@@ -6,10 +6,12 @@
 //! and the renderers.
 
 use crate::dim::{Dim, Shape};
+use crate::ops::Func;
 use egg::{define_language, Analysis, DidMerge, EGraph, Id, Language, RecExpr, Symbol};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// A real constant with a total order, so it can sit in an e-node.
 #[derive(Debug, Clone, Copy)]
@@ -98,20 +100,6 @@ define_language! {
         "norm" = Norm(Id),
         "pow" = Pow([Id; 2]),
         ".^" = EPow([Id; 2]),
-        "exp" = Exp(Id),
-        "log" = Log(Id),
-        "sin" = Sin(Id),
-        "cos" = Cos(Id),
-        "tanh" = Tanh(Id),
-        "tan" = Tan(Id),
-        "sinh" = Sinh(Id),
-        "cosh" = Cosh(Id),
-        "sigmoid" = Sigmoid(Id),
-        "sqrt" = Sqrt(Id),
-        "abs" = Abs(Id),
-        "relu" = Relu(Id),
-        "sign" = Sign(Id),
-        "step" = Step(Id),
         "ones" = Ones([Id; 2]),
         "zeros" = Zeros([Id; 2]),
         "eye" = Eye(Id),
@@ -127,58 +115,39 @@ define_language! {
         // `commute m n` is the commutation matrix K with K·vec(A) = vec(Aᵀ) for A : m x n.
         "vec" = Vec(Id),
         "commute" = Commute([Id; 2]),
+        // Every elementwise function, named by its row of the operator table (`ops.rs`):
+        // `(tanh ?a)`, `(leaky_relu ?a ?b)`.
+        Fn(Func, Box<[Id]>),
         Num(Const),
         Dim(DimNode),
         Symbol(Symbol),
     }
 }
 
-/// Elementwise functions of one argument, by name: the parser, the rules and the
-/// renderers share this list.
-pub const ELEMENTWISE: &[&str] = &[
-    "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sigmoid", "sqrt", "abs", "relu", "sign", "step",
-];
+/// The names of the elementwise functions (the operator table's rows), for the parser,
+/// the rules and the renderers.
+pub fn elementwise_names() -> impl Iterator<Item = &'static str> {
+    Func::ALL.iter().map(|f| f.name())
+}
+
+/// The same names as a list.
+pub static ELEMENTWISE: LazyLock<Vec<&'static str>> = LazyLock::new(|| elementwise_names().collect());
 
 impl Math {
     pub fn is_elementwise(&self) -> bool {
-        matches!(
-            self,
-            Math::Exp(_)
-                | Math::Log(_)
-                | Math::Sin(_)
-                | Math::Cos(_)
-                | Math::Tanh(_)
-                | Math::Tan(_)
-                | Math::Sinh(_)
-                | Math::Cosh(_)
-                | Math::Sigmoid(_)
-                | Math::Sqrt(_)
-                | Math::Abs(_)
-                | Math::Relu(_)
-                | Math::Sign(_)
-                | Math::Step(_)
-        )
+        matches!(self, Math::Fn(..))
     }
 
-    /// Builds the elementwise function node of that name.
+    /// The node `f(arg)`.
+    pub fn function(f: Func, args: &[Id]) -> Math {
+        Math::Fn(f, args.into())
+    }
+
+    /// Builds the elementwise function node of that name (a function of one argument; one
+    /// with a parameter, such as `leaky_relu`, needs it as a second child: [`Math::function`]).
     pub fn elementwise(name: &str, arg: Id) -> Option<Math> {
-        Some(match name {
-            "exp" => Math::Exp(arg),
-            "log" => Math::Log(arg),
-            "sin" => Math::Sin(arg),
-            "cos" => Math::Cos(arg),
-            "tanh" => Math::Tanh(arg),
-            "sigmoid" => Math::Sigmoid(arg),
-            "tan" => Math::Tan(arg),
-            "sinh" => Math::Sinh(arg),
-            "cosh" => Math::Cosh(arg),
-            "sqrt" => Math::Sqrt(arg),
-            "abs" => Math::Abs(arg),
-            "relu" => Math::Relu(arg),
-            "sign" => Math::Sign(arg),
-            "step" => Math::Step(arg),
-            _ => return None,
-        })
+        let f: Func = name.parse().ok()?;
+        f.spec().parameter.is_none().then(|| Math::function(f, &[arg]))
     }
 }
 
@@ -284,20 +253,11 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
         ),
         Math::Pow([a, k]) => (value(Shape::scalar()), binary_const(*a, *k, f64::powf)),
         Math::EPow([a, k]) => (same(*a), binary_const(*a, *k, f64::powf)),
-        Math::Exp(a) => (same(*a), unary_const(*a, f64::exp)),
-        Math::Log(a) => (same(*a), unary_const(*a, f64::ln)),
-        Math::Sin(a) => (same(*a), unary_const(*a, f64::sin)),
-        Math::Cos(a) => (same(*a), unary_const(*a, f64::cos)),
-        Math::Tanh(a) => (same(*a), unary_const(*a, f64::tanh)),
-        Math::Tan(a) => (same(*a), unary_const(*a, f64::tan)),
-        Math::Sinh(a) => (same(*a), unary_const(*a, f64::sinh)),
-        Math::Cosh(a) => (same(*a), unary_const(*a, f64::cosh)),
-        Math::Sigmoid(a) => (same(*a), unary_const(*a, sigmoid)),
-        Math::Sqrt(a) => (same(*a), unary_const(*a, f64::sqrt)),
-        Math::Abs(a) => (same(*a), unary_const(*a, f64::abs)),
-        Math::Relu(a) => (same(*a), unary_const(*a, |x| x.max(0.0))),
-        Math::Sign(a) => (same(*a), unary_const(*a, signum0)),
-        Math::Step(a) => (same(*a), unary_const(*a, step)),
+        Math::Fn(f, args) => {
+            let parameter = args.get(1).map_or(Some(0.0), |p| konst(*p));
+            let value = konst(args[0]).zip(parameter).map(|(x, p)| f.apply(x, p));
+            (same(args[0]), value)
+        }
         Math::Ones([m, n]) | Math::Zeros([m, n]) => {
             let fill = if matches!(node, Math::Ones(_)) { 1.0 } else { 0.0 };
             match (dim(*m), dim(*n)) {
@@ -350,24 +310,6 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
         _ => None,
     };
     Data { kind, constant }
-}
-
-pub fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-pub fn signum0(x: f64) -> f64 {
-    if x == 0.0 {
-        0.0
-    } else {
-        x.signum()
-    }
-}
-pub fn step(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else {
-        0.0
-    }
 }
 
 impl Analysis<Math> for ShapeAnalysis {

@@ -51,6 +51,7 @@ pub mod ir;
 pub mod lower;
 pub mod numeric;
 pub mod numpy_dialect;
+pub mod ops;
 mod order;
 pub mod render;
 pub mod repl;

@@ -4,48 +4,27 @@
 use crate::diagnostic::{closest, Error, Span};
 use crate::dim::{Dim, Shape};
 use crate::infer::{declared_shape, dim_of, infer};
-use crate::ir::{Env, ExprBuilder, Math, ELEMENTWISE};
+use crate::ir::{Env, ExprBuilder, Math};
+use crate::ops::{Builtin, Func, Function};
 use crate::syntax::{BinOp, Expr, ExprKind, PostfixOp, ShapeDecl, Statement};
 use egg::{Id, RecExpr, Symbol};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 /// The most distinct subexpressions a target may have: beyond this, simplification and
 /// extraction would take more than a few seconds.
 pub const MAX_TARGET_NODES: usize = 4_000;
 
-/// The functions of the language with their accepted argument counts.
-pub const FUNCTIONS: &[(&str, usize, usize)] = &[
-    ("ones", 1, 2),
-    ("zeros", 1, 2),
-    ("eye", 1, 1),
-    ("tr", 1, 1),
-    ("det", 1, 1),
-    ("logdet", 1, 1),
-    ("inv", 1, 1),
-    ("diag", 1, 1),
-    ("sum", 1, 1),
-    ("norm", 1, 2),
-    ("kron", 2, 2),
-    ("mean", 1, 1),
-    ("softmax", 1, 1),
-    ("logsumexp", 1, 1),
-    ("softplus", 1, 1),
-    ("dot", 2, 2),
-    ("outer", 2, 2),
-    ("transpose", 1, 1),
-    ("exp", 1, 1),
-    ("log", 1, 1),
-    ("sin", 1, 1),
-    ("cos", 1, 1),
-    ("tanh", 1, 1),
-    ("tan", 1, 1),
-    ("sinh", 1, 1),
-    ("cosh", 1, 1),
-    ("sigmoid", 1, 1),
-    ("sqrt", 1, 1),
-    ("abs", 1, 1),
-    ("relu", 1, 1),
-];
+/// The functions of the language with their accepted argument counts, from the operator
+/// table (`ops.rs`).
+pub static FUNCTIONS: LazyLock<Vec<(&'static str, usize, usize)>> = LazyLock::new(|| {
+    Function::all()
+        .map(|f| {
+            let (min, max) = f.arity();
+            (f.name(), min, max)
+        })
+        .collect()
+});
 
 /// Names people reach for from other tools, and what matdiff calls them.
 const ALIASES: &[(&str, &str)] = &[("frobenius", "norm"), ("norm2", "norm"), ("diagm", "diag")];
@@ -543,7 +522,7 @@ impl Lowering<'_> {
     }
 
     fn call(&mut self, name: &str, name_span: Span, args: &[Expr], span: Span) -> Lowered {
-        let Some((_, min, max)) = FUNCTIONS.iter().find(|(f, _, _)| *f == name) else {
+        let Some(function) = Function::named(name) else {
             let mut err = Error::name(format!("unknown function `{name}`"), name_span);
             let alias = ALIASES.iter().find(|(a, _)| *a == name).map(|(_, f)| *f);
             if let Some(s) = alias.or_else(|| closest(name, FUNCTIONS.iter().map(|(f, _, _)| *f))) {
@@ -551,13 +530,14 @@ impl Lowering<'_> {
             }
             return Err(err);
         };
-        if args.len() < *min || args.len() > *max {
+        let (min, max) = function.arity();
+        if args.len() < min || args.len() > max {
             let wanted = if min == max {
                 format!("{min}")
             } else {
                 format!("{min} or {max}")
             };
-            let plural = if *max == 1 { "" } else { "s" };
+            let plural = if max == 1 { "" } else { "s" };
             return Err(Error::name(
                 format!(
                     "`{name}` takes {wanted} argument{plural}, but {} were given",
@@ -566,38 +546,43 @@ impl Lowering<'_> {
                 span,
             ));
         }
-        match name {
-            "ones" | "zeros" | "eye" => {
+        let builtin = match function {
+            Function::Elementwise(f) => return self.elementwise(f, args),
+            Function::Builtin(b) => b,
+        };
+        match builtin {
+            Builtin::Ones | Builtin::Zeros | Builtin::Eye => {
                 let m = self.dim_arg(&args[0])?;
                 let n = match args.get(1) {
                     Some(a) => self.dim_arg(a)?,
-                    None if name == "eye" => m.clone(),
+                    None if builtin == Builtin::Eye => m.clone(),
                     None => Dim::one(),
                 };
                 let shape = Shape::new(m.clone(), n.clone());
                 let (dm, dn) = (self.builder.dim(&m), self.builder.dim(&n));
-                let node = match name {
-                    "ones" => Math::Ones([dm, dn]),
-                    "zeros" => Math::Zeros([dm, dn]),
+                let node = match builtin {
+                    Builtin::Ones => Math::Ones([dm, dn]),
+                    Builtin::Zeros => Math::Zeros([dm, dn]),
                     _ => Math::Eye(dm),
                 };
                 Ok((self.add(node), shape))
             }
-            "transpose" => {
+            Builtin::Transpose => {
                 let (a, s) = self.lower(&args[0])?;
                 if s.is_scalar() {
                     return Ok((a, s));
                 }
                 Ok((self.add(Math::Transpose(a)), s.transposed()))
             }
-            "norm" if args.len() == 2 => {
+            Builtin::Norm if args.len() == 2 => {
                 let (a, s) = self.lower(&args[0])?;
                 match self.constant(&args[1]) {
                     Some(p) if p == 1.0 && (s.is_column() || s.is_row() || s.is_scalar()) => {
-                        self.unary_call("norm1", a, s, span)
+                        let magnitudes = self.add(Math::function(Func::Abs, &[a]));
+                        Ok((self.add(Math::Sum(magnitudes)), Shape::scalar()))
                     }
                     Some(p) if p == 2.0 && (s.is_column() || s.is_row() || s.is_scalar()) => {
-                        self.unary_call("norm", a, s, span)
+                        self.unary_call(Builtin::Norm, a, s, span)
                     }
                     _ => Err(Error::unsupported(
                         "`norm(x, p)` takes p = 1 or 2 for a vector; `norm(X)` is the Frobenius norm",
@@ -605,7 +590,7 @@ impl Lowering<'_> {
                     )),
                 }
             }
-            "dot" | "outer" => {
+            Builtin::Dot | Builtin::Outer => {
                 let (a, sa) = self.lower(&args[0])?;
                 let (b, sb) = self.lower(&args[1])?;
                 let vector = |s: &Shape| s.is_column() || s.is_scalar();
@@ -615,7 +600,7 @@ impl Lowering<'_> {
                         span,
                     ));
                 }
-                if name == "dot" {
+                if builtin == Builtin::Dot {
                     if sa.rows != sb.rows {
                         return Err(Error::shape(
                             format!("`dot` needs vectors of one length, not {sa} and {sb}"),
@@ -629,20 +614,51 @@ impl Lowering<'_> {
                     Ok((self.add(Math::Mul([a, bt])), Shape::new(sa.rows, sb.rows)))
                 }
             }
-            "kron" => {
+            Builtin::Kron => {
                 let (a, sa) = self.lower(&args[0])?;
                 let (b, sb) = self.lower(&args[1])?;
                 let shape = Shape::new(sa.rows.times(&sb.rows), sa.cols.times(&sb.cols));
                 Ok((self.add(Math::Kron([a, b])), shape))
             }
-            _ => {
+            Builtin::Tr
+            | Builtin::Det
+            | Builtin::LogDet
+            | Builtin::Inv
+            | Builtin::Diag
+            | Builtin::Sum
+            | Builtin::Norm
+            | Builtin::Mean
+            | Builtin::Softmax
+            | Builtin::LogSumExp
+            | Builtin::Softplus => {
                 let (a, s) = self.lower(&args[0])?;
-                self.unary_call(name, a, s, span)
+                self.unary_call(builtin, a, s, span)
             }
         }
     }
 
-    fn unary_call(&mut self, name: &str, a: Id, s: Shape, span: Span) -> Lowered {
+    /// `f(x)`, or `f(x, a)` with `a` a number (its default when not given).
+    fn elementwise(&mut self, f: Func, args: &[Expr]) -> Lowered {
+        let (a, s) = self.lower(&args[0])?;
+        let mut children = vec![a];
+        if let Some(default) = f.spec().parameter {
+            let value = match args.get(1) {
+                Some(p) => self.constant(p).ok_or_else(|| {
+                    Error::unsupported(
+                        format!("the second argument of `{}` must be a number", f.name()),
+                        p.span,
+                    )
+                })?,
+                None => default,
+            };
+            children.push(self.builder.num(value));
+        }
+        Ok((self.add(Math::function(f, &children)), s))
+    }
+
+    /// A builtin of one argument, `a` of shape `s`.
+    fn unary_call(&mut self, builtin: Builtin, a: Id, s: Shape, span: Span) -> Lowered {
+        let name = builtin.name();
         let scalar = Shape::scalar();
         let square = |s: &Shape| -> Result<(), Error> {
             if s.is_square() {
@@ -654,22 +670,30 @@ impl Lowering<'_> {
                 ))
             }
         };
-        match name {
-            "tr" | "det" => {
+        match builtin {
+            Builtin::Tr | Builtin::Det => {
                 square(&s)?;
                 if s.is_scalar() {
                     return Ok((a, s));
                 }
-                let node = if name == "tr" { Math::Trace(a) } else { Math::Det(a) };
+                let node = if builtin == Builtin::Tr {
+                    Math::Trace(a)
+                } else {
+                    Math::Det(a)
+                };
                 Ok((self.add(node), scalar))
             }
-            "logdet" => {
+            Builtin::LogDet => {
                 square(&s)?;
-                let node = if s.is_scalar() { Math::Log(a) } else { Math::LogDet(a) };
+                let node = if s.is_scalar() {
+                    Math::function(Func::Log, &[a])
+                } else {
+                    Math::LogDet(a)
+                };
                 Ok((self.add(node), scalar))
             }
-            "inv" => self.inverse(a, s, span, "inv"),
-            "mean" => {
+            Builtin::Inv => self.inverse(a, s, span, "inv"),
+            Builtin::Mean => {
                 // sum(A) / (rows·cols)
                 let total = self.add(Math::Sum(a));
                 let count = self.builder.dim(&s.rows.times(&s.cols));
@@ -677,21 +701,21 @@ impl Lowering<'_> {
                 let reciprocal = self.reciprocal(count);
                 Ok((self.scale(reciprocal, total), scalar))
             }
-            "logsumexp" => {
-                let e = self.add(Math::Exp(a));
+            Builtin::LogSumExp => {
+                let e = self.add(Math::function(Func::Exp, &[a]));
                 let total = self.add(Math::Sum(e));
-                Ok((self.add(Math::Log(total)), scalar))
+                Ok((self.add(Math::function(Func::Log, &[total])), scalar))
             }
-            "softplus" => {
+            Builtin::Softplus => {
                 // log(1 + exp(x)), entrywise
-                let e = self.add(Math::Exp(a));
+                let e = self.add(Math::function(Func::Exp, &[a]));
                 let ones = self.builder.ones(&s);
                 let sum = self.add(Math::Add([ones, e]));
-                Ok((self.add(Math::Log(sum)), s))
+                Ok((self.add(Math::function(Func::Log, &[sum])), s))
             }
-            "softmax" => {
+            Builtin::Softmax => {
                 // A vector is normalised as a whole; a matrix row by row (numpy's last axis).
-                let e = self.add(Math::Exp(a));
+                let e = self.add(Math::function(Func::Exp, &[a]));
                 let denominator = if s.is_column() || s.is_scalar() {
                     let total = self.add(Math::Sum(e));
                     self.stretch_scalar(total, &s)
@@ -702,14 +726,10 @@ impl Lowering<'_> {
                 };
                 Ok((self.add(Math::HDiv([e, denominator])), s))
             }
-            "sum" if s.is_scalar() => Ok((a, s)),
-            "sum" => Ok((self.add(Math::Sum(a)), scalar)),
-            "norm" => Ok((self.add(Math::Norm(a)), scalar)),
-            "norm1" => {
-                let magnitudes = self.add(Math::Abs(a));
-                Ok((self.add(Math::Sum(magnitudes)), scalar))
-            }
-            "diag" => {
+            Builtin::Sum if s.is_scalar() => Ok((a, s)),
+            Builtin::Sum => Ok((self.add(Math::Sum(a)), scalar)),
+            Builtin::Norm => Ok((self.add(Math::Norm(a)), scalar)),
+            Builtin::Diag => {
                 if s.is_scalar() {
                     Ok((a, s))
                 } else if s.is_column() {
@@ -723,11 +743,13 @@ impl Lowering<'_> {
                     ))
                 }
             }
-            f if ELEMENTWISE.contains(&f) => {
-                let node = Math::elementwise(f, a).expect("listed elementwise function");
-                Ok((self.add(node), s))
-            }
-            other => unreachable!("function {other} is listed but not lowered"),
+            Builtin::Ones
+            | Builtin::Zeros
+            | Builtin::Eye
+            | Builtin::Kron
+            | Builtin::Dot
+            | Builtin::Outer
+            | Builtin::Transpose => unreachable!("`{name}` takes its arguments as written and is lowered in `call`"),
         }
     }
 

@@ -3,7 +3,8 @@
 //! independently, compared against finite differences of the target.
 
 use crate::dim::Shape;
-use crate::ir::{sigmoid, signum0, step, Env, Math};
+use crate::ir::{Env, Math};
+use crate::ops::Admits;
 use egg::{Id, RecExpr, Symbol};
 use nalgebra::DMatrix;
 use rand::{RngExt, SeedableRng};
@@ -44,9 +45,6 @@ enum Value {
 
 /// The largest condition number (Frobenius) of a matrix inverted during a check.
 const MAX_CONDITION: f64 = 1e8;
-
-/// Distance from kinks below which a finite difference may straddle one.
-const KINK_MARGIN: f64 = 1e-2;
 
 /// Evaluates an expression on an instance.
 pub fn eval(expr: &RecExpr<Math>, inst: &Instance) -> Result<Matrix, EvalError> {
@@ -98,14 +96,6 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
         }
     };
     let scalar = |x: f64| Value::M(Matrix::from_element(1, 1, x));
-    let map = |id: &Id, f: &dyn Fn(f64) -> f64| -> Result<Value, EvalError> { Ok(Value::M(m(id)?.map(f))) };
-    let kinked = |id: &Id, f: &dyn Fn(f64) -> f64| -> Result<Value, EvalError> {
-        let x = m(id)?;
-        if x.iter().any(|v| v.abs() < KINK_MARGIN) {
-            return Err(EvalError::NearKink);
-        }
-        Ok(Value::M(x.map(f)))
-    };
     let same_shape = |a: &Matrix, b: &Matrix| {
         if a.shape() == b.shape() {
             Ok(())
@@ -169,29 +159,23 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
             let d = m(a)?.diagonal();
             Value::M(Matrix::from_column_slice(d.len(), 1, d.as_slice()))
         }
-        Math::Pow([a, k]) => {
+        Math::Pow([a, k]) | Math::EPow([a, k]) => {
             let k = s(k)?;
-            map(a, &|x| x.powf(k))?
+            Value::M(m(a)?.map(|x| x.powf(k)))
         }
-        Math::EPow([a, k]) => {
-            let k = s(k)?;
-            map(a, &|x| x.powf(k))?
+        Math::Fn(f, args) => {
+            let x = m(&args[0])?;
+            let p = args.get(1).map_or(Ok(0.0), s)?;
+            let domain = f.spec().domain;
+            for v in x.iter() {
+                match domain.admits(*v) {
+                    Admits::Yes => {}
+                    Admits::Outside => return Err(EvalError::Domain),
+                    Admits::NearKink => return Err(EvalError::NearKink),
+                }
+            }
+            Value::M(x.map(|v| f.apply(v, p)))
         }
-        Math::Exp(a) => map(a, &f64::exp)?,
-        Math::Log(a) => map(a, &|x| if x > 0.0 { x.ln() } else { f64::NAN })?,
-        Math::Sin(a) => map(a, &f64::sin)?,
-        Math::Cos(a) => map(a, &f64::cos)?,
-        Math::Tanh(a) => map(a, &f64::tanh)?,
-        // Away from the poles of tan, where finite differences are meaningless.
-        Math::Tan(a) => map(a, &|x| if x.cos().abs() > 0.05 { x.tan() } else { f64::NAN })?,
-        Math::Sinh(a) => map(a, &f64::sinh)?,
-        Math::Cosh(a) => map(a, &f64::cosh)?,
-        Math::Sigmoid(a) => map(a, &sigmoid)?,
-        Math::Sqrt(a) => map(a, &|x| if x > 0.0 { x.sqrt() } else { f64::NAN })?,
-        Math::Abs(a) => kinked(a, &f64::abs)?,
-        Math::Relu(a) => kinked(a, &|x| x.max(0.0))?,
-        Math::Sign(a) => kinked(a, &signum0)?,
-        Math::Step(a) => kinked(a, &step)?,
         Math::Ones([r, c]) => Value::M(Matrix::from_element(size(r)?, size(c)?, 1.0)),
         Math::Zeros([r, c]) => Value::M(Matrix::zeros(size(r)?, size(c)?)),
         Math::Eye(n) => Value::M(Matrix::identity(size(n)?, size(n)?)),

@@ -353,13 +353,13 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("Inverse", "inv"),
     ("determinant", "det"),
     ("Determinant", "det"),
-    ("ln", "log"),
-    ("logistic", "sigmoid"),
     ("transpose", "transpose"),
 ];
 
+/// Synonyms of elementwise functions are the operator table's aliases.
 fn canonical_function(name: &str) -> &str {
-    SYNONYMS.iter().find(|(s, _)| *s == name).map_or(name, |(_, c)| c)
+    let synonym = SYNONYMS.iter().find(|(s, _)| *s == name).map(|(_, c)| *c);
+    synonym.or_else(|| crate::ops::alias_of(name)).unwrap_or(name)
 }
 
 fn from_pest(err: pest::error::Error<Rule>) -> Error {

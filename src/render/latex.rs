@@ -1,12 +1,18 @@
 //! LaTeX notation for notes: `G^\top \mathbf{1}_{B}`, `X^{-\top}`, `\operatorname{tr}(A)`.
 //! Every string is accepted by KaTeX (checked in CI) and by LaTeX with amsmath.
 
-use super::{args, constant_at, dim_at, number, Form, Piece, Prec, SCALE};
+use super::{args, constant_at, dim_at, number, spelled, CallStyle, Form, Piece, Prec, SCALE};
 use crate::dim::Dim;
 use crate::ir::Math;
 use egg::{Id, RecExpr};
 
 pub struct Latex;
+
+const CALL: CallStyle = CallStyle {
+    operator: |op| format!("\\operatorname{{{op}}}"),
+    open: "\\left(",
+    close: "\\right)",
+};
 
 const MATMUL: &str = "";
 
@@ -155,20 +161,7 @@ impl Form for Latex {
             Math::LogDet(_) => call("\\log\\det"),
             Math::Sum(_) => op_call("sum"),
             Math::Diag(_) | Math::DiagVec(_) => op_call("diag"),
-            Math::Exp(_) => call("\\exp"),
-            Math::Log(_) => call("\\log"),
-            Math::Sin(_) => call("\\sin"),
-            Math::Cos(_) => call("\\cos"),
-            Math::Tanh(_) => call("\\tanh"),
-            Math::Tan(_) => call("\\tan"),
-            Math::Sinh(_) => call("\\sinh"),
-            Math::Cosh(_) => call("\\cosh"),
-            Math::Sigmoid(_) => call("\\sigma"),
-            Math::Sqrt(_) => Piece::new(format!("\\sqrt{{{}}}", a[0].text), Atom),
-            Math::Abs(_) => Piece::new(format!("\\left|{}\\right|", a[0].text), Atom),
-            Math::Relu(_) => op_call("relu"),
-            Math::Sign(_) => op_call("sign"),
-            Math::Step(_) => op_call("step"),
+            Math::Fn(f, _) => spelled(f.spec().latex, &a, &CALL),
             Math::Ones([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
                 (Some(r), Some(c)) if c.is_one() => Piece::new(format!("\\mathbf{{1}}_{{{}}}", dim(r)), Atom),
                 (Some(r), Some(c)) if r.is_one() => Piece::new(format!("\\mathbf{{1}}_{{{}}}^\\top", dim(c)), Postfix),

@@ -8,6 +8,7 @@ pub mod numpy;
 pub mod text;
 
 use crate::ir::Math;
+use crate::ops::Spelling;
 use egg::{Id, Language, RecExpr};
 
 /// The `op` of a scaling by a scalar, which commutes with every product.
@@ -78,6 +79,42 @@ pub fn subtracted_product(expr: &RecExpr<Math>, id: Id, k: usize, pieces: &[Piec
             Some(pieces[usize::from(x)].text.clone())
         }
         _ => None,
+    }
+}
+
+/// How a notation writes a call: the head of a named operator, and the brackets.
+pub struct CallStyle {
+    pub operator: fn(&str) -> String,
+    pub open: &'static str,
+    pub close: &'static str,
+}
+
+/// Calls as text and numpy write them: `name(x, a)`.
+pub const PLAIN: CallStyle = CallStyle {
+    operator: str::to_string,
+    open: "(",
+    close: ")",
+};
+
+/// An elementwise function in one notation's spelling of it (a column of the operator table).
+pub fn spelled(spelling: Spelling, a: &[&Piece], style: &CallStyle) -> Piece {
+    let call = |head: &str| {
+        let args: Vec<&str> = a.iter().map(|p| p.text.as_str()).collect();
+        Piece::new(
+            format!("{head}{}{}{}", style.open, args.join(", "), style.close),
+            Prec::Atom,
+        )
+    };
+    match spelling {
+        Spelling::Call(name) => call(name),
+        Spelling::Operator(name) => call(&(style.operator)(name)),
+        Spelling::Template(template, arg, prec) => {
+            let text = match a.get(1) {
+                Some(p) => template.replace("$a", &p.at(arg)),
+                None => template.to_string(),
+            };
+            Piece::new(text.replace("$x", &a[0].at(arg)), prec)
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! ints) and `G`. Internally every value is 2-D (vectors as columns); vectors come in
 //! as 1-D arrays or columns alike through `np.reshape(x, (-1, 1))`.
 
-use super::{args, number, Form, Piece, Prec};
+use super::{args, number, spelled, Form, Piece, Prec, PLAIN};
 use crate::dim::Shape;
 use crate::ir::{Env, Math};
 use egg::{Id, RecExpr};
@@ -56,20 +56,7 @@ impl Form for Numpy<'_> {
             Math::Diag(_) => call("np.diagflat"),
             Math::DiagVec(_) => Piece::new(format!("np.reshape(np.diag({}), (-1, 1))", a[0].text), Atom),
             Math::Pow(_) | Math::EPow(_) => Piece::new(format!("{} ** {}", a[0].at(Postfix), a[1].at(Postfix)), Power),
-            Math::Exp(_) => call("np.exp"),
-            Math::Log(_) => call("np.log"),
-            Math::Sin(_) => call("np.sin"),
-            Math::Cos(_) => call("np.cos"),
-            Math::Tanh(_) => call("np.tanh"),
-            Math::Tan(_) => call("np.tan"),
-            Math::Sinh(_) => call("np.sinh"),
-            Math::Cosh(_) => call("np.cosh"),
-            Math::Sigmoid(_) => Piece::new(format!("1 / (1 + np.exp(-{}))", a[0].at(Power)), Product),
-            Math::Sqrt(_) => call("np.sqrt"),
-            Math::Abs(_) => call("np.abs"),
-            Math::Relu(_) => Piece::new(format!("np.maximum({}, 0)", a[0].text), Atom),
-            Math::Sign(_) => call("np.sign"),
-            Math::Step(_) => Piece::new(format!("np.heaviside({}, 0.0)", a[0].text), Atom),
+            Math::Fn(f, _) => spelled(f.spec().numpy, &a, &PLAIN),
             Math::Ones(_) => Piece::new(format!("np.ones(({}, {}))", a[0].text, a[1].text), Atom),
             Math::Zeros(_) => Piece::new(format!("np.zeros(({}, {}))", a[0].text, a[1].text), Atom),
             Math::Eye(_) => Piece::new(format!("np.eye({})", a[0].text), Atom),

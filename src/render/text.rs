@@ -1,6 +1,6 @@
 //! Plain-text notation with Unicode: `Gᵀ·1_B`, `X⁻ᵀ`, `A ⊙ B`.
 
-use super::{args, constant_at, dim_at, number, Form, Piece, Prec, SCALE};
+use super::{args, constant_at, dim_at, number, spelled, Form, Piece, Prec, PLAIN, SCALE};
 use crate::dim::Dim;
 use crate::ir::Math;
 use egg::{Id, RecExpr};
@@ -110,20 +110,7 @@ impl Form for Text {
             Math::LogDet(_) => call("logdet"),
             Math::Sum(_) => call("sum"),
             Math::Diag(_) | Math::DiagVec(_) => call("diag"),
-            Math::Exp(_) => call("exp"),
-            Math::Log(_) => call("log"),
-            Math::Sin(_) => call("sin"),
-            Math::Cos(_) => call("cos"),
-            Math::Tanh(_) => call("tanh"),
-            Math::Tan(_) => call("tan"),
-            Math::Sinh(_) => call("sinh"),
-            Math::Cosh(_) => call("cosh"),
-            Math::Sigmoid(_) => call("σ"),
-            Math::Sqrt(_) => call("sqrt"),
-            Math::Abs(_) => Piece::new(format!("|{}|", a[0].text), Atom),
-            Math::Relu(_) => call("relu"),
-            Math::Sign(_) => call("sign"),
-            Math::Step(_) => call("step"),
+            Math::Fn(f, _) => spelled(f.spec().text, &a, &PLAIN),
             Math::Ones([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
                 (Some(r), Some(c)) if c.is_one() => Piece::new(format!("1_{}", dim_sub(r)), Atom),
                 (Some(r), Some(c)) if r.is_one() => Piece::new(format!("1_{}ᵀ", dim_sub(c)), Postfix),

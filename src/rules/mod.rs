@@ -123,11 +123,17 @@ const FAMILIES: &[Family] = &[
 ];
 
 pub fn backprop_rules() -> impl Iterator<Item = &'static BackpropRule> {
-    FAMILIES.iter().flat_map(|f| f.backprop.iter())
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.backprop.iter())
+        .chain(&elementwise::from_table().0)
 }
 
 pub fn jacobian_rules() -> impl Iterator<Item = &'static JacobianRule> {
-    FAMILIES.iter().flat_map(|f| f.jacobian.iter())
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.jacobian.iter())
+        .chain(&elementwise::from_table().1)
 }
 
 pub fn simplify_rules() -> impl Iterator<Item = &'static SimplifyRule> {
