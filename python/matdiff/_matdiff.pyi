@@ -1,0 +1,13 @@
+# The Rust extension: each function returns its result as a JSON string, which the
+# package's objects (matdiff.Derivation, ...) wrap.
+
+class Error(ValueError):
+    """Bad input; the message is the CLI's, with the line, column and a caret."""
+
+def grad(
+    script: str, wrt: str, layout: str = "denominator", check: bool = True, seed: int | None = None
+) -> str: ...
+def full(script: str, wrt: str, kind: str, check: bool = True, seed: int | None = None) -> str: ...
+def explain(
+    script: str, wrt: str, layout: str = "denominator", check: bool = True, seed: int | None = None
+) -> str: ...
