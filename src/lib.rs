@@ -50,6 +50,7 @@ mod infer;
 pub mod ir;
 pub mod lower;
 pub mod numeric;
+pub mod numpy_dialect;
 mod order;
 pub mod render;
 pub mod repl;
@@ -436,7 +437,8 @@ fn upstream_name(checked: &Checked) -> Symbol {
     let taken = |n: &str| {
         checked.shape_of(n).is_some() || checked.dims.contains(n) || checked.definitions.iter().any(|d| d == n)
     };
-    let mut candidates = vec!["G".to_string()];
+    let mut candidates: Vec<String> = checked.upstream.iter().cloned().collect();
+    candidates.push("G".to_string());
     if let Some(t) = &checked.target.name {
         candidates.push(format!("G_{t}"));
     }
@@ -512,48 +514,7 @@ impl Derivation {
         if let Some((g, _)) = &self.upstream {
             args.push(g.to_string());
         }
-        let mut body = Vec::new();
-        let mut bound: BTreeSet<String> = BTreeSet::new();
-        for name in &args {
-            let Some(shape) = self.env.shapes.get(&Symbol::from(name.as_str())) else {
-                continue;
-            };
-            if shape.is_scalar() {
-                body.push(format!("    {name} = float({name})"));
-                continue;
-            }
-            let axes: Vec<(usize, &dim::Dim)> = if shape.is_column() {
-                vec![(0, &shape.rows)]
-            } else {
-                vec![(0, &shape.rows), (1, &shape.cols)]
-            };
-            let expected = if shape.is_column() {
-                format!("({},) or ({}, 1)", shape.rows.render("*"), shape.rows.render("*"))
-            } else {
-                format!("({}, {})", shape.rows.render("*"), shape.cols.render("*"))
-            };
-            body.push(format!("    {name} = np.asarray({name}, dtype=float)"));
-            for (axis, d) in axes {
-                let size = if shape.is_column() {
-                    format!("np.size({name})")
-                } else {
-                    format!("np.shape({name})[{axis}]")
-                };
-                match (d.as_size(), d.factors().as_slice()) {
-                    (Some(n), _) => body.push(format!(
-                        "    assert {size} == {n}, \"{name} must have shape {expected}\""
-                    )),
-                    (None, [f]) if d.coeff() == 1 && !bound.contains(*f) => {
-                        bound.insert(f.to_string());
-                        body.push(format!("    {f} = {size}"));
-                    }
-                    _ => body.push(format!(
-                        "    assert {size} == {}, \"{name} must have shape {expected}\"",
-                        d.render("*")
-                    )),
-                }
-            }
-        }
+        let body = render::numpy::bind_arguments(&args, &self.env);
         let doc = format!(
             "    \"\"\"∂{}/∂{} for {} = {} ({} layout), derived and checked by matdiff.\"\"\"",
             self.loss_label(),
@@ -592,6 +553,11 @@ impl Derivation {
     /// The result as LaTeX: the target with broadcasting explicit, and the derivative,
     /// shapes noted, as an `align*` body (two lines ending in `\\`).
     pub fn latex(&self) -> String {
+        self.latex_lines(&mut BTreeSet::new()).join(" \\\\\n")
+    }
+
+    /// The `align*` lines: the definitions not yet in `seen`, the target, the derivative.
+    fn latex_lines(&self, seen: &mut BTreeSet<String>) -> Vec<String> {
         use render::latex::{name, shape};
         let target = name(self.target_label());
         let loss = name(self.loss_label());
@@ -599,6 +565,7 @@ impl Derivation {
         let mut lines: Vec<String> = self
             .definitions
             .iter()
+            .filter(|(n, _)| seen.insert(n.clone()))
             .map(|(n, e)| format!("{} &= {}", name(n), render::render(e, &render::latex::Latex).text))
             .collect();
         lines.push(format!(
@@ -618,7 +585,7 @@ impl Derivation {
             "\\frac{{\\partial {loss}}}{{\\partial {wrt}}} &= {} && ({note})",
             self.formula_latex()
         ));
-        lines.join(" \\\\\n")
+        lines
     }
 
     /// A complete LaTeX document showing the derivation (compiles with pdflatex).
@@ -653,33 +620,97 @@ impl Derivation {
     }
 }
 
-impl fmt::Display for Derivation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut target_note = vec![self.target_shape.to_string()];
-        target_note.extend(self.broadcasts.iter().cloned());
-        let lhs_target = format!("{} = {}", self.target_label(), self.target_text());
-        let mut formula_note = vec![self.formula_shape().to_string()];
+impl Derivation {
+    /// `f = X·W + 1_B·bᵀ` and its note (shape, broadcasts).
+    fn target_line(&self) -> (String, String) {
+        let mut note = vec![self.target_shape.to_string()];
+        note.extend(self.broadcasts.iter().cloned());
+        (
+            format!("{} = {}", self.target_label(), self.target_text()),
+            note.join("; "),
+        )
+    }
+
+    /// `∂L/∂b = Gᵀ·1_B` and its note (shape, layout, upstream).
+    fn formula_line(&self) -> (String, String) {
+        let mut note = vec![self.formula_shape().to_string()];
         if self.layout == Layout::Numerator {
-            formula_note.push("numerator layout".into());
+            note.push("numerator layout".into());
         }
         if let Some((g, s)) = &self.upstream {
-            formula_note.push(format!("{g} = ∂L/∂{} : {s}", self.target_label()));
+            note.push(format!("{g} = ∂L/∂{} : {s}", self.target_label()));
         }
         if self.env.symmetric.contains(&Symbol::from(self.wrt.as_str())) {
-            formula_note.push(format!("{} symmetric: sym(∇) = (∇ + ∇ᵀ)/2", self.wrt));
+            note.push(format!("{} symmetric: sym(∇) = (∇ + ∇ᵀ)/2", self.wrt));
         }
-        let lhs_formula = format!("∂{}/∂{} = {}", self.loss_label(), self.wrt, self.formula_text());
-        let width = lhs_target.chars().count().max(lhs_formula.chars().count()) + 4;
-        let pad = |s: &str| format!("{s}{}", " ".repeat(width - s.chars().count()));
-        if !self.inferred.is_empty() {
-            let list: Vec<String> = self.inferred.iter().map(|(n, s)| format!("{n} : {s}")).collect();
-            writeln!(f, "inferred: {}", list.join("; "))?;
-        }
-        writeln!(f, "{}({})", pad(&lhs_target), target_note.join("; "))?;
-        writeln!(f, "{}({})", pad(&lhs_formula), formula_note.join("; "))?;
-        if let Some(w) = self.where_text() {
-            writeln!(f, "  {w}")?;
-        }
-        write!(f, "{}", self.check_text())
+        (
+            format!("∂{}/∂{} = {}", self.loss_label(), self.wrt, self.formula_text()),
+            note.join("; "),
+        )
     }
+}
+
+/// Lines `text   (note)` with the notes aligned.
+fn aligned(lines: &[(String, String)]) -> Vec<String> {
+    let width = lines.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(0) + 4;
+    lines
+        .iter()
+        .map(|(t, n)| format!("{t}{}({n})", " ".repeat(width - t.chars().count())))
+        .collect()
+}
+
+impl fmt::Display for Derivation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", derivations_text(std::slice::from_ref(self)))
+    }
+}
+
+/// Several gradients of one target: the target once, every gradient, the intermediates
+/// they name (once each), and each one's check.
+pub fn derivations_text(derivations: &[Derivation]) -> String {
+    let Some(first) = derivations.first() else {
+        return String::new();
+    };
+    let mut out = Vec::new();
+    if !first.inferred.is_empty() {
+        let list: Vec<String> = first.inferred.iter().map(|(n, s)| format!("{n} : {s}")).collect();
+        out.push(format!("inferred: {}", list.join("; ")));
+    }
+    let mut lines = vec![first.target_line()];
+    lines.extend(derivations.iter().map(Derivation::formula_line));
+    out.extend(aligned(&lines));
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut parts = Vec::new();
+    for d in derivations {
+        for (n, e) in &d.definitions {
+            if seen.insert(n.as_str()) {
+                parts.push(format!("{n} = {}", render::render(e, &Text).text));
+            }
+        }
+    }
+    if !parts.is_empty() {
+        out.push(format!("  where {}", parts.join(", ")));
+    }
+    if let [only] = derivations {
+        out.push(only.check_text());
+    } else {
+        for d in derivations {
+            out.push(format!("∂{}/∂{}: {}", d.loss_label(), d.wrt, d.check_text()));
+        }
+    }
+    out.join("\n")
+}
+
+/// Several gradients of one target as one `align*` body: the intermediates, the target, each gradient.
+pub fn derivations_latex(derivations: &[Derivation]) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for d in derivations {
+        for line in d.latex_lines(&mut seen) {
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+    }
+    lines.join(" \\\\\n")
 }

@@ -77,6 +77,8 @@ pub struct Checked {
     pub target: Target,
     /// One line per broadcast made explicit, e.g. `b : M broadcast over the B rows`.
     pub broadcasts: Vec<String>,
+    /// The upstream gradient's name when the script's language fixes it (`dout` in numpy).
+    pub upstream: Option<String>,
 }
 
 impl Checked {
@@ -242,6 +244,7 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
             span,
         },
         broadcasts,
+        upstream: None,
     })
 }
 

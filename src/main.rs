@@ -33,9 +33,15 @@ struct GradArgs {
     /// Read the script from a file (`-` for standard input).
     #[arg(short = 'f', long = "file", conflicts_with = "script")]
     file: Option<String>,
-    /// The variable to differentiate with respect to.
+    /// The variable to differentiate with respect to: a name, a comma-separated list, or `all`.
     #[arg(long)]
     wrt: String,
+    /// Read the script as numpy code (the default for a `.py` file).
+    #[arg(long)]
+    numpy: bool,
+    /// In numpy code, the forward function to differentiate (default: the last one in the file).
+    #[arg(long = "fn", value_name = "NAME")]
+    function_name: Option<String>,
     #[arg(long, value_enum, default_value_t = LayoutArg::Denominator)]
     layout: LayoutArg,
     #[arg(long, value_enum, default_value_t = Emit::Text)]
@@ -150,6 +156,45 @@ fn prepare(args: &GradArgs) -> Result<(String, String, Options), ExitCode> {
     Ok((name, script, options))
 }
 
+/// A script read in its language: matdiff's own, or numpy code (a forward function).
+enum Source {
+    Script(Box<matdiff::lower::Checked>),
+    Numpy(Box<matdiff::numpy_dialect::Program>),
+}
+
+impl Source {
+    fn read(args: &GradArgs, name: &str, script: &str) -> Result<Source, Error> {
+        if args.numpy || matdiff::numpy_dialect::is_numpy_file(name) {
+            let program = matdiff::numpy_dialect::read(script, args.function_name.as_deref())?;
+            return Ok(Source::Numpy(Box::new(program)));
+        }
+        if let Some(f) = &args.function_name {
+            return Err(Error::new(
+                matdiff::ErrorKind::Input,
+                "`--fn` selects a function in numpy code; add `--numpy` or use a `.py` file",
+                None,
+            )
+            .in_argument("--fn", f));
+        }
+        Ok(Source::Script(Box::new(matdiff::check_script(script)?)))
+    }
+
+    fn checked(&self) -> &matdiff::lower::Checked {
+        match self {
+            Source::Script(c) => c,
+            Source::Numpy(p) => &p.checked,
+        }
+    }
+
+    /// `--wrt`: one name, a comma-separated list, or `all`.
+    fn wrt(&self, wrt: &str) -> Vec<String> {
+        match self {
+            Source::Script(c) => matdiff::numpy_dialect::resolve_wrt_list(wrt, &c.variables),
+            Source::Numpy(p) => p.resolve_wrt(wrt),
+        }
+    }
+}
+
 fn grad(args: GradArgs) -> ExitCode {
     if args.steps {
         return explain(args);
@@ -158,41 +203,78 @@ fn grad(args: GradArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let derivation = match matdiff::grad_with(&script, &args.wrt, &options) {
-        Ok(d) => d,
+    let source = match Source::read(&args, &name, &script) {
+        Ok(s) => s,
+        Err(e) => return report(&e, &name, &script),
+    };
+    let wrt = source.wrt(&args.wrt);
+    let derivations: Result<Vec<matdiff::Derivation>, Error> = wrt
+        .iter()
+        .map(|w| matdiff::grad_checked(source.checked(), w, &options).map_err(|e| e.in_argument("--wrt", &args.wrt)))
+        .collect();
+    let derivations = match derivations {
+        Ok(d) if !d.is_empty() => d,
+        Ok(_) => {
+            err!("error: `--wrt` names no variable");
+            return ExitCode::from(EXIT_INPUT);
+        }
         Err(e) => return report(&e, &name, &script),
     };
     if args.verbose {
-        let s = &derivation.simplify;
-        let end = s.limit_hit.as_deref().map_or("saturated".to_string(), |l| {
-            format!("stopped at the {l}; the result is correct but may not be the simplest")
-        });
-        err!(
-            "simplification: {} iterations, {} e-nodes, {end}",
-            s.iterations,
-            s.nodes
-        );
+        for d in &derivations {
+            let s = &d.simplify;
+            let end = s.limit_hit.as_deref().map_or("saturated".to_string(), |l| {
+                format!("stopped at the {l}; the result is correct but may not be the simplest")
+            });
+            err!(
+                "simplification of ∂/∂{}: {} iterations, {} e-nodes, {end}",
+                d.wrt,
+                s.iterations,
+                s.nodes
+            );
+        }
     }
-    let rendered = match args.emit {
-        Emit::Text => derivation.to_string(),
-        Emit::Json => serde_json::to_string_pretty(&derivation.json()).unwrap_or_default(),
-        Emit::Numpy if args.function => derivation.numpy_function(),
-        Emit::Numpy => derivation.numpy(),
-        Emit::Latex if args.standalone => derivation.latex_document(),
-        Emit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", derivation.latex()),
-    };
-    match derivation.check {
-        Check::Passed { .. } | Check::Skipped => {
-            out!("{rendered}");
-            ExitCode::SUCCESS
-        }
-        Check::Failed { .. } | Check::NoDomain { .. } | Check::TooLarge { .. } => {
-            err!("{rendered}");
-            if args.emit != Emit::Text {
-                err!("{}", derivation.check_text());
+    let rendered = render_gradients(&args, &source, &derivations);
+    let passed = derivations
+        .iter()
+        .all(|d| matches!(d.check, Check::Passed { .. } | Check::Skipped));
+    if passed {
+        out!("{rendered}");
+        ExitCode::SUCCESS
+    } else {
+        err!("{rendered}");
+        if args.emit != Emit::Text {
+            for d in &derivations {
+                err!("∂/∂{}: {}", d.wrt, d.check_text());
             }
-            ExitCode::from(EXIT_CHECK)
         }
+        ExitCode::from(EXIT_CHECK)
+    }
+}
+
+fn render_gradients(args: &GradArgs, source: &Source, derivations: &[matdiff::Derivation]) -> String {
+    let numpy_expression = |d: &matdiff::Derivation| match source {
+        Source::Numpy(p) => p.numpy_expression(d),
+        Source::Script(_) => d.numpy(),
+    };
+    match (args.emit, derivations) {
+        (Emit::Text, ds) => matdiff::derivations_text(ds),
+        (Emit::Json, [d]) => serde_json::to_string_pretty(&d.json()).unwrap_or_default(),
+        (Emit::Json, ds) => {
+            serde_json::to_string_pretty(&ds.iter().map(|d| d.json()).collect::<Vec<_>>()).unwrap_or_default()
+        }
+        (Emit::Numpy, ds) if args.function => match source {
+            Source::Numpy(p) => p.python_function(ds),
+            Source::Script(_) => ds.iter().map(|d| d.numpy_function()).collect::<Vec<_>>().join("\n\n"),
+        },
+        (Emit::Numpy, [d]) => numpy_expression(d),
+        (Emit::Numpy, ds) => ds
+            .iter()
+            .map(|d| format!("d{} = {}", d.wrt, numpy_expression(d)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        (Emit::Latex, [d]) if args.standalone => d.latex_document(),
+        (Emit::Latex, ds) => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", matdiff::derivations_latex(ds)),
     }
 }
 
@@ -201,9 +283,9 @@ fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let result = matdiff::check_script(&script).and_then(|checked| match kind {
-        matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(&checked, &args.wrt, &options),
-        matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(&checked, &args.wrt, &options),
+    let result = Source::read(&args, &name, &script).and_then(|source| match kind {
+        matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(source.checked(), &args.wrt, &options),
+        matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(source.checked(), &args.wrt, &options),
     });
     let form = match result {
         Ok(f) => f,
@@ -239,7 +321,8 @@ fn explain(args: GradArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let result = matdiff::check_script(&script).and_then(|c| matdiff::explain::explain(&c, &args.wrt, &options));
+    let result = Source::read(&args, &name, &script)
+        .and_then(|source| matdiff::explain::explain(source.checked(), &args.wrt, &options));
     let explanation = match result {
         Ok(x) => x,
         Err(e) => return report(&e, &name, &script),

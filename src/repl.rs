@@ -9,10 +9,15 @@ use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Helper};
+use rustyline::{
+    Cmd, ConditionalEventHandler, Context, Event, EventContext, EventHandler, Helper, KeyCode, KeyEvent, Modifiers,
+    RepeatCount,
+};
 use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The REPL's commands, with their argument hints, for `:help` and completion.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -428,6 +433,39 @@ fn join_continued(input: &str) -> String {
     input.replace("\\\n", " ").replace('\n', " ")
 }
 
+/// Runs a bracketed paste as if its keys were typed, so that each pasted line is echoed
+/// after its prompt and answered in turn, and a continued statement continues as typed.
+/// rustyline's own handling reads the whole paste and inserts it into one line, which
+/// then ran as one statement. Bound to the paste's start and end markers, and to Tab:
+/// a Tab inside a paste is text (indentation), not a request to complete.
+#[derive(Clone, Default)]
+struct PasteAsTyped {
+    /// Whether the keys being read are between the paste's markers. Shared by the three
+    /// bindings; rustyline wants handlers to be `Send + Sync`.
+    inside: Arc<AtomicBool>,
+}
+
+impl ConditionalEventHandler for PasteAsTyped {
+    fn handle(&self, evt: &Event, _: RepeatCount, _: bool, _: &EventContext) -> Option<Cmd> {
+        match evt.get(0) {
+            Some(KeyEvent(KeyCode::BracketedPasteStart, _)) => {
+                self.inside.store(true, Ordering::Relaxed);
+                Some(Cmd::Noop)
+            }
+            Some(KeyEvent(KeyCode::BracketedPasteEnd, _)) => {
+                self.inside.store(false, Ordering::Relaxed);
+                Some(Cmd::Noop)
+            }
+            Some(KeyEvent(KeyCode::Tab, _)) if self.inside.load(Ordering::Relaxed) => {
+                // Not `SelfInsert`: a bound command is replayed, and a replayed
+                // `SelfInsert` inserts the last inserted text instead of its own.
+                Some(Cmd::Insert(1, "\t".into()))
+            }
+            _ => None,
+        }
+    }
+}
+
 fn history_path() -> Option<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("MATDIFF_HISTORY") {
         return Some(p.into());
@@ -482,6 +520,9 @@ pub fn run() -> i32 {
     }
     let mut session = Session::new(color_ok && std::io::stdout().is_terminal());
     let names = Rc::new(RefCell::new(Vec::new()));
+    // One editor for the whole session: rustyline reads the terminal in blocks, and only the
+    // editor carries what it read past a line's end (keys typed ahead, the rest of a paste)
+    // on to the next line; that needs its `buffer-redux` feature, without which they were lost.
     let mut editor = match rustyline::Editor::<ReplHelper, rustyline::history::FileHistory>::new() {
         Ok(e) => e,
         Err(e) => {
@@ -490,6 +531,13 @@ pub fn run() -> i32 {
         }
     };
     editor.set_helper(Some(ReplHelper { names: names.clone() }));
+    let paste = PasteAsTyped::default();
+    for key in [KeyCode::BracketedPasteStart, KeyCode::BracketedPasteEnd, KeyCode::Tab] {
+        editor.bind_sequence(
+            KeyEvent(key, Modifiers::NONE),
+            EventHandler::Conditional(Box::new(paste.clone())),
+        );
+    }
     let history = history_path();
     if let Some(path) = &history {
         let _ = editor.load_history(path);
@@ -510,6 +558,8 @@ pub fn run() -> i32 {
                 }
                 *names.borrow_mut() = session.names();
             }
+            // rustyline carries read-ahead keys over only from an entered line: keys that came
+            // in one block with a Ctrl-C are dropped, as a terminal drops input on an interrupt.
             Err(rustyline::error::ReadlineError::Interrupted) => continue,
             Err(rustyline::error::ReadlineError::Eof) => break,
             Err(e) => {

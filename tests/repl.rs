@@ -1,5 +1,6 @@
 //! The REPL: a session answering lines (tested directly), and the real program in a
-//! pseudo-terminal: typing the seed, a tab completion, an error, history recall, Ctrl-C, Ctrl-D.
+//! pseudo-terminal: typing the seed, a tab completion, an error, history recall, Ctrl-C, Ctrl-D,
+//! and lines typed ahead or pasted (with and without bracketed paste) all answered in order.
 
 use matdiff::repl::{Reply, Session};
 use rexpect::session::{spawn_command, PtySession};
@@ -108,8 +109,6 @@ fn a_session_in_a_real_terminal() {
     p.send_line(":grad b").unwrap();
     p.exp_string(&bytes("Gᵀ·1_B")).unwrap();
     p.exp_string("checked on 3 random instances").unwrap();
-    // Keys are typed only at a prompt: between lines the terminal mode changes and may drop them.
-    p.exp_string("matdiff> ").unwrap();
 
     // Tab completion of a function name: `su` + Tab becomes `sum(`.
     type_keys(&mut p, "z = su");
@@ -153,6 +152,127 @@ fn a_session_in_a_real_terminal() {
     p.exp_string("matdiff> ").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
+}
+
+/// Waits for each of `texts` in turn: each must come after the one before it.
+fn expect_in_order(p: &mut PtySession, texts: &[&str]) {
+    for t in texts {
+        if let Err(e) = p.exp_string(&bytes(t)) {
+            panic!("waiting for {t:?}: {e}");
+        }
+    }
+}
+
+/// A fresh session with its own (empty) history file.
+fn fresh_repl(name: &str) -> PtySession {
+    let dir = std::env::temp_dir().join(format!("matdiff-repl-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let history = dir.join("history");
+    let _ = std::fs::remove_file(&history);
+    repl(&history)
+}
+
+/// The seed and two questions, as the answers to them appear: each line echoed after a
+/// prompt, then answered, in the order typed.
+const SCRIPT: &[&str] = &[
+    "X : B x N; W : N x M; b : M",
+    "h = X*W + b",
+    ":grad b",
+    ":emit numpy",
+    ":grad W",
+];
+
+fn expect_script_answers(p: &mut PtySession) {
+    let answers = [
+        "X : B x N\r\nW : N x M\r\nb : M",
+        "b : M broadcast over the B rows",
+        "Gᵀ·1_B",
+        "emit: numpy",
+        "X.T @ G",
+    ];
+    // Each line after its prompt (the caller has seen the first), then its answer.
+    for (line, answer) in SCRIPT.iter().zip(answers) {
+        expect_in_order(p, &[line, answer, "matdiff> "]);
+    }
+}
+
+fn quit(mut p: PtySession) {
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+// The tests below type as fast as the pty takes the bytes, on purpose: no key may be
+// lost, however early it comes. (They passed 20 runs of 20 in a loop.)
+
+#[test]
+fn lines_typed_without_waiting_for_the_prompt_all_run_in_order() {
+    let mut p = fresh_repl("typeahead");
+    // One write: every line is already waiting when the first is answered.
+    type_keys(&mut p, &format!("{}\r", SCRIPT.join("\r")));
+    expect_script_answers(&mut p);
+    // One write per line, not waiting: later lines come while earlier ones are worked on.
+    p.send_line(":emit text").unwrap();
+    for line in [":reset", "X : n x n", "tr(X*X)", ":grad X"] {
+        type_keys(&mut p, &format!("{line}\r"));
+    }
+    expect_in_order(
+        &mut p,
+        &[
+            "emit: text",
+            "forgot every statement",
+            "X : n x n",
+            "tr(X·X)",
+            "∂f/∂X = 2·Xᵀ",
+            "matdiff> ",
+        ],
+    );
+    quit(p);
+}
+
+#[test]
+fn a_pasted_script_runs_line_by_line() {
+    // Without bracketed paste a terminal sends the block as keys, lines ending in CR or LF;
+    // with it, the block comes between ESC[200~ and ESC[201~.
+    let pastes = [("paste", "", "\n", ""), ("bracketed", "\x1b[200~", "\r", "\x1b[201~")];
+    for (name, start, line_end, end) in pastes {
+        let mut p = fresh_repl(name);
+        type_keys(&mut p, &format!("{start}{}{line_end}{end}", SCRIPT.join(line_end)));
+        expect_script_answers(&mut p);
+        quit(p);
+    }
+}
+
+#[test]
+fn a_bracketed_paste_may_end_mid_line_and_its_tabs_are_text() {
+    let mut p = fresh_repl("bracketed-tab");
+    // The last pasted line has no line end: it waits to be finished and entered. Its Tab
+    // is not a completion (which would insert a name after `*`).
+    type_keys(&mut p, "\x1b[200~x : n\rz = 2*\tsum(x\x1b[201~");
+    p.exp_string("x : n\r\n").unwrap();
+    type_keys(&mut p, ")\r");
+    expect_in_order(&mut p, &["z = 2·sum(x)", "matdiff> "]);
+    quit(p);
+}
+
+#[test]
+fn a_pasted_statement_continues_across_lines() {
+    for (name, start, end) in [("cont", "", ""), ("cont-bracketed", "\x1b[200~", "\x1b[201~")] {
+        let mut p = fresh_repl(name);
+        let block = [
+            "X : B x N; W : N x M; b : M",
+            "h = X*W + \\",
+            "  b",
+            "z = sum(h",
+            "  * 2)",
+            ":grad b",
+        ];
+        type_keys(&mut p, &format!("{start}{}\r{end}", block.join("\r")));
+        expect_in_order(
+            &mut p,
+            &["b : M", "h = X·W + 1_B·bᵀ", "z = sum(", "∂z/∂b = ", "matdiff> "],
+        );
+        quit(p);
+    }
 }
 
 #[test]

@@ -121,3 +121,55 @@ pub fn finish(body: &Piece, wrt: &str, wrt_shape: &Shape) -> String {
         body.text.clone()
     }
 }
+
+/// The first lines of a generated Python function: each argument as a float array (a
+/// float for a scalar), each dimension bound from the first argument that has it alone
+/// on an axis (`N = np.shape(X)[0]`, `H = np.shape(Wx)[1] // 4`), every other size asserted.
+pub fn bind_arguments(args: &[String], env: &Env) -> Vec<String> {
+    let mut body = Vec::new();
+    let mut bound: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for name in args {
+        let Some(shape) = env.shapes.get(&egg::Symbol::from(name.as_str())) else {
+            continue;
+        };
+        if shape.is_scalar() {
+            body.push(format!("    {name} = float({name})"));
+            continue;
+        }
+        let axes: Vec<(usize, &crate::dim::Dim)> = if shape.is_column() {
+            vec![(0, &shape.rows)]
+        } else {
+            vec![(0, &shape.rows), (1, &shape.cols)]
+        };
+        let expected = if shape.is_column() {
+            format!("({},) or ({}, 1)", shape.rows.render("*"), shape.rows.render("*"))
+        } else {
+            format!("({}, {})", shape.rows.render("*"), shape.cols.render("*"))
+        };
+        body.push(format!("    {name} = np.asarray({name}, dtype=float)"));
+        for (axis, d) in axes {
+            let size = if shape.is_column() {
+                format!("np.size({name})")
+            } else {
+                format!("np.shape({name})[{axis}]")
+            };
+            match (d.as_size(), d.factors().as_slice()) {
+                (None, [f]) if !bound.contains(*f) => {
+                    bound.insert(f.to_string());
+                    match d.coeff() {
+                        1 => body.push(format!("    {f} = {size}")),
+                        k => body.push(format!("    {f} = {size} // {k}")),
+                    }
+                }
+                (Some(n), _) => body.push(format!(
+                    "    assert {size} == {n}, \"{name} must have shape {expected}\""
+                )),
+                _ => body.push(format!(
+                    "    assert {size} == {}, \"{name} must have shape {expected}\"",
+                    d.render("*")
+                )),
+            }
+        }
+    }
+    body
+}

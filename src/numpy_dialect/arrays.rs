@@ -1,0 +1,456 @@
+//! numpy arrays over the IR: each value keeps its numpy shape (0-D, 1-D or 2-D) beside
+//! the IR node that computes it (a 1-D array is an IR column), and every numpy
+//! operation is built as matrix algebra: broadcasting and reductions are products with
+//! ones vectors (`x.sum(axis=0)` is `Xᵀ·1_N`, `b` added to every row is `1_N·bᵀ`).
+
+use crate::diagnostic::{Error, Span};
+use crate::dim::{Dim, Shape};
+use crate::ir::{ExprBuilder, Math};
+use egg::Id;
+
+/// A numpy shape: the sizes of its axes, at most two.
+pub type NpShape = Vec<Dim>;
+
+#[derive(Debug, Clone)]
+pub struct Arr {
+    pub id: Id,
+    pub shape: NpShape,
+    /// The name it was read from, for broadcast notes (`b : M broadcast over the N rows`).
+    pub name: Option<String>,
+}
+
+pub fn ir_shape(shape: &[Dim]) -> Shape {
+    match shape {
+        [] => Shape::scalar(),
+        [n] => Shape::new(n.clone(), Dim::one()),
+        [m, n] => Shape::new(m.clone(), n.clone()),
+        _ => unreachable!("arrays have at most two axes"),
+    }
+}
+
+/// numpy's spelling of a shape: `(N, D)`, `(D,)`, `()`.
+pub fn np_shape_text(shape: &[Dim]) -> String {
+    match shape {
+        [n] => format!("({},)", n.render("*")),
+        _ => format!(
+            "({})",
+            shape.iter().map(|d| d.render("*")).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// numpy's broadcasting rule: trailing axes aligned, equal sizes or a size of 1 stretch.
+pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Option<NpShape> {
+    let n = a.len().max(b.len());
+    let mut out = Vec::with_capacity(n);
+    for k in 0..n {
+        let da = (k + a.len()).checked_sub(n).map(|i| &a[i]);
+        let db = (k + b.len()).checked_sub(n).map(|i| &b[i]);
+        out.push(match (da, db) {
+            (Some(x), Some(y)) if x == y => x.clone(),
+            (Some(x), Some(y)) if x.is_one() => y.clone(),
+            (Some(x), Some(y)) if y.is_one() => x.clone(),
+            (Some(_), Some(_)) => return None,
+            (Some(x), None) | (None, Some(x)) => x.clone(),
+            (None, None) => unreachable!("k < n"),
+        });
+    }
+    Some(out)
+}
+
+/// Builds IR for numpy operations and keeps the notes of the broadcasts it made explicit.
+#[derive(Default)]
+pub struct Arrays {
+    pub builder: ExprBuilder,
+    pub broadcasts: Vec<String>,
+}
+
+impl Arrays {
+    pub fn add(&mut self, node: Math) -> Id {
+        self.builder.add(node)
+    }
+
+    pub fn constant(&mut self, c: f64) -> Arr {
+        Arr {
+            id: self.builder.num(c),
+            shape: vec![],
+            name: None,
+        }
+    }
+
+    pub fn dim_value(&mut self, d: &Dim) -> Arr {
+        if let Some(n) = d.as_size() {
+            return self.constant(n as f64);
+        }
+        let dim = self.builder.dim(d);
+        Arr {
+            id: self.add(Math::DimValue(dim)),
+            shape: vec![],
+            name: None,
+        }
+    }
+
+    pub fn number_at(&self, id: Id) -> Option<f64> {
+        match self.builder.expr()[id] {
+            Math::Num(c) => Some(c.0),
+            _ => None,
+        }
+    }
+
+    pub fn scale(&mut self, s: Id, a: Id) -> Id {
+        match self.number_at(s) {
+            Some(1.0) => a,
+            _ => self.add(Math::Scale([s, a])),
+        }
+    }
+
+    pub fn negate(&mut self, a: Id) -> Id {
+        if let Some(c) = self.number_at(a) {
+            return self.builder.num(-c);
+        }
+        let minus_one = self.builder.num(-1.0);
+        self.scale(minus_one, a)
+    }
+
+    pub fn reciprocal(&mut self, s: Id) -> Id {
+        if let Some(c) = self.number_at(s) {
+            return self.builder.num(1.0 / c);
+        }
+        let minus_one = self.builder.num(-1.0);
+        self.add(Math::Pow([s, minus_one]))
+    }
+
+    fn ones_column(&mut self, n: &Dim) -> Id {
+        self.builder.ones(&Shape::new(n.clone(), Dim::one()))
+    }
+
+    pub fn transpose(&mut self, a: Id, shape: &[Dim]) -> Id {
+        if shape.len() < 2 && !ir_shape(shape).is_row() {
+            return a;
+        }
+        self.add(Math::Transpose(a))
+    }
+
+    /// `a` (numpy shape `from`) stretched to the numpy shape `to`, as a product with ones.
+    pub fn stretch(&mut self, a: &Arr, to: &[Dim]) -> Id {
+        let from = &a.shape;
+        if from.as_slice() == to {
+            return a.id;
+        }
+        let target = ir_shape(to);
+        let source = ir_shape(from);
+        let what = match &a.name {
+            Some(n) => format!("{n} : {}", np_shape_text(from)),
+            None => format!("a {} operand", np_shape_text(from)),
+        };
+        if source.is_scalar() {
+            let ones = self.builder.ones(&target);
+            return self.scale(a.id, ones);
+        }
+        match to {
+            [m, n] => {
+                // Which of the source's axes stretch: the rows when it is a 1-D row or a
+                // 1 x n row against more rows, the columns when it is an m x 1 column.
+                let row_like = from.len() == 1 || (from[0].is_one() && !m.is_one());
+                let stretch_rows = row_like && !m.is_one();
+                let stretch_cols = from.len() == 2 && from[1].is_one() && !n.is_one();
+                let mut x = a.id;
+                if from.len() == 1 {
+                    // A 1-D array is a row to numpy: bᵀ.
+                    x = self.add(Math::Transpose(x));
+                }
+                if stretch_rows {
+                    let ones = self.ones_column(m);
+                    x = self.add(Math::Mul([ones, x]));
+                    self.broadcasts
+                        .push(format!("{what} broadcast over the {} rows", m.render("·")));
+                }
+                if stretch_cols {
+                    let ones = self.ones_column(n);
+                    let ones_t = self.add(Math::Transpose(ones));
+                    x = self.add(Math::Mul([x, ones_t]));
+                    self.broadcasts
+                        .push(format!("{what} broadcast over the {} columns", n.render("·")));
+                }
+                x
+            }
+            _ => a.id,
+        }
+    }
+
+    /// An elementwise binary operation with numpy's broadcasting.
+    pub fn elementwise(&mut self, op: Elementwise, a: &Arr, b: &Arr, span: Span) -> Result<Arr, Error> {
+        let shape = broadcast_shapes(&a.shape, &b.shape).ok_or_else(|| {
+            Error::shape(
+                format!(
+                    "operands could not be broadcast together with shapes {} {}",
+                    np_shape_text(&a.shape),
+                    np_shape_text(&b.shape)
+                ),
+                span,
+            )
+            .with_label(format!("in `{}`", op.symbol()))
+            .with_note("numpy aligns trailing axes; each pair must be equal or one of them 1")
+        })?;
+        let (sa, sb) = (a.shape.is_empty(), b.shape.is_empty());
+        // `loss = 0.0; loss += ...`: adding a zero scalar changes nothing.
+        let zero = |x: &Arr| matches!(self.number_at(x.id), Some(z) if z == 0.0) && x.shape.is_empty();
+        if op == Elementwise::Add && zero(a) && b.shape == shape {
+            return Ok(Arr {
+                name: None,
+                ..b.clone()
+            });
+        }
+        if matches!(op, Elementwise::Add | Elementwise::Sub) && zero(b) && a.shape == shape {
+            return Ok(Arr {
+                name: None,
+                ..a.clone()
+            });
+        }
+        let id = match op {
+            Elementwise::Mul if sa => self.scale(a.id, b.id),
+            Elementwise::Mul if sb => self.scale(b.id, a.id),
+            Elementwise::Div if sb => {
+                let r = self.reciprocal(b.id);
+                self.scale(r, a.id)
+            }
+            _ if sa && sb => self.scalar_op(op, a.id, b.id),
+            _ => {
+                let x = self.stretch(a, &shape);
+                let y = self.stretch(b, &shape);
+                match op {
+                    Elementwise::Add => self.add(Math::Add([x, y])),
+                    Elementwise::Sub => {
+                        let ny = self.negate(y);
+                        self.add(Math::Add([x, ny]))
+                    }
+                    Elementwise::Mul => self.add(Math::Had([x, y])),
+                    Elementwise::Div => self.add(Math::HDiv([x, y])),
+                }
+            }
+        };
+        Ok(Arr { id, shape, name: None })
+    }
+
+    fn scalar_op(&mut self, op: Elementwise, a: Id, b: Id) -> Id {
+        match op {
+            Elementwise::Add => self.add(Math::Add([a, b])),
+            Elementwise::Sub => {
+                let nb = self.negate(b);
+                self.add(Math::Add([a, nb]))
+            }
+            Elementwise::Mul => self.scale(a, b),
+            Elementwise::Div => {
+                let r = self.reciprocal(b);
+                self.scale(r, a)
+            }
+        }
+    }
+
+    /// The matrix product with numpy's rules for 1-D operands (`@`, `dot`, `matmul`).
+    pub fn matmul(&mut self, a: &Arr, b: &Arr, span: Span, op: &str) -> Result<Arr, Error> {
+        let mismatch = |k1: &Dim, k2: &Dim| {
+            Error::shape(
+                format!(
+                    "shapes {} and {} not aligned: {} != {}",
+                    np_shape_text(&a.shape),
+                    np_shape_text(&b.shape),
+                    k1.render("*"),
+                    k2.render("*")
+                ),
+                span,
+            )
+            .with_label(format!("in `{op}`"))
+        };
+        let (id, shape) = match (a.shape.as_slice(), b.shape.as_slice()) {
+            ([m, k1], [k2, n]) => {
+                if k1 != k2 {
+                    return Err(mismatch(k1, k2));
+                }
+                (self.add(Math::Mul([a.id, b.id])), vec![m.clone(), n.clone()])
+            }
+            ([m, k1], [k2]) => {
+                if k1 != k2 {
+                    return Err(mismatch(k1, k2));
+                }
+                (self.add(Math::Mul([a.id, b.id])), vec![m.clone()])
+            }
+            ([k1], [k2, n]) => {
+                if k1 != k2 {
+                    return Err(mismatch(k1, k2));
+                }
+                let bt = self.add(Math::Transpose(b.id));
+                (self.add(Math::Mul([bt, a.id])), vec![n.clone()])
+            }
+            ([k1], [k2]) => {
+                if k1 != k2 {
+                    return Err(mismatch(k1, k2));
+                }
+                let at = self.add(Math::Transpose(a.id));
+                (self.add(Math::Mul([at, b.id])), vec![])
+            }
+            _ if op == "@" => {
+                return Err(Error::shape(
+                    "matmul: an operand is a scalar; use `*` to multiply by a scalar",
+                    span,
+                ))
+            }
+            _ => return self.elementwise(Elementwise::Mul, a, b, span),
+        };
+        Ok(Arr { id, shape, name: None })
+    }
+
+    /// `sum` over an axis (or all), as a product with ones; `keepdims` keeps the axis as 1.
+    pub fn sum(&mut self, a: &Arr, axis: Option<usize>, keepdims: bool) -> Arr {
+        let one = Dim::one();
+        let (id, shape) = match (a.shape.as_slice(), axis) {
+            ([], _) => (a.id, vec![]),
+            (s, None) => (
+                self.add(Math::Sum(a.id)),
+                if keepdims { vec![one; s.len()] } else { vec![] },
+            ),
+            ([_], Some(_)) => (self.add(Math::Sum(a.id)), if keepdims { vec![one] } else { vec![] }),
+            ([m, n], Some(0)) => {
+                let ones = self.ones_column(m);
+                if keepdims {
+                    // 1ᵀ·X, a 1 x n row.
+                    let ones_t = self.add(Math::Transpose(ones));
+                    (self.add(Math::Mul([ones_t, a.id])), vec![one, n.clone()])
+                } else {
+                    // Xᵀ·1, the same sums as a 1-D array.
+                    let at = self.add(Math::Transpose(a.id));
+                    (self.add(Math::Mul([at, ones])), vec![n.clone()])
+                }
+            }
+            ([m, n], Some(_)) => {
+                let ones = self.ones_column(n);
+                let id = self.add(Math::Mul([a.id, ones]));
+                (
+                    id,
+                    if keepdims {
+                        vec![m.clone(), one]
+                    } else {
+                        vec![m.clone()]
+                    },
+                )
+            }
+            _ => unreachable!("arrays have at most two axes"),
+        };
+        Arr { id, shape, name: None }
+    }
+
+    /// The number of entries a reduction over `axis` adds up.
+    pub fn count(&self, a: &Arr, axis: Option<usize>) -> Dim {
+        match axis {
+            Some(k) => a.shape[k].clone(),
+            None => a.shape.iter().fold(Dim::one(), |acc, d| acc.times(d)),
+        }
+    }
+
+    pub fn mean(&mut self, a: &Arr, axis: Option<usize>, keepdims: bool) -> Arr {
+        let total = self.sum(a, axis, keepdims);
+        let count = self.count(a, axis);
+        let count = self.dim_value(&count);
+        let r = self.reciprocal(count.id);
+        Arr {
+            id: self.scale(r, total.id),
+            ..total
+        }
+    }
+
+    /// numpy's `var` (ddof = 0): the mean of the squared deviations from the mean.
+    pub fn var(&mut self, a: &Arr, axis: Option<usize>, keepdims: bool, span: Span) -> Result<Arr, Error> {
+        let mu = self.mean(a, axis, true);
+        let centred = self.elementwise(Elementwise::Sub, a, &mu, span)?;
+        let two = self.builder.num(2.0);
+        let squared = Arr {
+            id: self.add(Math::EPow([centred.id, two])),
+            ..centred
+        };
+        Ok(self.mean(&squared, axis, keepdims))
+    }
+
+    /// An elementwise function of one array.
+    pub fn map(&mut self, a: &Arr, node: impl FnOnce(Id) -> Math) -> Arr {
+        Arr {
+            id: self.add(node(a.id)),
+            shape: a.shape.clone(),
+            name: None,
+        }
+    }
+
+    pub fn power(&mut self, a: &Arr, k: f64) -> Arr {
+        let kk = self.builder.num(k);
+        if let Some(c) = self.number_at(a.id) {
+            return self.constant(c.powf(k));
+        }
+        let node = if a.shape.is_empty() {
+            Math::Pow([a.id, kk])
+        } else {
+            Math::EPow([a.id, kk])
+        };
+        self.map(a, |_| node)
+    }
+
+    pub fn ones(&mut self, shape: &[Dim], value: f64) -> Arr {
+        if shape.is_empty() {
+            return self.constant(value);
+        }
+        let s = ir_shape(shape);
+        let (r, c) = (self.builder.dim(&s.rows), self.builder.dim(&s.cols));
+        let node = if value == 0.0 {
+            Math::Zeros([r, c])
+        } else {
+            Math::Ones([r, c])
+        };
+        let id = self.add(node);
+        let v = self.builder.num(value);
+        let id = if value == 0.0 { id } else { self.scale(v, id) };
+        Arr {
+            id,
+            shape: shape.to_vec(),
+            name: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elementwise {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl Elementwise {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Elementwise::Add => "+",
+            Elementwise::Sub => "-",
+            Elementwise::Mul => "*",
+            Elementwise::Div => "/",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: &str) -> Dim {
+        Dim::named(n)
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        let (n, m, one) = (d("N"), d("M"), Dim::one());
+        let nm = [n.clone(), m.clone()];
+        assert_eq!(broadcast_shapes(&nm, &nm[1..]), Some(nm.to_vec()));
+        assert_eq!(
+            broadcast_shapes(&[n.clone(), one.clone()], &[one, m.clone()]),
+            Some(nm.to_vec())
+        );
+        assert_eq!(broadcast_shapes(&nm, &nm[..1]), None);
+        assert_eq!(broadcast_shapes(&[], &nm[..1]), Some(vec![n]));
+    }
+}

@@ -1,0 +1,1463 @@
+//! Running a forward function symbolically: each statement is evaluated on symbolic
+//! arrays (see [`super::arrays`]), in order, so a reassigned name has its latest value
+//! as in numpy. Every named intermediate becomes a definition (`xhat`, a second `x` as
+//! `x_2`), so results can be written with the script's own names.
+
+use super::arrays::{ir_shape, np_shape_text, Arr, Arrays, Elementwise, NpShape};
+use super::syntax::{BinOp, CmpOp, Expr, ExprKind, FunctionDef, Index, Param, Stmt};
+use crate::diagnostic::{closest, Error, Span};
+use crate::dim::{Dim, Shape};
+use crate::ir::Math;
+use egg::{Id, Symbol};
+use std::collections::{BTreeSet, HashMap};
+
+/// A symbolic Python value.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Arr(Arr),
+    Number {
+        value: f64,
+        integer: bool,
+    },
+    /// A size: from `x.shape`, `len(x)`, or a dimension's name.
+    Dim(Dim),
+    Tuple(Vec<Value>),
+    Str(String),
+    Bool(bool),
+    NoneV,
+    /// `np`, `np.linalg`, `np.random`.
+    Module(&'static str),
+    /// `np.exp`, `x.sum` before the call: the function and the object it was read from.
+    Function(String, Option<Box<Value>>),
+    /// A user-defined function, called by inlining.
+    Helper(String),
+    /// Integer class labels `y: "N labels of C"`; `onehot` is the N x C matrix `onehot(y)`.
+    Labels {
+        name: String,
+        n: Dim,
+        c: Dim,
+        onehot: Symbol,
+    },
+    /// `np.arange(N)` or `range(N)`: the row indices that pair with labels.
+    Arange(Dim),
+    /// A value kept but not computed with (a dictionary cache).
+    Opaque(&'static str),
+}
+
+/// What a parameter is.
+#[derive(Debug, Clone)]
+pub enum ParamKind {
+    /// An annotated array or scalar: a variable to differentiate.
+    Variable(NpShape),
+    /// Integer class labels.
+    Labels { n: Dim, c: Dim, onehot: Symbol },
+    /// A numeric default (`eps=1e-5`): a constant, as its default's source text.
+    Constant { value: f64, text: String },
+    /// Anything else (`bn_param=None`): passed through, an error if used.
+    Other { default: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamInfo {
+    pub name: String,
+    pub kind: ParamKind,
+}
+
+/// The forward function read as a target.
+pub struct Reading {
+    pub params: Vec<ParamInfo>,
+    /// The returned outputs, before a trailing cache: each value and the name it was returned as.
+    pub outputs: Vec<(Arr, Option<String>, Span)>,
+    pub definitions: Vec<(String, Id, Shape)>,
+    pub dims: BTreeSet<String>,
+    pub arrays: Arrays,
+    pub return_span: Span,
+}
+
+pub struct Interpreter<'a> {
+    pub functions: &'a HashMap<String, &'a FunctionDef>,
+    pub constants: &'a HashMap<String, Value>,
+    pub arrays: Arrays,
+    pub dims: BTreeSet<String>,
+    /// Names taken by parameters, dimensions and definitions, so new names cannot clash.
+    taken: BTreeSet<String>,
+    definitions: Vec<(String, Id, Shape)>,
+    defined_ids: HashMap<Id, String>,
+    /// How many times each name has been assigned so far, and in all, at the top level.
+    versions: HashMap<String, usize>,
+    assignments: HashMap<String, usize>,
+    parameters: BTreeSet<String>,
+    /// Nesting of helper calls: their locals are not the target's definitions.
+    depth: usize,
+}
+
+const MAX_CALL_DEPTH: usize = 32;
+
+type Scope = HashMap<String, Value>;
+
+fn err_unsupported(what: &str, span: Span) -> Error {
+    Error::unsupported(format!("{what} are not supported in the numpy dialect"), span)
+        .with_note("matdiff derives straight-line numpy code: assignments, numpy calls, and `return`")
+}
+
+impl<'a> Interpreter<'a> {
+    pub fn new(functions: &'a HashMap<String, &'a FunctionDef>, constants: &'a HashMap<String, Value>) -> Self {
+        Interpreter {
+            functions,
+            constants,
+            arrays: Arrays::default(),
+            dims: BTreeSet::new(),
+            taken: BTreeSet::new(),
+            definitions: Vec::new(),
+            defined_ids: HashMap::new(),
+            versions: HashMap::new(),
+            assignments: HashMap::new(),
+            parameters: BTreeSet::new(),
+            depth: 0,
+        }
+    }
+
+    /// Reads the forward function: its parameters' shapes, its body, its outputs.
+    pub fn read(mut self, f: &FunctionDef, source: &str) -> Result<Reading, Error> {
+        let mut scope = Scope::new();
+        let mut params = Vec::new();
+        for p in &f.params {
+            self.taken.insert(p.name.clone());
+            self.parameters.insert(p.name.clone());
+        }
+        for st in &f.body {
+            match st {
+                Stmt::Assign { targets, .. } => targets.iter().for_each(|t| count_assigned(t, &mut self.assignments)),
+                Stmt::AugAssign { target, .. } => count_assigned(target, &mut self.assignments),
+                _ => {}
+            }
+        }
+        for p in &f.params {
+            let kind = self.parameter(p, source)?;
+            let value = match &kind {
+                ParamKind::Variable(shape) => {
+                    let sym = Symbol::from(p.name.as_str());
+                    Value::Arr(Arr {
+                        id: self.arrays.add(Math::Symbol(sym)),
+                        shape: shape.clone(),
+                        name: Some(p.name.clone()),
+                    })
+                }
+                ParamKind::Labels { n, c, onehot } => Value::Labels {
+                    name: p.name.clone(),
+                    n: n.clone(),
+                    c: c.clone(),
+                    onehot: *onehot,
+                },
+                ParamKind::Constant { value, .. } => Value::Number {
+                    value: *value,
+                    integer: false,
+                },
+                ParamKind::Other { .. } => Value::NoneV,
+            };
+            scope.insert(p.name.clone(), value);
+            params.push(ParamInfo {
+                name: p.name.clone(),
+                kind,
+            });
+        }
+        let (returned, return_span) = self.body(&f.body, &mut scope)?.ok_or_else(|| {
+            Error::syntax(format!("`{}` has no `return`", f.name), f.name_span)
+                .with_note("the forward function returns its output, e.g. `return out, cache`")
+        })?;
+        let returned_expr = f.body.iter().find_map(|st| match st {
+            Stmt::Return { value, .. } => value.as_ref(),
+            _ => None,
+        });
+        let outputs = self.outputs(returned, returned_expr, return_span)?;
+        Ok(Reading {
+            params,
+            outputs,
+            definitions: self.definitions,
+            dims: self.dims,
+            arrays: self.arrays,
+            return_span,
+        })
+    }
+
+    fn parameter(&mut self, p: &Param, source: &str) -> Result<ParamKind, Error> {
+        if let Some(a) = &p.annotation {
+            return match &a.kind {
+                ExprKind::Str(text) => self.annotation(text, a.span, &p.name),
+                ExprKind::Name(n) if n == "float" => Ok(ParamKind::Variable(vec![])),
+                _ => Err(Error::syntax(
+                    format!("the annotation of `{}` is not a shape", p.name),
+                    a.span,
+                )
+                .with_note("write the shape as a string: `x: \"N x D\"`, `b: \"M\"`, `reg: \"scalar\"`, `y: \"N labels of C\"`")),
+            };
+        }
+        match &p.default {
+            Some(d) => match constant_of(d) {
+                Some(value) => Ok(ParamKind::Constant {
+                    value,
+                    text: source[d.span.start..d.span.end].to_string(),
+                }),
+                None => Ok(ParamKind::Other {
+                    default: Some(source[d.span.start..d.span.end].to_string()),
+                }),
+            },
+            None => Err(Error::name(format!("parameter `{}` has no shape annotation", p.name), p.span)
+                .with_note(format!(
+                    "annotate it with its shape in matdiff's shape syntax, e.g. `{}: \"N x D\"`, `\"D\"`, `\"scalar\"` or `\"N labels of C\"`",
+                    p.name
+                ))),
+        }
+    }
+
+    /// A shape annotation: `"N x D"`, `"D"`, `"D x 4*H"`, `"scalar"`, `"N labels of C"`.
+    fn annotation(&mut self, text: &str, span: Span, name: &str) -> Result<ParamKind, Error> {
+        let inner = Span::new(span.start + 1, span.end.saturating_sub(1).max(span.start + 1));
+        let bad = |why: &str| {
+            Error::syntax(format!("`{text}` is not a shape: {why}"), inner).with_note(
+                "shapes are `scalar`, `D` (1-D), `N x D` (2-D), with sizes such as `4*H`; labels are `N labels of C`",
+            )
+        };
+        let trimmed = text.trim();
+        if trimmed == "scalar" || trimmed == "float" || trimmed == "()" {
+            return Ok(ParamKind::Variable(vec![]));
+        }
+        if let Some((n, c)) = trimmed.split_once(" labels of ") {
+            let n = self
+                .dim_text(n)
+                .ok_or_else(|| bad("the number of labels is not a size"))?;
+            let c = self
+                .dim_text(c)
+                .ok_or_else(|| bad("the number of classes is not a size"))?;
+            let onehot = self.fresh_name(&[name.to_uppercase(), format!("onehot_{name}")]);
+            return Ok(ParamKind::Labels {
+                n,
+                c,
+                onehot: Symbol::from(onehot.as_str()),
+            });
+        }
+        let cleaned = trimmed.trim_start_matches('(').trim_end_matches(')');
+        let parts: Vec<&str> = cleaned
+            .split([',', '×'])
+            .flat_map(|p| p.split(" x "))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() || parts.len() > 2 {
+            return Err(bad("matdiff's arrays have one or two axes"));
+        }
+        let mut shape = Vec::new();
+        for part in parts {
+            shape.push(
+                self.dim_text(part)
+                    .ok_or_else(|| bad(&format!("`{part}` is not a size")))?,
+            );
+        }
+        Ok(ParamKind::Variable(shape))
+    }
+
+    /// A size in an annotation: a product of positive integers and names (`4*H`).
+    fn dim_text(&mut self, text: &str) -> Option<Dim> {
+        let mut dim = Dim::one();
+        for factor in text.split(['*', '·']).map(str::trim) {
+            let d = match factor.parse::<u64>() {
+                Ok(n) if n > 0 => Dim::size(n),
+                Ok(_) => return None,
+                Err(_) if is_identifier(factor) => {
+                    self.dims.insert(factor.to_string());
+                    self.taken.insert(factor.to_string());
+                    Dim::named(factor)
+                }
+                Err(_) => return None,
+            };
+            dim = dim.times(&d);
+        }
+        Some(dim)
+    }
+
+    /// The first candidate not yet taken (then with a number), marked taken.
+    fn fresh_name(&mut self, candidates: &[String]) -> String {
+        let name = candidates
+            .iter()
+            .find(|c| !self.taken.contains(*c))
+            .cloned()
+            .unwrap_or_else(|| {
+                (2..)
+                    .map(|k| format!("{}_{k}", candidates[0]))
+                    .find(|c| !self.taken.contains(c))
+                    .expect("some numbered name is free")
+            });
+        self.taken.insert(name.clone());
+        name
+    }
+
+    /// Runs statements; the value of the first `return` and its span.
+    fn body(&mut self, body: &[Stmt], scope: &mut Scope) -> Result<Option<(Value, Span)>, Error> {
+        for st in body {
+            match st {
+                Stmt::Nothing => {}
+                Stmt::Def(_) => {}
+                Stmt::Unsupported { what, span } => return Err(err_unsupported(what, *span)),
+                Stmt::Expr(e) => match &e.kind {
+                    ExprKind::Str(_) | ExprKind::Ellipsis => {}
+                    _ => {
+                        return Err(Error::unsupported(
+                            "an expression statement has no effect on the derivative",
+                            e.span,
+                        )
+                        .with_note("assign its value to a name, or remove it"))
+                    }
+                },
+                Stmt::Assign { targets, value, .. } => {
+                    let v = self.eval(value, scope)?;
+                    for t in targets {
+                        self.assign(t, v.clone(), scope)?;
+                    }
+                }
+                Stmt::AugAssign {
+                    target,
+                    op,
+                    value,
+                    span,
+                } => {
+                    let current = match &target.kind {
+                        ExprKind::Name(_) | ExprKind::Subscript(..) => self.eval(target, scope)?,
+                        _ => {
+                            return Err(Error::unsupported(
+                                "this augmented assignment target is not supported",
+                                target.span,
+                            ))
+                        }
+                    };
+                    let rhs = self.eval(value, scope)?;
+                    if let ExprKind::Subscript(obj, items) = &target.kind {
+                        let base = self.eval(obj, scope)?;
+                        let updated = self.binary(*op, current, rhs, *span)?;
+                        let new = self.scatter(&base, items, updated, scope, target.span, true)?;
+                        self.assign(obj, new, scope)?;
+                    } else {
+                        let updated = self.binary(*op, current, rhs, *span)?;
+                        self.assign(target, updated, scope)?;
+                    }
+                }
+                Stmt::Return { value, span } => {
+                    let v = match value {
+                        Some(e) => self.eval(e, scope)?,
+                        None => Value::NoneV,
+                    };
+                    return Ok(Some((v, *span)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn assign(&mut self, target: &Expr, value: Value, scope: &mut Scope) -> Result<(), Error> {
+        match &target.kind {
+            ExprKind::Name(n) => {
+                if self.depth == 0 {
+                    *self.versions.entry(n.clone()).or_insert(0) += 1;
+                }
+                let value = match value {
+                    Value::Arr(a) => Value::Arr(self.define(n, a)),
+                    Value::Dim(d) => {
+                        // `N, D = x.shape`: the name is the dimension's size.
+                        Value::Dim(d)
+                    }
+                    other => other,
+                };
+                scope.insert(n.clone(), value);
+                Ok(())
+            }
+            ExprKind::Tuple(items) | ExprKind::List(items) => {
+                let values = match value {
+                    Value::Tuple(vs) => vs,
+                    _ => {
+                        return Err(Error::unsupported(
+                            "only a tuple (or a shape) can be unpacked into several names",
+                            target.span,
+                        ))
+                    }
+                };
+                if values.len() != items.len() {
+                    return Err(Error::shape(
+                        format!("cannot unpack {} values into {} names", values.len(), items.len()),
+                        target.span,
+                    ));
+                }
+                for (t, v) in items.iter().zip(values) {
+                    self.assign(t, v, scope)?;
+                }
+                Ok(())
+            }
+            ExprKind::Subscript(obj, items) => {
+                let base = self.eval(obj, scope)?;
+                if let Value::Opaque(_) = base {
+                    // `cache['x'] = x`: a store into a cache.
+                    return Ok(());
+                }
+                let new = self.scatter(&base, items, value, scope, target.span, false)?;
+                self.assign(obj, new, scope)
+            }
+            _ => Err(Error::unsupported(
+                "only names, tuples of names and label-indexed entries can be assigned to",
+                target.span,
+            )),
+        }
+    }
+
+    /// Names an array: a definition of the target, under a fresh version of the name when
+    /// the name already has a value (`x = x - mu` makes `x_2`).
+    fn define(&mut self, name: &str, a: Arr) -> Arr {
+        let trivial = matches!(
+            self.arrays.builder.expr()[a.id],
+            Math::Symbol(_) | Math::Num(_) | Math::DimValue(_)
+        );
+        if self.depth > 0 || trivial {
+            return Arr {
+                name: a.name.or(Some(name.to_string())),
+                ..a
+            };
+        }
+        if let Some(existing) = self.defined_ids.get(&a.id) {
+            return Arr {
+                name: Some(existing.clone()),
+                ..a
+            };
+        }
+        // Versions of a reassigned name read as numpy means them: the last one keeps the
+        // name, the earlier ones are numbered (`loss_1`, then `loss`); a reassigned
+        // parameter's versions are numbered after it (`x`, then `x_2`).
+        let k = self.versions.get(name).copied().unwrap_or(1);
+        let total = self.assignments.get(name).copied().unwrap_or(1);
+        let is_parameter = self.parameters.contains(name);
+        let label = if !is_parameter && k >= total && !self.taken.contains(name) {
+            self.taken.insert(name.to_string());
+            name.to_string()
+        } else {
+            let first = if is_parameter { k + 1 } else { k };
+            let candidates: Vec<String> = (first..first + 50)
+                .map(|j| format!("{name}_{j}"))
+                .filter(|c| !self.assignments.contains_key(c))
+                .collect();
+            self.fresh_name(&candidates)
+        };
+        self.definitions.push((label.clone(), a.id, ir_shape(&a.shape)));
+        self.defined_ids.insert(a.id, label.clone());
+        Arr { name: Some(label), ..a }
+    }
+
+    /// The returned values before a trailing cache: an element written `cache`, or one
+    /// whose value is a tuple (or `None`), ends the outputs.
+    fn outputs(
+        &mut self,
+        returned: Value,
+        written: Option<&Expr>,
+        span: Span,
+    ) -> Result<Vec<(Arr, Option<String>, Span)>, Error> {
+        let (values, exprs): (Vec<Value>, Vec<Option<&Expr>>) = match (returned, written.map(|e| &e.kind)) {
+            (Value::Tuple(vs), Some(ExprKind::Tuple(es))) if vs.len() == es.len() => {
+                let exprs = es.iter().map(Some).collect();
+                (vs, exprs)
+            }
+            (Value::Tuple(vs), _) => {
+                let n = vs.len();
+                (vs, vec![None; n])
+            }
+            (v, _) => (vec![v], vec![written]),
+        };
+        let mut out = Vec::new();
+        for (v, e) in values.into_iter().zip(exprs) {
+            let written_name = e.and_then(|e| match &e.kind {
+                ExprKind::Name(n) => Some(n.clone()),
+                _ => None,
+            });
+            let at = e.map_or(span, |e| e.span);
+            if written_name.as_deref() == Some("cache") {
+                break;
+            }
+            match v {
+                Value::Tuple(_) | Value::NoneV | Value::Opaque(_) => break,
+                Value::Arr(_) | Value::Number { .. } | Value::Dim(_) => {
+                    let a = self.to_arr(v, at)?;
+                    let name = written_name.or_else(|| a.name.clone());
+                    out.push((a, name, at));
+                }
+                _ => {
+                    return Err(Error::unsupported(
+                        "the forward function must return arrays (then, optionally, a cache)",
+                        at,
+                    ))
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::unsupported("the forward function returns no array", span)
+                .with_note("return the output first: `return out, cache`"));
+        }
+        Ok(out)
+    }
+
+    fn lookup(&self, name: &str, span: Span, scope: &Scope) -> Result<Value, Error> {
+        if let Some(v) = scope.get(name) {
+            if let Value::NoneV = v {
+                return Ok(Value::NoneV);
+            }
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.constants.get(name) {
+            return Ok(v.clone());
+        }
+        if self.functions.contains_key(name) {
+            return Ok(Value::Helper(name.to_string()));
+        }
+        match name {
+            "np" | "numpy" => return Ok(Value::Module("np")),
+            "len" | "range" | "float" | "int" | "abs" | "max" | "min" | "sum" => {
+                return Ok(Value::Function(format!("builtins.{name}"), None))
+            }
+            _ => {}
+        }
+        if self.dims.contains(name) {
+            return Ok(Value::Dim(Dim::named(name)));
+        }
+        let mut err = Error::name(format!("unknown name `{name}`"), span);
+        if let Some(near) = closest(name, scope.keys().map(String::as_str)) {
+            err = err.with_note(format!("did you mean `{near}`?"));
+        }
+        Err(err)
+    }
+
+    pub fn to_arr(&mut self, v: Value, span: Span) -> Result<Arr, Error> {
+        match v {
+            Value::Arr(a) => Ok(a),
+            Value::Number { value, .. } => Ok(self.arrays.constant(value)),
+            Value::Bool(b) => Ok(self.arrays.constant(if b { 1.0 } else { 0.0 })),
+            Value::Dim(d) => Ok(self.arrays.dim_value(&d)),
+            Value::Labels { name, .. } => Err(Error::unsupported(
+                format!("the labels `{name}` can only index rows (`x[np.arange(N), {name}]`) or `np.eye(C)[{name}]`"),
+                span,
+            )),
+            Value::NoneV => Err(Error::unsupported(
+                "`None` (or a parameter without a shape) is used as an array",
+                span,
+            )),
+            Value::Tuple(_) => Err(Error::unsupported("a tuple is used as an array", span)
+                .with_note("`np.array` of several arrays is not supported; use `np.concatenate`")),
+            _ => Err(Error::unsupported("this value is used as an array", span)),
+        }
+    }
+
+    fn eval(&mut self, e: &Expr, scope: &mut Scope) -> Result<Value, Error> {
+        match &e.kind {
+            ExprKind::Name(n) => self.lookup(n, e.span, scope),
+            ExprKind::Number { value, integer } => Ok(Value::Number {
+                value: *value,
+                integer: *integer,
+            }),
+            ExprKind::Str(s) => Ok(Value::Str(s.clone())),
+            ExprKind::NoneLit => Ok(Value::NoneV),
+            ExprKind::Bool(b) => Ok(Value::Bool(*b)),
+            ExprKind::Ellipsis => Err(err_unsupported("`...` indices", e.span)),
+            ExprKind::Tuple(items) | ExprKind::List(items) => {
+                let vs = items
+                    .iter()
+                    .map(|i| self.eval(i, scope))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Value::Tuple(vs))
+            }
+            ExprKind::Unsupported(what) => Err(err_unsupported(what, e.span)),
+            ExprKind::Opaque(what) => Ok(Value::Opaque(what)),
+            ExprKind::Neg(a) => {
+                let v = self.eval(a, scope)?;
+                match v {
+                    Value::Number { value, integer } => Ok(Value::Number { value: -value, integer }),
+                    v => {
+                        let a = self.to_arr(v, e.span)?;
+                        Ok(Value::Arr(Arr {
+                            id: self.arrays.negate(a.id),
+                            shape: a.shape,
+                            name: None,
+                        }))
+                    }
+                }
+            }
+            ExprKind::Pos(a) => self.eval(a, scope),
+            ExprKind::Binary(op, a, b) => {
+                let (va, vb) = (self.eval(a, scope)?, self.eval(b, scope)?);
+                self.binary(*op, va, vb, e.span)
+            }
+            ExprKind::Compare(op, a, b) => {
+                let (va, vb) = (self.eval(a, scope)?, self.eval(b, scope)?);
+                self.compare(*op, va, vb, e.span)
+            }
+            ExprKind::Attr(obj, name, span) => {
+                let v = self.eval(obj, scope)?;
+                self.attribute(v, name, *span, e.span)
+            }
+            ExprKind::Subscript(obj, items) => {
+                let v = self.eval(obj, scope)?;
+                self.subscript(v, items, scope, e.span)
+            }
+            ExprKind::Call { func, args, kwargs } => {
+                let f = self.eval(func, scope)?;
+                let mut positional = Vec::new();
+                for a in args {
+                    positional.push((self.eval(a, scope)?, a.span));
+                }
+                let mut keywords = Vec::new();
+                for (k, v, span) in kwargs {
+                    keywords.push((k.clone(), self.eval(v, scope)?, *span));
+                }
+                self.call(f, positional, keywords, func.span, e.span)
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> Result<Value, Error> {
+        // Sizes and plain numbers stay sizes and numbers (`4 * H`, `N - 1`, `0.5 * reg`).
+        if let (Some(x), Some(y)) = (dim_of(&a), dim_of(&b)) {
+            if op == BinOp::Mul {
+                return Ok(Value::Dim(x.times(&y)));
+            }
+        }
+        if let (Value::Number { value: x, integer: ix }, Value::Number { value: y, integer: iy }) = (&a, &b) {
+            let integer = *ix && *iy && !matches!(op, BinOp::Div);
+            let value = match op {
+                BinOp::Add => x + y,
+                BinOp::Sub => x - y,
+                BinOp::Mul => x * y,
+                BinOp::Div => x / y,
+                BinOp::Pow => x.powf(*y),
+                BinOp::FloorDiv => (x / y).floor(),
+                BinOp::Mod => x.rem_euclid(*y),
+                BinOp::MatMul => return Err(Error::shape("matmul of two numbers", span)),
+            };
+            return Ok(Value::Number { value, integer });
+        }
+        if let (
+            Value::Dim(d),
+            Value::Number {
+                value: k,
+                integer: true,
+            },
+        ) = (&a, &b)
+        {
+            if op == BinOp::FloorDiv && *k >= 1.0 {
+                if let Some(n) = d.as_size() {
+                    return Ok(Value::Dim(Dim::size(n / *k as u64)));
+                }
+            }
+        }
+        if op == BinOp::Pow {
+            let k = match b {
+                Value::Number { value, .. } => value,
+                _ => {
+                    return Err(Error::unsupported("an exponent must be a number", span)
+                        .with_note("write e.g. `x ** 2`, `np.sqrt(x)`; for `c ** x` write `np.exp(x * np.log(c))`"))
+                }
+            };
+            let a = self.to_arr(a, span)?;
+            return Ok(Value::Arr(self.arrays.power(&a, k)));
+        }
+        let (a, b) = (self.to_arr(a, span)?, self.to_arr(b, span)?);
+        let op = match op {
+            BinOp::Add => Elementwise::Add,
+            BinOp::Sub => Elementwise::Sub,
+            BinOp::Mul => Elementwise::Mul,
+            BinOp::Div => Elementwise::Div,
+            BinOp::MatMul => return Ok(Value::Arr(self.arrays.matmul(&a, &b, span, "@")?)),
+            BinOp::FloorDiv | BinOp::Mod => {
+                return Err(Error::unsupported(
+                    format!("`{}` on arrays is not differentiable", op.symbol()),
+                    span,
+                ))
+            }
+            BinOp::Pow => unreachable!("handled above"),
+        };
+        Ok(Value::Arr(self.arrays.elementwise(op, &a, &b, span)?))
+    }
+
+    /// A comparison is a mask, a constant of differentiation: `[a > b]` is `step(a − b)`.
+    fn compare(&mut self, op: CmpOp, a: Value, b: Value, span: Span) -> Result<Value, Error> {
+        let (a, b) = (self.to_arr(a, span)?, self.to_arr(b, span)?);
+        let (hi, lo) = match op {
+            CmpOp::Gt | CmpOp::Ge => (a, b),
+            CmpOp::Lt | CmpOp::Le => (b, a),
+            CmpOp::Eq | CmpOp::Ne => return Err(Error::unsupported(
+                "`==` and `!=` between real arrays are masks of measure zero; matdiff has no derivative through them",
+                span,
+            )
+            .with_note("compare labels with `np.eye(C)[y]`, or use `>`/`<`")),
+        };
+        let diff = self.arrays.elementwise(Elementwise::Sub, &hi, &lo, span)?;
+        Ok(Value::Arr(self.arrays.map(&diff, Math::Step)))
+    }
+
+    fn attribute(&mut self, v: Value, name: &str, name_span: Span, span: Span) -> Result<Value, Error> {
+        match (&v, name) {
+            (Value::Module("np"), "linalg") => Ok(Value::Module("np.linalg")),
+            (Value::Module("np"), "random") => Ok(Value::Module("np.random")),
+            (Value::Module("np"), "pi") => Ok(Value::Number {
+                value: std::f64::consts::PI,
+                integer: false,
+            }),
+            (Value::Module("np"), "e") => Ok(Value::Number {
+                value: std::f64::consts::E,
+                integer: false,
+            }),
+            (Value::Module("np"), "newaxis") => Ok(Value::NoneV),
+            (Value::Module("np"), "inf") => Ok(Value::Number {
+                value: f64::INFINITY,
+                integer: false,
+            }),
+            (Value::Module(m), f) => Ok(Value::Function(format!("{m}.{f}"), None)),
+            (Value::Arr(a), "T") => {
+                let id = self.arrays.transpose(a.id, &a.shape);
+                let mut shape = a.shape.clone();
+                shape.reverse();
+                Ok(Value::Arr(Arr { id, shape, name: None }))
+            }
+            (Value::Arr(a), "shape") => Ok(Value::Tuple(a.shape.iter().cloned().map(Value::Dim).collect())),
+            (Value::Arr(a), "ndim") => Ok(Value::Number {
+                value: a.shape.len() as f64,
+                integer: true,
+            }),
+            (Value::Arr(a), "size") => Ok(Value::Dim(self.arrays.count(a, None))),
+            (Value::Arr(_), method) => Ok(Value::Function(format!("method.{method}"), Some(Box::new(v.clone())))),
+            (Value::Labels { n, .. }, "shape") => Ok(Value::Tuple(vec![Value::Dim(n.clone())])),
+            (Value::Function(f, None), _) if f.starts_with("np.") => {
+                Err(Error::unsupported(format!("`{f}.{name}` is not supported"), span)
+                    .with_note("see README's numpy dialect section for the functions matdiff reads"))
+            }
+            _ => Err(Error::unsupported(
+                format!("the attribute `.{name}` of this value is not supported"),
+                name_span,
+            )),
+        }
+    }
+
+    fn subscript(&mut self, v: Value, items: &[Index], scope: &mut Scope, span: Span) -> Result<Value, Error> {
+        match v {
+            Value::Tuple(vs) => {
+                let [Index::Expr(i)] = items else {
+                    return Err(Error::unsupported("a tuple takes one integer index", span));
+                };
+                let k = self.eval(i, scope)?;
+                let Value::Number { value, integer: true } = k else {
+                    return Err(Error::unsupported("a tuple takes an integer index", i.span));
+                };
+                let index = if value < 0.0 { vs.len() as f64 + value } else { value };
+                vs.get(index as usize)
+                    .cloned()
+                    .ok_or_else(|| Error::shape("tuple index out of range", i.span))
+            }
+            Value::Arr(a) => self.index_array(a, items, scope, span),
+            Value::Function(f, None) if f == "np.eye" => Err(Error::unsupported("index `np.eye(C)` with labels", span)),
+            _ => Err(Error::unsupported("this value cannot be indexed", span)),
+        }
+    }
+
+    fn index_array(&mut self, a: Arr, items: &[Index], scope: &mut Scope, span: Span) -> Result<Value, Error> {
+        // `[:, None]`, `[None, :]`, `[np.newaxis]`: a new axis of size 1.
+        let is_new_axis = |this: &mut Self, i: &Index, scope: &mut Scope| -> Result<bool, Error> {
+            Ok(match i {
+                Index::Expr(e) => matches!(this.eval(e, scope)?, Value::NoneV),
+                Index::Slice(..) => false,
+            })
+        };
+        let full = |i: &Index| matches!(i, Index::Slice(None, None, None, _));
+        if a.shape.len() == 1 && items.len() <= 2 {
+            let new_axis: Vec<bool> = items
+                .iter()
+                .map(|i| is_new_axis(self, i, scope))
+                .collect::<Result<_, _>>()?;
+            match (items, new_axis.as_slice()) {
+                ([i, j], [false, true]) if full(i) => {
+                    let n = a.shape[0].clone();
+                    return Ok(Value::Arr(Arr {
+                        shape: vec![n, Dim::one()],
+                        name: None,
+                        ..a
+                    }));
+                }
+                ([_], [true]) | ([_, _], [true, false]) if items.len() == 1 || full(&items[1]) => {
+                    let n = a.shape[0].clone();
+                    let id = self.arrays.add(Math::Transpose(a.id));
+                    return Ok(Value::Arr(Arr {
+                        id,
+                        shape: vec![Dim::one(), n],
+                        name: None,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        if items.iter().all(full) {
+            return Ok(Value::Arr(a));
+        }
+        if a.shape.len() == 2 && items.len() == 2 {
+            if let (Index::Expr(r), Index::Expr(c)) = (&items[0], &items[1]) {
+                let (rv, cv) = (self.eval(r, scope)?, self.eval(c, scope)?);
+                if let (Value::Arange(n), Value::Labels { onehot, n: ln, .. }) = (&rv, &cv) {
+                    if n != ln || a.shape[0] != *n {
+                        return Err(Error::shape(
+                            format!(
+                                "the row indices, the labels and the array's rows must agree: {} rows",
+                                a.shape[0].render("*")
+                            ),
+                            span,
+                        ));
+                    }
+                    // x[np.arange(N), y] = (X ⊙ Y)·1_C: each row's entry at its label.
+                    let y = self.arrays.add(Math::Symbol(*onehot));
+                    let picked = self.arrays.add(Math::Had([a.id, y]));
+                    let picked = Arr {
+                        id: picked,
+                        shape: a.shape.clone(),
+                        name: None,
+                    };
+                    return Ok(Value::Arr(self.arrays.sum(&picked, Some(1), false)));
+                }
+            }
+        }
+        Err(Error::unsupported(
+            "this indexing is not supported (yet): matdiff reads `[:, None]`, `[None, :]` and `x[np.arange(N), y]` with labels",
+            span,
+        ))
+    }
+
+    /// `m[np.arange(N), y] = v` (or `+= v`): the labelled entries replaced (or updated).
+    fn scatter(
+        &mut self,
+        base: &Value,
+        items: &[Index],
+        value: Value,
+        scope: &mut Scope,
+        span: Span,
+        is_update: bool,
+    ) -> Result<Value, Error> {
+        let unsupported = || {
+            Error::unsupported(
+                "only `m[np.arange(N), y] = v` (labels) can be assigned to by index",
+                span,
+            )
+        };
+        let (Value::Arr(m), [Index::Expr(r), Index::Expr(c)]) = (base, items) else {
+            return Err(unsupported());
+        };
+        let (rv, cv) = (self.eval(r, scope)?, self.eval(c, scope)?);
+        let (Value::Arange(_), Value::Labels { onehot, .. }) = (rv, cv) else {
+            return Err(unsupported());
+        };
+        // The new entries: `value` (for `+=`, already the updated entries) as a column over the rows.
+        let v = self.to_arr(value, span)?;
+        let rows = m.shape[0].clone();
+        let column = if v.shape.is_empty() {
+            v
+        } else {
+            Arr {
+                shape: vec![rows, Dim::one()],
+                ..v
+            }
+        };
+        let _ = is_update;
+        let y = Arr {
+            id: self.arrays.add(Math::Symbol(onehot)),
+            shape: m.shape.clone(),
+            name: None,
+        };
+        // m ⊙ (1·1ᵀ − Y) + Y ⊙ (v·1ᵀ)
+        let ones = self.arrays.ones(&m.shape, 1.0);
+        let keep = self.arrays.elementwise(Elementwise::Sub, &ones, &y, span)?;
+        let kept = self.arrays.elementwise(Elementwise::Mul, m, &keep, span)?;
+        if matches!(self.arrays.number_at(column.id), Some(z) if z == 0.0) {
+            return Ok(Value::Arr(kept));
+        }
+        let placed = self.arrays.elementwise(Elementwise::Mul, &y, &column, span)?;
+        Ok(Value::Arr(self.arrays.elementwise(
+            Elementwise::Add,
+            &kept,
+            &placed,
+            span,
+        )?))
+    }
+
+    fn call(
+        &mut self,
+        f: Value,
+        args: Vec<(Value, Span)>,
+        kwargs: Vec<(String, Value, Span)>,
+        fspan: Span,
+        span: Span,
+    ) -> Result<Value, Error> {
+        match f {
+            Value::Helper(name) => self.inline(&name, args, kwargs, span),
+            Value::Function(name, receiver) => {
+                let mut call = Call {
+                    name: name.clone(),
+                    args,
+                    kwargs,
+                    span,
+                    fspan,
+                };
+                if let Some(r) = receiver {
+                    call.args.insert(0, (*r, fspan));
+                    let method = name.trim_start_matches("method.");
+                    call.name = format!("np.{method}");
+                    return self.numpy_call(call, true);
+                }
+                self.numpy_call(call, false)
+            }
+            _ => Err(Error::unsupported("this value is not a function", fspan)),
+        }
+    }
+
+    fn inline(
+        &mut self,
+        name: &str,
+        args: Vec<(Value, Span)>,
+        kwargs: Vec<(String, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Error> {
+        let f = self.functions[name];
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(Error::unsupported(
+                format!("calls nest deeper than {MAX_CALL_DEPTH} levels (is `{name}` recursive?)"),
+                span,
+            ));
+        }
+        let mut scope = Scope::new();
+        if args.len() > f.params.len() {
+            return Err(Error::name(
+                format!(
+                    "`{name}` takes {} arguments, but {} were given",
+                    f.params.len(),
+                    args.len()
+                ),
+                span,
+            ));
+        }
+        for (p, (v, _)) in f.params.iter().zip(args) {
+            scope.insert(p.name.clone(), v);
+        }
+        for (k, v, kspan) in kwargs {
+            if !f.params.iter().any(|p| p.name == k) {
+                return Err(Error::name(format!("`{name}` has no parameter `{k}`"), kspan));
+            }
+            scope.insert(k, v);
+        }
+        for p in &f.params {
+            if !scope.contains_key(&p.name) {
+                match &p.default {
+                    Some(d) => {
+                        let v = self.eval(d, &mut scope)?;
+                        scope.insert(p.name.clone(), v);
+                    }
+                    None => {
+                        return Err(Error::name(
+                            format!("`{name}` is called without its argument `{}`", p.name),
+                            span,
+                        ))
+                    }
+                }
+            }
+        }
+        self.depth += 1;
+        let result = self.body(&f.body, &mut scope);
+        self.depth -= 1;
+        match result? {
+            Some((v, _)) => Ok(v),
+            None => Ok(Value::NoneV),
+        }
+    }
+
+    fn numpy_call(&mut self, mut c: Call, method: bool) -> Result<Value, Error> {
+        let name = c.name.strip_prefix("np.").unwrap_or(&c.name).to_string();
+        let name = name.as_str();
+        match name {
+            "sum" | "mean" | "var" | "std" | "max" | "min" | "amax" | "amin" => {
+                let a = c.array(self, 0, "a")?;
+                let axis = c.axis(self, &a, 1)?;
+                let keepdims = c.flag("keepdims")?;
+                let ddof = c.keyword("ddof");
+                if ddof.is_some() {
+                    return Err(Error::unsupported(
+                        "`ddof` is not supported; numpy's default ddof=0 is",
+                        c.span,
+                    ));
+                }
+                match name {
+                    "sum" => Ok(Value::Arr(self.arrays.sum(&a, axis, keepdims))),
+                    "mean" => Ok(Value::Arr(self.arrays.mean(&a, axis, keepdims))),
+                    "var" => Ok(Value::Arr(self.arrays.var(&a, axis, keepdims, c.span)?)),
+                    "std" => {
+                        let v = self.arrays.var(&a, axis, keepdims, c.span)?;
+                        Ok(Value::Arr(self.arrays.map(&v, Math::Sqrt)))
+                    }
+                    _ => Err(Error::unsupported(
+                        format!("`{name}` is not differentiable by matdiff yet"),
+                        c.fspan,
+                    )),
+                }
+            }
+            "dot" | "matmul" => {
+                let a = c.array(self, 0, "a")?;
+                let b = c.array(self, 1, "b")?;
+                Ok(Value::Arr(self.arrays.matmul(&a, &b, c.span, name)?))
+            }
+            "outer" => {
+                let a = c.array(self, 0, "a")?;
+                let b = c.array(self, 1, "b")?;
+                let bt = self.arrays.add(Math::Transpose(b.id));
+                let id = self.arrays.add(Math::Mul([a.id, bt]));
+                let shape = vec![
+                    a.shape.first().cloned().unwrap_or_else(Dim::one),
+                    b.shape.first().cloned().unwrap_or_else(Dim::one),
+                ];
+                Ok(Value::Arr(Arr { id, shape, name: None }))
+            }
+            "transpose" => {
+                let a = c.array(self, 0, "a")?;
+                let id = self.arrays.transpose(a.id, &a.shape);
+                let mut shape = a.shape.clone();
+                shape.reverse();
+                Ok(Value::Arr(Arr { id, shape, name: None }))
+            }
+            "trace" | "linalg.det" | "linalg.inv" | "linalg.norm" => {
+                let a = c.array(self, 0, "a")?;
+                let square = a.shape.len() == 2 && a.shape[0] == a.shape[1];
+                if name != "linalg.norm" && !square {
+                    return Err(Error::shape(
+                        format!("`np.{name}` needs a square 2-D array, not {}", np_shape_text(&a.shape)),
+                        c.span,
+                    ));
+                }
+                if name == "linalg.norm" && (c.args.len() > 1 || !c.kwargs.is_empty()) {
+                    return Err(Error::unsupported(
+                        "`np.linalg.norm` takes one argument here (the 2-norm / Frobenius norm)",
+                        c.span,
+                    ));
+                }
+                let (node, shape) = match name {
+                    "trace" => (Math::Trace(a.id), vec![]),
+                    "linalg.det" => (Math::Det(a.id), vec![]),
+                    "linalg.inv" => (Math::Inv(a.id), a.shape.clone()),
+                    _ => (Math::Norm(a.id), vec![]),
+                };
+                Ok(Value::Arr(Arr {
+                    id: self.arrays.add(node),
+                    shape,
+                    name: None,
+                }))
+            }
+            "ones" | "zeros" | "ones_like" | "zeros_like" | "empty_like" | "full" | "full_like" => {
+                let like = name.ends_with("_like");
+                let shape = if like {
+                    c.array(self, 0, "a")?.shape
+                } else {
+                    c.shape_arg(self, 0)?
+                };
+                let value = match name {
+                    "ones" | "ones_like" => 1.0,
+                    "full" | "full_like" => c.number(1, "fill_value")?,
+                    _ => 0.0,
+                };
+                Ok(Value::Arr(self.arrays.ones(&shape, value)))
+            }
+            "eye" | "identity" => {
+                let n = c.size(self, 0)?;
+                let dn = self.arrays.builder.dim(&n);
+                Ok(Value::Arr(Arr {
+                    id: self.arrays.add(Math::Eye(dn)),
+                    shape: vec![n.clone(), n],
+                    name: None,
+                }))
+            }
+            "arange" | "builtins.range" => {
+                if c.args.len() != 1 {
+                    return Err(Error::unsupported(
+                        "only `np.arange(N)` (row indices) is supported",
+                        c.span,
+                    ));
+                }
+                Ok(Value::Arange(c.size(self, 0)?))
+            }
+            "square" => {
+                let a = c.array(self, 0, "x")?;
+                Ok(Value::Arr(self.arrays.power(&a, 2.0)))
+            }
+            "power" => {
+                let a = c.array(self, 0, "x")?;
+                let k = c.number(1, "exponent")?;
+                Ok(Value::Arr(self.arrays.power(&a, k)))
+            }
+            "reciprocal" => {
+                let a = c.array(self, 0, "x")?;
+                Ok(Value::Arr(self.arrays.power(&a, -1.0)))
+            }
+            "maximum" | "minimum" => self.maximum(&mut c, name == "maximum"),
+            "clip" => {
+                let a = c.array(self, 0, "a")?;
+                let lo = c.array(self, 1, "a_min")?;
+                let hi = c.array(self, 2, "a_max")?;
+                // clip(x, lo, hi) = lo + relu(x − lo) − relu(x − hi), for lo ≤ hi.
+                let above_lo = self.arrays.elementwise(Elementwise::Sub, &a, &lo, c.span)?;
+                let above_hi = self.arrays.elementwise(Elementwise::Sub, &a, &hi, c.span)?;
+                let r1 = self.arrays.map(&above_lo, Math::Relu);
+                let r2 = self.arrays.map(&above_hi, Math::Relu);
+                let s = self.arrays.elementwise(Elementwise::Add, &lo, &r1, c.span)?;
+                Ok(Value::Arr(self.arrays.elementwise(
+                    Elementwise::Sub,
+                    &s,
+                    &r2,
+                    c.span,
+                )?))
+            }
+            "where" => {
+                let cond = c.array(self, 0, "condition")?;
+                let a = c.array(self, 1, "x")?;
+                let b = c.array(self, 2, "y")?;
+                // where(c, a, b) = c ⊙ a + (1 − c) ⊙ b for a mask c.
+                let one = self.arrays.constant(1.0);
+                let other = self.arrays.elementwise(Elementwise::Sub, &one, &cond, c.span)?;
+                let x = self.arrays.elementwise(Elementwise::Mul, &cond, &a, c.span)?;
+                let y = self.arrays.elementwise(Elementwise::Mul, &other, &b, c.span)?;
+                Ok(Value::Arr(self.arrays.elementwise(Elementwise::Add, &x, &y, c.span)?))
+            }
+            "reshape" => {
+                let a = c.array(self, 0, "a")?;
+                self.reshape(&a, &c)
+            }
+            "ravel" | "flatten" | "squeeze" => {
+                let a = c.array(self, 0, "a")?;
+                match a.shape.as_slice() {
+                    [_] | [] => Ok(Value::Arr(a)),
+                    [n, one] if one.is_one() => Ok(Value::Arr(Arr {
+                        shape: vec![n.clone()],
+                        ..a
+                    })),
+                    _ => Err(Error::unsupported(
+                        format!("`{name}` of a {} array is not supported", np_shape_text(&a.shape)),
+                        c.span,
+                    )),
+                }
+            }
+            "copy" | "astype" | "array" | "asarray" | "builtins.float" => {
+                let a = c.array(self, 0, "a")?;
+                Ok(Value::Arr(a))
+            }
+            "builtins.len" => match c.args.first() {
+                Some((Value::Arr(a), _)) if !a.shape.is_empty() => Ok(Value::Dim(a.shape[0].clone())),
+                Some((Value::Labels { n, .. }, _)) => Ok(Value::Dim(n.clone())),
+                _ => Err(Error::unsupported("`len` of this value", c.span)),
+            },
+            "builtins.int" => match c.args.first() {
+                Some((v @ (Value::Dim(_) | Value::Number { .. }), _)) => Ok(v.clone()),
+                _ => Err(Error::unsupported("`int` of this value", c.span)),
+            },
+            "builtins.abs" => {
+                let a = c.array(self, 0, "x")?;
+                Ok(Value::Arr(self.arrays.map(&a, Math::Abs)))
+            }
+            "builtins.sum" | "builtins.max" | "builtins.min" => Err(Error::unsupported(
+                format!("Python's `{}` is not supported; use `np.{}`", &name[9..], &name[9..]),
+                c.fspan,
+            )),
+            "absolute" | "abs" => {
+                let a = c.array(self, 0, "x")?;
+                Ok(Value::Arr(self.arrays.map(&a, Math::Abs)))
+            }
+            "logaddexp" => {
+                // logaddexp(a, b) = log(exp(a) + exp(b)); with a = 0 it is softplus.
+                let a = c.array(self, 0, "x1")?;
+                let b = c.array(self, 1, "x2")?;
+                let ea = self.arrays.map(&a, Math::Exp);
+                let eb = self.arrays.map(&b, Math::Exp);
+                let s = self.arrays.elementwise(Elementwise::Add, &ea, &eb, c.span)?;
+                Ok(Value::Arr(self.arrays.map(&s, Math::Log)))
+            }
+            "random.randn" | "random.rand" | "random.random" | "random.normal" | "random.uniform" => {
+                Err(Error::unsupported(
+                    "random numbers are not differentiable: pass them in as a parameter (e.g. a dropout mask)",
+                    c.fspan,
+                ))
+            }
+            _ => {
+                if let Some(node_of) = elementwise_by_numpy_name(name) {
+                    let a = c.array(self, 0, "x")?;
+                    return Ok(Value::Arr(self.arrays.map(&a, node_of)));
+                }
+                let what = if method {
+                    format!("the array method `.{name}`")
+                } else {
+                    format!("`np.{name}`")
+                };
+                Err(Error::unsupported(format!("{what} is not supported"), c.fspan)
+                    .with_note("see README's numpy dialect section for the functions matdiff reads"))
+            }
+        }
+    }
+
+    /// `np.maximum(a, b)`: ReLU when one side is 0; else `b + relu(a − b)`.
+    fn maximum(&mut self, c: &mut Call, is_max: bool) -> Result<Value, Error> {
+        let a = c.array(self, 0, "x1")?;
+        let b = c.array(self, 1, "x2")?;
+        let zero = |this: &Self, x: &Arr| matches!(this.arrays.number_at(x.id), Some(z) if z == 0.0);
+        if is_max && zero(self, &b) {
+            return Ok(Value::Arr(self.arrays.map(&a, Math::Relu)));
+        }
+        if is_max && zero(self, &a) {
+            return Ok(Value::Arr(self.arrays.map(&b, Math::Relu)));
+        }
+        // max(a, b) = b + relu(a − b); min(a, b) = b − relu(b − a).
+        let (x, y, op) = if is_max {
+            (&a, &b, Elementwise::Add)
+        } else {
+            (&b, &a, Elementwise::Sub)
+        };
+        let diff = self.arrays.elementwise(Elementwise::Sub, x, y, c.span)?;
+        let r = self.arrays.map(&diff, Math::Relu);
+        Ok(Value::Arr(self.arrays.elementwise(op, &b, &r, c.span)?))
+    }
+
+    fn reshape(&mut self, a: &Arr, c: &Call) -> Result<Value, Error> {
+        // The requested shape, after the array: `x.reshape(N, -1)`, `x.reshape((N, -1))`, `np.reshape(x, (N, -1))`.
+        let first = 1;
+        let mut wanted: Vec<Value> = match c.args.get(first) {
+            Some((Value::Tuple(vs), _)) => vs.clone(),
+            Some(_) => c.args[first..].iter().map(|(v, _)| v.clone()).collect(),
+            None => vec![],
+        };
+        if wanted.is_empty() {
+            return Err(Error::unsupported("`reshape` needs a shape", c.span));
+        }
+        let total = self.arrays.count(a, None);
+        let known: Vec<Option<Dim>> = wanted
+            .iter_mut()
+            .map(|v| match v {
+                Value::Number { value, integer: true } if *value == -1.0 => None,
+                other => dim_of(other),
+            })
+            .collect();
+        let mut shape = Vec::new();
+        for (k, d) in known.iter().enumerate() {
+            match d {
+                Some(d) => shape.push(d.clone()),
+                None => {
+                    // The one -1: what is left of the size.
+                    let others = known
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != k)
+                        .map(|(_, d)| d.clone())
+                        .collect::<Option<Vec<Dim>>>()
+                        .ok_or_else(|| Error::shape("`reshape` takes at most one -1", c.span))?;
+                    let rest = divide(&total, &others).ok_or_else(|| {
+                        Error::unsupported("this `reshape` does not divide the array's size evenly", c.span)
+                    })?;
+                    shape.push(rest);
+                }
+            }
+        }
+        if shape == a.shape {
+            return Ok(Value::Arr(a.clone()));
+        }
+        match (a.shape.as_slice(), shape.as_slice()) {
+            ([n], [m, one]) if one.is_one() && m == n => Ok(Value::Arr(Arr { shape, ..a.clone() })),
+            ([n], [one, m]) if one.is_one() && m == n => {
+                let id = self.arrays.add(Math::Transpose(a.id));
+                Ok(Value::Arr(Arr { id, shape, name: None }))
+            }
+            ([n, one], [m]) if one.is_one() && m == n => Ok(Value::Arr(Arr { shape, ..a.clone() })),
+            _ => Err(Error::unsupported(
+                format!(
+                    "reshaping {} to {} mixes axes; matdiff supports reshapes that keep the axes",
+                    np_shape_text(&a.shape),
+                    np_shape_text(&shape)
+                ),
+                c.span,
+            )),
+        }
+    }
+}
+
+/// Counts the names an assignment target assigns (a label-indexed entry reassigns its array).
+fn count_assigned(target: &Expr, counts: &mut HashMap<String, usize>) {
+    match &target.kind {
+        ExprKind::Name(n) => *counts.entry(n.clone()).or_insert(0) += 1,
+        ExprKind::Tuple(items) | ExprKind::List(items) => items.iter().for_each(|t| count_assigned(t, counts)),
+        ExprKind::Subscript(base, _) => count_assigned(base, counts),
+        _ => {}
+    }
+}
+
+/// `total` divided by the product of `others`, when it divides exactly.
+fn divide(total: &Dim, others: &[Dim]) -> Option<Dim> {
+    let mut factors: Vec<&str> = total.factors();
+    let mut coeff = total.coeff();
+    for d in others {
+        if d.coeff() == 0 || !coeff.is_multiple_of(d.coeff()) {
+            return None;
+        }
+        coeff /= d.coeff();
+        for f in d.factors() {
+            let pos = factors.iter().position(|g| *g == f)?;
+            factors.remove(pos);
+        }
+    }
+    Some(
+        factors
+            .iter()
+            .fold(Dim::size(coeff), |acc, f| acc.times(&Dim::named(f))),
+    )
+}
+
+fn dim_of(v: &Value) -> Option<Dim> {
+    match v {
+        Value::Dim(d) => Some(d.clone()),
+        Value::Number { value, integer: true } if *value >= 1.0 => Some(Dim::size(*value as u64)),
+        _ => None,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// A numeric literal (possibly negated): a parameter's constant default.
+pub fn constant_of(e: &Expr) -> Option<f64> {
+    match &e.kind {
+        ExprKind::Number { value, .. } => Some(*value),
+        ExprKind::Neg(a) => constant_of(a).map(|v| -v),
+        _ => None,
+    }
+}
+
+/// numpy's elementwise functions that are one node of the IR.
+fn elementwise_by_numpy_name(name: &str) -> Option<fn(Id) -> Math> {
+    let matdiff_name = match name {
+        "absolute" => "abs",
+        "arctan" | "arcsin" | "arccos" => return None,
+        other => other,
+    };
+    crate::ir::ELEMENTWISE
+        .contains(&matdiff_name)
+        .then(|| node_constructor(matdiff_name))
+        .flatten()
+}
+
+/// The IR constructor of an elementwise function, by name.
+fn node_constructor(name: &str) -> Option<fn(Id) -> Math> {
+    let probe = Id::from(0usize);
+    Math::elementwise(name, probe)?;
+    Some(match name {
+        "exp" => Math::Exp,
+        "log" => Math::Log,
+        "sin" => Math::Sin,
+        "cos" => Math::Cos,
+        "tan" => Math::Tan,
+        "tanh" => Math::Tanh,
+        "sinh" => Math::Sinh,
+        "cosh" => Math::Cosh,
+        "sqrt" => Math::Sqrt,
+        "abs" => Math::Abs,
+        "sign" => Math::Sign,
+        _ => return None,
+    })
+}
+
+/// A numpy call's arguments, positional and keyword, read by name.
+struct Call {
+    name: String,
+    args: Vec<(Value, Span)>,
+    kwargs: Vec<(String, Value, Span)>,
+    span: Span,
+    fspan: Span,
+}
+
+impl Call {
+    fn keyword(&self, k: &str) -> Option<&(String, Value, Span)> {
+        self.kwargs.iter().find(|(n, _, _)| n == k)
+    }
+
+    fn get(&self, index: usize, keyword: &str) -> Option<(Value, Span)> {
+        self.args
+            .get(index)
+            .cloned()
+            .or_else(|| self.keyword(keyword).map(|(_, v, s)| (v.clone(), *s)))
+    }
+
+    fn missing(&self, keyword: &str) -> Error {
+        Error::name(
+            format!(
+                "`{}` is missing its argument `{keyword}`",
+                self.name.replace("method.", "")
+            ),
+            self.span,
+        )
+    }
+
+    fn array(&self, it: &mut Interpreter, index: usize, keyword: &str) -> Result<Arr, Error> {
+        let (v, span) = self.get(index, keyword).ok_or_else(|| self.missing(keyword))?;
+        it.to_arr(v, span)
+    }
+
+    fn number(&self, index: usize, keyword: &str) -> Result<f64, Error> {
+        match self.get(index, keyword) {
+            Some((Value::Number { value, .. }, _)) => Ok(value),
+            Some((_, span)) => Err(Error::unsupported(format!("`{keyword}` must be a number"), span)),
+            None => Err(self.missing(keyword)),
+        }
+    }
+
+    fn size(&self, it: &mut Interpreter, index: usize) -> Result<Dim, Error> {
+        let (v, span) = self.get(index, "N").ok_or_else(|| self.missing("N"))?;
+        let _ = it;
+        dim_of(&v).ok_or_else(|| Error::shape("a size must be a dimension or a positive integer", span))
+    }
+
+    fn shape_arg(&self, it: &mut Interpreter, index: usize) -> Result<NpShape, Error> {
+        let (v, span) = self.get(index, "shape").ok_or_else(|| self.missing("shape"))?;
+        let _ = it;
+        let items = match v {
+            Value::Tuple(vs) => vs,
+            v => vec![v],
+        };
+        if items.len() > 2 {
+            return Err(Error::unsupported("matdiff's arrays have at most two axes", span));
+        }
+        items
+            .iter()
+            .map(|v| dim_of(v).ok_or_else(|| Error::shape("a size must be a dimension or a positive integer", span)))
+            .collect()
+    }
+
+    fn axis(&self, _it: &mut Interpreter, a: &Arr, index: usize) -> Result<Option<usize>, Error> {
+        match self.get(index, "axis") {
+            None | Some((Value::NoneV, _)) => Ok(None),
+            Some((Value::Number { value, integer: true }, span)) => {
+                let n = a.shape.len() as i64;
+                let k = value as i64;
+                let k = if k < 0 { k + n } else { k };
+                if k < 0 || k >= n.max(1) {
+                    return Err(Error::shape(
+                        format!("axis {value} is out of bounds for an array of dimension {n}"),
+                        span,
+                    ));
+                }
+                Ok(Some(k as usize))
+            }
+            Some((_, span)) => Err(Error::unsupported("`axis` must be an integer (or None)", span)),
+        }
+    }
+
+    fn flag(&self, keyword: &str) -> Result<bool, Error> {
+        match self.keyword(keyword) {
+            None => Ok(false),
+            Some((_, Value::Bool(b), _)) => Ok(*b),
+            Some((_, _, span)) => Err(Error::unsupported(format!("`{keyword}` must be True or False"), *span)),
+        }
+    }
+}

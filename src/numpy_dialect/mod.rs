@@ -1,0 +1,440 @@
+//! The numpy dialect: a forward pass written in Python with numpy, as a CS231n assignment
+//! writes it, read as a differentiation target.
+//!
+//! [`syntax`] tokenizes and parses the Python subset (indentation and all), [`interpret`]
+//! runs the chosen function on symbolic arrays with numpy's semantics (broadcasting,
+//! reductions, reassignment), building the IR through [`arrays`]. The result is a
+//! [`Checked`] script like any other, so the whole pipeline (derive, simplify, check,
+//! render) serves both languages. [`backward`] derives every gradient a backward pass
+//! returns and writes it as a numpy function.
+
+pub mod arrays;
+pub mod interpret;
+pub mod syntax;
+
+use crate::diagnostic::{Error, ErrorKind, Span};
+use crate::dim::Shape;
+use crate::ir::{Env, Math};
+use crate::lower::{extract_rooted, Checked, Target, MAX_TARGET_NODES};
+use crate::render::numpy::{bind_arguments, Numpy};
+use crate::{grad_checked, render, Derivation, Options};
+use arrays::ir_shape;
+use egg::{Id, RecExpr, Symbol};
+use interpret::{Interpreter, ParamInfo, ParamKind, Value};
+use std::collections::{BTreeSet, HashMap};
+use syntax::{ExprKind, FunctionDef, Stmt};
+
+/// A forward function read as a differentiation target.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub checked: Checked,
+    /// The forward function's name.
+    pub function: String,
+    pub params: Vec<ParamInfo>,
+    /// The upstream gradients the backward pass takes (`dout`, or `dnext_h`, `dnext_c`),
+    /// with their shapes; none for a scalar loss.
+    pub upstreams: Vec<(String, Shape)>,
+    /// The parameters a gradient can be taken with respect to, in order.
+    pub variables: Vec<String>,
+}
+
+/// Whether a file's name selects the numpy dialect.
+pub fn is_numpy_file(path: &str) -> bool {
+    path.ends_with(".py")
+}
+
+/// Reads `source` (a Python file) and its forward function `function` (else the last
+/// function in the file).
+///
+/// ```
+/// let src = "import numpy as np\ndef affine(x: \"N x D\", w: \"D x M\", b: \"M\"):\n    out = x.dot(w) + b\n    return out, (x, w, b)\n";
+/// let p = matdiff::numpy_dialect::read(src, None)?;
+/// assert_eq!(p.variables, ["x", "w", "b"]);
+/// assert_eq!(p.upstreams[0].0, "dout");
+/// # Ok::<(), matdiff::Error>(())
+/// ```
+pub fn read(source: &str, function: Option<&str>) -> Result<Program, Error> {
+    let statements = syntax::parse(source)?;
+    let mut functions: HashMap<String, &FunctionDef> = HashMap::new();
+    let mut order: Vec<&FunctionDef> = Vec::new();
+    let mut constants: HashMap<String, Value> = HashMap::new();
+    for st in &statements {
+        match st {
+            Stmt::Def(f) => {
+                functions.insert(f.name.clone(), f);
+                order.push(f);
+            }
+            // Module-level numeric constants (`EPS = 1e-5`) are readable in functions.
+            Stmt::Assign { targets, value, .. } => {
+                if let (Some(v), [t]) = (interpret::constant_of(value), targets.as_slice()) {
+                    if let ExprKind::Name(n) = &t.kind {
+                        constants.insert(
+                            n.clone(),
+                            Value::Number {
+                                value: v,
+                                integer: false,
+                            },
+                        );
+                    }
+                }
+            }
+            // Anything else at module level (a `__main__` block, prints) is not the forward pass.
+            _ => {}
+        }
+    }
+    let f = match function {
+        Some(name) => *functions.get(name).ok_or_else(|| {
+            let mut e = Error::new(ErrorKind::Name, format!("the file has no function `{name}`"), None);
+            if let Some(near) = crate::diagnostic::closest(name, functions.keys().map(String::as_str)) {
+                e = e.with_note(format!("did you mean `{near}`?"));
+            }
+            e.in_argument("--fn", name)
+        })?,
+        None => *order.last().ok_or_else(|| {
+            Error::syntax("the file defines no function", Span::new(0, 0)).with_note(
+                "write the forward pass as a function: `def layer_forward(x: \"N x D\", ...): ... return out, cache`",
+            )
+        })?,
+    };
+    let reading = Interpreter::new(&functions, &constants).read(f, source)?;
+    assemble(f, reading)
+}
+
+/// The read function as a checked script: variables, upstreams, definitions, target.
+fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program, Error> {
+    let mut env = Env::default();
+    let mut variables = Vec::new();
+    let mut symbols = Vec::new();
+    let mut taken: BTreeSet<String> = reading.dims.iter().cloned().collect();
+    for p in &reading.params {
+        taken.insert(p.name.clone());
+        match &p.kind {
+            ParamKind::Variable(shape) => {
+                env.shapes.insert(Symbol::from(p.name.as_str()), ir_shape(shape));
+                variables.push(p.name.clone());
+                symbols.push(p.name.clone());
+            }
+            ParamKind::Labels { n, c, onehot } => {
+                env.shapes.insert(*onehot, Shape::new(n.clone(), c.clone()));
+                symbols.push(onehot.to_string());
+                taken.insert(onehot.to_string());
+            }
+            _ => {}
+        }
+    }
+    taken.extend(reading.definitions.iter().map(|(n, _, _)| n.clone()));
+    let fresh = |taken: &mut BTreeSet<String>, base: String| -> String {
+        let name = std::iter::once(base.clone())
+            .chain((2..).map(|k| format!("{base}_{k}")))
+            .find(|c| !taken.contains(c))
+            .expect("a numbered name is free");
+        taken.insert(name.clone());
+        name
+    };
+
+    let outputs = std::mem::take(&mut reading.outputs);
+    let mut upstreams = Vec::new();
+    let (root, target_name, shape) = if let [(out, name, _)] = outputs.as_slice() {
+        let shape = ir_shape(&out.shape);
+        if !shape.is_scalar() {
+            upstreams.push((fresh(&mut taken, "dout".into()), shape.clone()));
+        }
+        let defined = name
+            .as_ref()
+            .filter(|n| reading.definitions.iter().any(|(d, id, _)| d == *n && *id == out.id))
+            .cloned();
+        (out.id, defined, shape)
+    } else {
+        // Several outputs, each with its own upstream: the target is Σ ⟨d_k, out_k⟩.
+        let mut total: Option<Id> = None;
+        for (k, (out, name, _)) in outputs.iter().enumerate() {
+            let base = match name {
+                Some(n) => format!("d{n}"),
+                None => format!("dout{}", k + 1),
+            };
+            let up = fresh(&mut taken, base);
+            let shape = ir_shape(&out.shape);
+            let sym = reading.arrays.add(Math::Symbol(Symbol::from(up.as_str())));
+            let term = if shape.is_scalar() {
+                reading.arrays.add(Math::Scale([sym, out.id]))
+            } else {
+                let product = reading.arrays.add(Math::Had([sym, out.id]));
+                reading.arrays.add(Math::Sum(product))
+            };
+            total = Some(match total {
+                Some(t) => reading.arrays.add(Math::Add([t, term])),
+                None => term,
+            });
+            upstreams.push((up, shape));
+        }
+        (total.expect("at least one output"), None, Shape::scalar())
+    };
+    for (name, shape) in &upstreams {
+        if outputs.len() > 1 {
+            env.shapes.insert(Symbol::from(name.as_str()), shape.clone());
+            symbols.push(name.clone());
+        }
+    }
+
+    let builder = reading.arrays.builder.expr();
+    let expr = extract_rooted(builder, root);
+    if expr.as_ref().len() > MAX_TARGET_NODES {
+        return Err(Error::unsupported(
+            format!(
+                "the forward pass has {} distinct parts, more than the {MAX_TARGET_NODES} matdiff differentiates",
+                expr.as_ref().len()
+            ),
+            reading.return_span,
+        ));
+    }
+    let definition_exprs: Vec<(String, RecExpr<Math>, Shape)> = reading
+        .definitions
+        .iter()
+        .map(|(n, id, s)| (n.clone(), extract_rooted(builder, *id), s.clone()))
+        .collect();
+    let mut broadcasts: Vec<String> = Vec::new();
+    for b in &reading.arrays.broadcasts {
+        if !broadcasts.contains(b) {
+            broadcasts.push(b.clone());
+        }
+    }
+    let checked = Checked {
+        env,
+        variables: symbols,
+        inferred: Vec::new(),
+        dims: reading.dims.clone(),
+        definitions: reading.definitions.iter().map(|(n, _, _)| n.clone()).collect(),
+        definition_exprs,
+        target: Target {
+            name: target_name,
+            expr,
+            shape,
+            span: reading.return_span,
+        },
+        broadcasts,
+        upstream: (outputs.len() == 1)
+            .then(|| upstreams.first().map(|(n, _)| n.clone()))
+            .flatten(),
+    };
+    Ok(Program {
+        checked,
+        function: f.name.clone(),
+        params: reading.params,
+        upstreams,
+        variables,
+    })
+}
+
+impl Program {
+    /// `--wrt`: `all`, one name, or a comma-separated list.
+    pub fn resolve_wrt(&self, wrt: &str) -> Vec<String> {
+        resolve_wrt_list(wrt, &self.variables)
+    }
+
+    /// The one-hot matrices of the labels a formula uses, as numpy builds them from the labels.
+    fn labels_used(&self, formula: &RecExpr<Math>) -> Vec<(Symbol, String)> {
+        self.params
+            .iter()
+            .filter_map(|p| match &p.kind {
+                ParamKind::Labels { c, onehot, .. } => {
+                    Some((*onehot, format!("np.eye({})[{}]", c.render("*"), p.name)))
+                }
+                _ => None,
+            })
+            .filter(|(s, _)| formula.iter().any(|n| matches!(n, Math::Symbol(x) if x == s)))
+            .collect()
+    }
+
+    /// One numpy expression for a gradient, over the parameters, dimensions and upstreams.
+    pub fn numpy_expression(&self, d: &Derivation) -> String {
+        let body = d.numpy();
+        let labels = self.labels_used(&d.formula);
+        if labels.is_empty() {
+            return body;
+        }
+        // The one-hot matrices by the names the formula gives them, which no other name can capture.
+        let names: Vec<String> = labels.iter().map(|(s, _)| s.to_string()).collect();
+        let values: Vec<String> = labels.iter().map(|(_, v)| v.clone()).collect();
+        format!("(lambda {}: {body})({})", names.join(", "), values.join(", "))
+    }
+}
+
+/// `all`, one name, or a comma-separated list, against the variables.
+pub fn resolve_wrt_list(wrt: &str, variables: &[String]) -> Vec<String> {
+    if wrt.trim() == "all" {
+        return variables.to_vec();
+    }
+    wrt.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Every gradient a backward pass returns, derived from one reading of the forward pass.
+#[derive(Debug, Clone)]
+pub struct BackwardPass {
+    pub function: String,
+    pub backward_name: String,
+    pub upstreams: Vec<String>,
+    /// The forward function's parameters, in order (the backward pass takes the upstreams, then these).
+    pub params: Vec<String>,
+    pub wrt: Vec<String>,
+    pub gradients: Vec<Derivation>,
+    /// `def NAME_backward(...)`: a complete Python function (numpy imported as `np`).
+    pub python: String,
+}
+
+/// Derives the backward pass of a forward function: every gradient in `wrt` (all the
+/// annotated parameters when `None`), each checked, and the numpy function computing them.
+///
+/// ```
+/// let src = "def affine(x: \"N x D\", w: \"D x M\", b: \"M\"):\n    out = x @ w + b\n    return out, (x, w, b)\n";
+/// let bw = matdiff::numpy_dialect::backward(src, None, None, &matdiff::Options::default())?;
+/// assert_eq!(bw.gradients[2].formula_text(), "doutᵀ·1_N");
+/// assert!(bw.python.contains("def affine_backward(dout, x, w, b):"));
+/// # Ok::<(), matdiff::Error>(())
+/// ```
+pub fn backward(
+    source: &str,
+    function: Option<&str>,
+    wrt: Option<&[String]>,
+    options: &Options,
+) -> Result<BackwardPass, Error> {
+    let program = read(source, function)?;
+    let wrt: Vec<String> = match wrt {
+        Some(w) => w.to_vec(),
+        None => program.variables.clone(),
+    };
+    program.backward(&wrt, options)
+}
+
+impl Program {
+    pub fn backward(&self, wrt: &[String], options: &Options) -> Result<BackwardPass, Error> {
+        let gradients = wrt
+            .iter()
+            .map(|w| grad_checked(&self.checked, w, options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let python = self.python_function(&gradients);
+        Ok(BackwardPass {
+            function: self.function.clone(),
+            backward_name: backward_name(&self.function),
+            upstreams: self.upstreams.iter().map(|(n, _)| n.clone()).collect(),
+            params: self.params.iter().map(|p| p.name.clone()).collect(),
+            wrt: wrt.to_vec(),
+            gradients,
+            python,
+        })
+    }
+
+    /// `def NAME_backward(upstreams, params)`: the Python source computing `gradients`.
+    pub fn python_function(&self, gradients: &[Derivation]) -> String {
+        let mut signature: Vec<String> = self.upstreams.iter().map(|(n, _)| n.clone()).collect();
+        for p in &self.params {
+            signature.push(match &p.kind {
+                ParamKind::Constant { text, .. } => format!("{}={text}", p.name),
+                ParamKind::Other { default: Some(d) } => format!("{}={d}", p.name),
+                _ => p.name.clone(),
+            });
+        }
+        let mut env = self.checked.env.clone();
+        for (n, s) in &self.upstreams {
+            env.shapes.insert(Symbol::from(n.as_str()), s.clone());
+        }
+        let mut bound: Vec<String> = self.upstreams.iter().map(|(n, _)| n.clone()).collect();
+        bound.extend(self.variables.iter().cloned());
+        let mut body = bind_arguments(&bound, &env);
+        let mut formulas: Vec<RecExpr<Math>> = gradients.iter().map(|d| d.named.clone()).collect();
+        // The intermediates any gradient names, once each, in the forward pass's order.
+        let mut shared: Vec<(String, RecExpr<Math>)> = Vec::new();
+        for name in &self.checked.definitions {
+            if let Some((_, e)) = gradients
+                .iter()
+                .flat_map(|d| d.definitions.iter())
+                .find(|(n, _)| n == name)
+            {
+                shared.push((name.clone(), e.clone()));
+            }
+        }
+        // The target itself, when a gradient is written with it (`1 − h.^2` for `h = tanh(·)`).
+        if let (Some(own), Some(d)) = (&self.checked.target.name, gradients.first()) {
+            let sym = Symbol::from(own.as_str());
+            if formulas
+                .iter()
+                .any(|f| f.iter().any(|n| matches!(n, Math::Symbol(s) if *s == sym)))
+            {
+                shared.push((own.clone(), d.target_named.clone().unwrap_or_else(|| d.target.clone())));
+            }
+        }
+        formulas.extend(shared.iter().map(|(_, e)| e.clone()));
+        for (n, _, s) in &self.checked.definition_exprs {
+            env.shapes.insert(Symbol::from(n.as_str()), s.clone());
+        }
+        let mut labels: Vec<(Symbol, String)> = Vec::new();
+        for f in &formulas {
+            for l in self.labels_used(f) {
+                if !labels.contains(&l) {
+                    labels.push(l);
+                }
+            }
+        }
+        for (s, v) in &labels {
+            body.push(format!("    {s} = {v}"));
+        }
+        for (n, e) in &shared {
+            body.push(format!("    {n} = {}", render::render(e, &Numpy { env: &env }).text));
+        }
+        let mut results = Vec::new();
+        let taken: BTreeSet<&str> = signature.iter().map(String::as_str).collect();
+        for d in gradients {
+            let mut name = format!("d{}", d.wrt);
+            if taken.contains(name.as_str()) || shared.iter().any(|(n, _)| *n == name) {
+                name = format!("grad_{}", d.wrt);
+            }
+            let piece = render::render(&d.named, &Numpy { env: &env });
+            let value = render::numpy::finish(&piece, &d.wrt, &d.formula_shape());
+            body.push(format!("    {name} = {value}"));
+            results.push(name);
+        }
+        let doc = format!(
+            "    \"\"\"The backward pass of `{}`: {}, derived and checked by matdiff.\"\"\"",
+            self.function,
+            gradients
+                .iter()
+                .map(|d| format!("∂{}/∂{}", d.loss_label(), d.wrt))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        format!(
+            "import numpy as np\n\n\ndef {}({}):\n{doc}\n{}\n    return {}\n",
+            backward_name(&self.function),
+            signature.join(", "),
+            body.join("\n"),
+            results.join(", ")
+        )
+    }
+}
+
+/// `affine_forward` → `affine_backward`; any other name gets `_backward` appended.
+fn backward_name(function: &str) -> String {
+    match function.strip_suffix("_forward") {
+        Some(stem) => format!("{stem}_backward"),
+        None => format!("{function}_backward"),
+    }
+}
+
+impl BackwardPass {
+    pub fn all_checked(&self) -> bool {
+        self.gradients
+            .iter()
+            .all(|d| d.check.passed() || matches!(d.check, crate::Check::Skipped))
+    }
+
+    /// The target once, then every gradient, the intermediates they name, and each check.
+    pub fn text(&self) -> String {
+        crate::derivations_text(&self.gradients)
+    }
+
+    pub fn latex(&self) -> String {
+        crate::derivations_latex(&self.gradients)
+    }
+}
