@@ -13,8 +13,11 @@ at the place (line, column, caret). The work is done by the Rust library (``matd
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,11 +25,13 @@ from . import _matdiff
 from ._matdiff import Error
 
 __all__ = [
+    "Backward",
     "Check",
     "Derivation",
     "Error",
     "Explanation",
     "FullForm",
+    "backward",
     "explain",
     "grad",
     "hessian",
@@ -252,3 +257,87 @@ def explain(
 ) -> Explanation:
     """The derivative three ways, every step checked, as ``matdiff explain``."""
     return Explanation(json.loads(_matdiff.explain(script, wrt, layout, check, seed)))
+
+
+class Backward(_Shown):
+    """The backward pass of a Python forward function: every gradient, checked, and the numpy
+    function computing them. Calling it calls that function: ``dx, dw, db = bw(dout, x, w, b)``
+    (a scalar loss takes no upstream)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        namespace: dict[str, Any] = {}
+        exec(compile(self.python, f"<{self.name}>", "exec"), namespace)  # noqa: S102 (matdiff's own code)
+        self._function: Callable[..., Any] = namespace[self.name]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._function(*args, **kwargs)
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The compiled backward function (its source is :attr:`python`)."""
+        return self._function
+
+    @property
+    def name(self) -> str:
+        """The backward function's name: ``affine_backward`` for ``affine_forward``."""
+        return str(self._data["backward_name"])
+
+    @property
+    def python(self) -> str:
+        """The backward function's source (numpy imported as ``np``)."""
+        return str(self._data["python"])
+
+    @property
+    def latex(self) -> str:
+        """The target and every gradient as an ``align*`` body."""
+        return str(self._data["latex"])
+
+    @property
+    def upstreams(self) -> list[str]:
+        """The upstream gradients it takes first (``['dout']``); none for a scalar loss."""
+        return list(self._data["upstreams"])
+
+    @property
+    def params(self) -> list[str]:
+        """The forward function's parameters, which it takes after the upstreams."""
+        return list(self._data["params"])
+
+    @property
+    def wrt(self) -> list[str]:
+        return list(self._data["wrt"])
+
+    @property
+    def gradients(self) -> list[Derivation]:
+        """One derivation per name in :attr:`wrt`, in that order."""
+        return [Derivation(g) for g in self._data["gradients"]]
+
+    @property
+    def all_checked(self) -> bool:
+        return bool(self._data["all_checked"])
+
+
+def backward(
+    fn: Callable[..., Any] | str,
+    wrt: str | list[str] | None = None,
+    *,
+    check: bool = True,
+    seed: int | None = None,
+) -> Backward:
+    """The backward pass of a numpy forward function, read from its source.
+
+    Its array parameters are annotated with their shapes (``x: "N x D"``, ``b: "M"``). ``fn``
+    may also be Python source text, whose last function is then the forward pass. ``wrt`` is
+    a parameter's name or a list of them; by default every annotated parameter.
+    """
+    if isinstance(fn, str):
+        source, function, source_name = fn, None, "<source>"
+    else:
+        # The function as written, indented or not (a method, a function in a function).
+        try:
+            source = textwrap.dedent(inspect.getsource(fn))
+        except (OSError, TypeError) as e:
+            raise Error(f"cannot read the source of {fn!r} ({e}): pass its source text instead") from e
+        function, source_name = fn.__name__, f"<{fn.__qualname__}>"
+    names = [wrt] if isinstance(wrt, str) else wrt
+    return Backward(json.loads(_matdiff.backward(source, source_name, function, names, check, seed)))

@@ -11,3 +11,11 @@ def full(script: str, wrt: str, kind: str, check: bool = True, seed: int | None 
 def explain(
     script: str, wrt: str, layout: str = "denominator", check: bool = True, seed: int | None = None
 ) -> str: ...
+def backward(
+    source: str,
+    source_name: str,
+    function: str | None = None,
+    wrt: list[str] | None = None,
+    check: bool = True,
+    seed: int | None = None,
+) -> str: ...

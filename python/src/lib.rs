@@ -85,10 +85,14 @@ fn check(verdict: &Check, text: String) -> Value {
     value
 }
 
-/// What Jupyter shows: the lines of an `align*` body, then the check in words.
-fn display_latex(lines: &[String], check: &str) -> String {
+/// What Jupyter shows: the lines of an `align*` body, then the checks in words.
+fn display_latex(lines: &[String], checks: &[String]) -> String {
     let mut rows: Vec<String> = lines.iter().filter(|l| !l.is_empty()).cloned().collect();
-    rows.push(format!("&\\text{{{}}}", matdiff::latex_escape_text(check)));
+    rows.extend(
+        checks
+            .iter()
+            .map(|check| format!("&\\text{{{}}}", matdiff::latex_escape_text(check))),
+    );
     format!("$$\\begin{{aligned}}\n{}\n\\end{{aligned}}$$", rows.join(" \\\\\n"))
 }
 
@@ -122,7 +126,7 @@ fn derivation(d: &Derivation) -> Value {
     value["text"] = d.to_string().into();
     value["latex"] = d.formula_latex().into();
     value["check"] = check(&d.check, d.check_text());
-    value["display_latex"] = display_latex(&[d.latex()], &d.check_text()).into();
+    value["display_latex"] = display_latex(&[d.latex()], &[d.check_text()]).into();
     value
 }
 
@@ -159,7 +163,7 @@ fn full_form(form: &FullForm) -> Value {
         "formula": form.matrix_text(),
         "latex": form.matrix_latex(),
         "check": check(&form.check, form.check_text()),
-        "display_latex": display_latex(&lines, &form.check_text()),
+        "display_latex": display_latex(&lines, &[form.check_text()]),
     })
 }
 
@@ -181,13 +185,12 @@ fn full(py: Python<'_>, script: &str, wrt: &str, kind: &str, check: bool, seed: 
 }
 
 fn explanation(x: &Explanation) -> Value {
-    let check = x.result.check_text();
     json!({
         "text": x.to_string(),
         "latex": x.latex(),
         "all_checked": x.all_checked(),
         "result": derivation(&x.result),
-        "display_latex": display_latex(&[x.latex(), x.result.latex()], &check),
+        "display_latex": display_latex(&[x.latex(), x.result.latex()], &[x.result.check_text()]),
     })
 }
 
@@ -202,11 +205,49 @@ fn explain(py: Python<'_>, script: &str, wrt: &str, layout: &str, check: bool, s
     })
 }
 
+/// `matdiff.backward`: every gradient of a Python forward function (the numpy dialect),
+/// and the numpy backward function computing them.
+#[pyfunction]
+#[pyo3(signature = (source, source_name, function = None, wrt = None, check = true, seed = None))]
+fn backward(
+    py: Python<'_>,
+    source: &str,
+    source_name: &str,
+    function: Option<&str>,
+    wrt: Option<Vec<String>>,
+    check: bool,
+    seed: Option<u64>,
+) -> PyResult<String> {
+    let options = options("denominator", check, seed)?;
+    run(py, source_name, source, || {
+        let pass = matdiff::numpy_dialect::backward(source, function, wrt.as_deref(), &options)?;
+        let checks: Vec<String> = pass
+            .gradients
+            .iter()
+            .map(|d| format!("∂{}/∂{}: {}", d.loss_label(), d.wrt, d.check_text()))
+            .collect();
+        Ok(json!({
+            "text": pass.text(),
+            "latex": pass.latex(),
+            "display_latex": display_latex(&[pass.latex()], &checks),
+            "all_checked": pass.all_checked(),
+            "function": pass.function,
+            "backward_name": pass.backward_name,
+            "upstreams": pass.upstreams,
+            "params": pass.params,
+            "wrt": pass.wrt,
+            "gradients": pass.gradients.iter().map(derivation).collect::<Vec<_>>(),
+            "python": pass.python,
+        }))
+    })
+}
+
 #[pymodule]
 fn _matdiff(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Error", m.py().get_type::<Error>())?;
     m.add_function(wrap_pyfunction!(grad, m)?)?;
     m.add_function(wrap_pyfunction!(full, m)?)?;
     m.add_function(wrap_pyfunction!(explain, m)?)?;
+    m.add_function(wrap_pyfunction!(backward, m)?)?;
     Ok(())
 }

@@ -189,3 +189,73 @@ def test_jacobian_hessian_explain():
 
     with pytest.raises(matdiff.Error, match="wrt:1:1"):
         matdiff.hessian("A : n x n; x : n; x'*A*x", "y")
+
+
+def affine_forward(x: "N x D", w: "D x M", b: "M"):
+    out = x.reshape(x.shape[0], -1).dot(w) + b
+    return out, (x, w, b)
+
+
+def batchnorm_forward(x: "N x D", gamma: "D", beta: "D", eps=1e-5):
+    mu = x.mean(axis=0)
+    xc = x - mu
+    var = (xc**2).mean(axis=0)
+    xhat = xc / np.sqrt(var + eps)
+    out = gamma * xhat + beta
+    cache = (xhat, gamma, var, eps)
+    return out, cache
+
+
+def test_backward_of_the_issues_affine_layer():
+    bw = matdiff.backward(affine_forward)
+    assert bw.name == "affine_backward" and bw.wrt == ["x", "w", "b"] and bw.upstreams == ["dout"]
+    assert [g.formula for g in bw.gradients] == ["dout·wᵀ", "xᵀ·dout", "doutᵀ·1_N"]
+    assert bw.all_checked and all(g.check.passed for g in bw.gradients)
+    assert "def affine_backward(dout, x, w, b):" in bw.python
+    assert "∂L/∂b = doutᵀ·1_N" in str(bw)
+    latex = bw._repr_latex_()
+    assert latex.startswith("$$\\begin{aligned}")
+    assert all(rf"\frac{{\partial L}}{{\partial {v}}} &=" in latex for v in "xwb")
+    x, w, b, dout = RNG.normal(size=(4, 3)), RNG.normal(size=(3, 2)), RNG.normal(size=2), RNG.normal(size=(4, 2))
+    dx, dw, db = bw(dout, x, w, b)
+    for got, name, value in [(dx, "x", x), (dw, "w", w), (db, "b", b)]:
+        arrays = dict(x=x, w=w, b=b)
+
+        def loss(v, name=name):
+            return np.sum(dout * affine_forward(**{**arrays, name: v})[0])
+
+        np.testing.assert_allclose(got, finite_difference(loss, value), rtol=1e-6, atol=1e-8)
+
+
+def test_backward_of_batch_normalisation_against_finite_differences():
+    bw = matdiff.backward(batchnorm_forward, wrt=["x", "gamma"])
+    assert bw.wrt == ["x", "gamma"] and bw.all_checked
+    x, gamma, beta, dout = RNG.normal(size=(5, 3)), RNG.normal(size=3), RNG.normal(size=3), RNG.normal(size=(5, 3))
+    dx, dgamma = bw(dout, x, gamma, beta)
+    arrays = dict(x=x, gamma=gamma, beta=beta)
+    for got, name in [(dx, "x"), (dgamma, "gamma")]:
+
+        def loss(v, name=name):
+            return np.sum(dout * batchnorm_forward(**{**arrays, name: v})[0])
+
+        np.testing.assert_allclose(got, finite_difference(loss, arrays[name]), rtol=1e-5, atol=1e-7)
+
+
+def test_backward_of_a_scalar_loss_takes_no_upstream():
+    def loss(x: "N", w: "N"):
+        return np.sum(x * w) ** 2
+
+    bw = matdiff.backward(loss, "w")
+    assert bw.upstreams == [] and bw.gradients[0].formula == "2·sum(x ⊙ w)·x"
+    x, w = RNG.normal(size=3), RNG.normal(size=3)
+    np.testing.assert_allclose(bw(x, w), finite_difference(lambda v: np.sum(x * v) ** 2, w), rtol=1e-6)
+
+
+def test_backward_errors_point_into_the_function():
+    source = 'def f(x: "N"):\n    for i in x:\n        pass\n    return x\n'
+    with pytest.raises(matdiff.Error) as caught:
+        matdiff.backward(source)
+    message = str(caught.value)
+    assert "`for` loops are not supported" in message and "<source>:2:5" in message and "^^^" in message
+    with pytest.raises(matdiff.Error, match="cannot read the source"):
+        matdiff.backward(print)
