@@ -355,8 +355,8 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     })
 }
 
-/// Plain text set in a LaTeX document body.
-fn latex_escape_text(s: &str) -> String {
+/// Plain text set in LaTeX: its special characters escaped (a check line in a document).
+pub fn latex_escape_text(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         match c {

@@ -4,8 +4,9 @@ use crate::numeric::Check;
 use crate::Derivation;
 use serde_json::{json, Value};
 
-pub fn derivation(d: &Derivation) -> Value {
-    let check = match &d.check {
+/// The numeric check's verdict as JSON (`{"status": "passed", "instances": 3, ...}`).
+pub fn check(check: &Check) -> Value {
+    match check {
         Check::Passed { instances, max_rel_err } => {
             json!({"status": "passed", "instances": instances, "max_rel_err": max_rel_err})
         }
@@ -15,7 +16,11 @@ pub fn derivation(d: &Derivation) -> Value {
         Check::NoDomain { tried } => json!({"status": "no_domain", "tried": tried}),
         Check::TooLarge { entries } => json!({"status": "too_large", "entries": entries}),
         Check::Skipped => json!({"status": "unchecked"}),
-    };
+    }
+}
+
+pub fn derivation(d: &Derivation) -> Value {
+    let check = check(&d.check);
     json!({
         "target": {
             "name": d.target_name,
