@@ -115,6 +115,12 @@ define_language! {
         // `commute m n` is the commutation matrix K with K·vec(A) = vec(Aᵀ) for A : m x n.
         "vec" = Vec(Id),
         "commute" = Commute([Id; 2]),
+        // Selection and masks for numpy's indexing: `unit m i` is the i-th unit column of
+        // length m (i from 0), so a block of columns is a product with `unit k i ⊗ I`;
+        // `ismax A` is the one-hot mask of each row's first maximum, so a row's maximum is
+        // `(A ⊙ ismax A)·1`, and the mask is a constant of differentiation.
+        "unit" = Unit([Id; 2]),
+        "ismax" = IsMax(Id),
         // Every elementwise function, named by its row of the operator table (`ops.rs`):
         // `(tanh ?a)`, `(leaky_relu ?a ?b)`.
         Fn(Func, Box<[Id]>),
@@ -294,6 +300,11 @@ pub fn node_data(env: &Env, node: &Math, child: impl Fn(Id) -> Data) -> Data {
             }
             _ => (Kind::Invalid, None),
         },
+        Math::Unit([m, i]) => match (dim(*m), konst(*i)) {
+            (Some(m), Some(i)) if i >= 0.0 => (value(Shape::new(m, Dim::one())), None),
+            _ => (Kind::Invalid, None),
+        },
+        Math::IsMax(a) => (same(*a), None),
         Math::Rows(a) => (shape(*a).map(|s| Kind::Dim(s.rows)).unwrap_or(Kind::Invalid), None),
         Math::Cols(a) => (shape(*a).map(|s| Kind::Dim(s.cols)).unwrap_or(Kind::Invalid), None),
         Math::DimValue(d) => match dim(*d) {

@@ -179,6 +179,32 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
         Math::Ones([r, c]) => Value::M(Matrix::from_element(size(r)?, size(c)?, 1.0)),
         Math::Zeros([r, c]) => Value::M(Matrix::zeros(size(r)?, size(c)?)),
         Math::Eye(n) => Value::M(Matrix::identity(size(n)?, size(n)?)),
+        Math::Unit([n, i]) => {
+            let (n, i) = (size(n)?, m(i)?[(0, 0)] as usize);
+            if i >= n {
+                return Err(EvalError::Missing("a unit vector's index inside its length".into()));
+            }
+            let mut e = Matrix::zeros(n, 1);
+            e[(i, 0)] = 1.0;
+            Value::M(e)
+        }
+        Math::IsMax(a) => {
+            let x = m(a)?;
+            let mut mask = Matrix::zeros(x.nrows(), x.ncols());
+            for r in 0..x.nrows() {
+                // The first maximum, as numpy's argmax takes it.
+                let mut best = 0;
+                for c in 1..x.ncols() {
+                    if x[(r, c)] > x[(r, best)] {
+                        best = c;
+                    }
+                }
+                if x.ncols() > 0 {
+                    mask[(r, best)] = 1.0;
+                }
+            }
+            Value::M(mask)
+        }
         Math::BlockSum([x, r, c]) | Math::BlockAdd([x, r, c]) => {
             let x = m(x)?;
             let (r, c) = (size(r)?, size(c)?);

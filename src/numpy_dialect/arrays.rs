@@ -417,6 +417,151 @@ impl Arrays {
             name: None,
         }
     }
+
+    /// `max` over an axis (or of a vector) as a product with the mask of the maxima:
+    /// the maximum of each row of A is `(A ⊙ ismax A)·1`; over the columns, of Aᵀ.
+    pub fn max(&mut self, a: &Arr, axis: Option<usize>, keepdims: bool, span: Span) -> Result<Arr, Error> {
+        let row_max = |this: &mut Self, rows: Arr| -> Arr {
+            let mask = this.add(Math::IsMax(rows.id));
+            let picked = Arr {
+                id: this.add(Math::Had([rows.id, mask])),
+                ..rows
+            };
+            this.sum(&picked, Some(1), false)
+        };
+        match (a.shape.as_slice(), axis) {
+            ([], _) => Ok(a.clone()),
+            ([n], _) => {
+                // A vector's maximum: the one row xᵀ.
+                let row = Arr {
+                    id: self.add(Math::Transpose(a.id)),
+                    shape: vec![Dim::one(), n.clone()],
+                    name: None,
+                };
+                let m = row_max(self, row);
+                Ok(Arr {
+                    shape: if keepdims { vec![Dim::one()] } else { vec![] },
+                    ..m
+                })
+            }
+            ([rows, _], Some(1)) => {
+                let m = row_max(self, a.clone());
+                Ok(Arr {
+                    shape: if keepdims {
+                        vec![rows.clone(), Dim::one()]
+                    } else {
+                        m.shape.clone()
+                    },
+                    ..m
+                })
+            }
+            ([rows, cols], Some(_)) => {
+                let at = Arr {
+                    id: self.add(Math::Transpose(a.id)),
+                    shape: vec![cols.clone(), rows.clone()],
+                    name: None,
+                };
+                let m = row_max(self, at);
+                if keepdims {
+                    return Ok(Arr {
+                        id: self.add(Math::Transpose(m.id)),
+                        shape: vec![Dim::one(), cols.clone()],
+                        name: None,
+                    });
+                }
+                Ok(m)
+            }
+            _ => Err(Error::unsupported(
+                "the maximum of a whole matrix is not supported; take it over an axis",
+                span,
+            )),
+        }
+    }
+
+    /// The selection matrix `e_(i+1) ⊗ I_len` (k·len x len) of the i-th of k blocks.
+    fn block_selection(&mut self, k: &Dim, i: u64, len: &Dim) -> Id {
+        let kd = self.builder.dim(k);
+        let index = self.builder.num(i as f64);
+        let e = self.add(Math::Unit([kd, index]));
+        let n = self.builder.dim(len);
+        let eye = self.add(Math::Eye(n));
+        self.add(Math::Kron([e, eye]))
+    }
+
+    /// Block `i` of `k` equal blocks of length `len` along `axis`: a product with a
+    /// selection matrix (`a[:, H:2*H]` is `A·(e_2 ⊗ I_H)`).
+    pub fn block(&mut self, a: &Arr, axis: usize, k: &Dim, i: u64, len: &Dim, keep_axis: bool) -> Arr {
+        let s = self.block_selection(k, i, len);
+        let len = if keep_axis { len.clone() } else { Dim::one() };
+        match (a.shape.as_slice(), axis) {
+            ([_], _) => {
+                let st = self.add(Math::Transpose(s));
+                Arr {
+                    id: self.add(Math::Mul([st, a.id])),
+                    shape: if keep_axis { vec![len] } else { vec![] },
+                    name: None,
+                }
+            }
+            ([_, n], 0) => {
+                let st = self.add(Math::Transpose(s));
+                let id = self.add(Math::Mul([st, a.id]));
+                if keep_axis {
+                    return Arr {
+                        id,
+                        shape: vec![len, n.clone()],
+                        name: None,
+                    };
+                }
+                // One row, as a 1-D array: its transpose.
+                Arr {
+                    id: self.add(Math::Transpose(id)),
+                    shape: vec![n.clone()],
+                    name: None,
+                }
+            }
+            ([m, _], _) => Arr {
+                id: self.add(Math::Mul([a.id, s])),
+                shape: if keep_axis {
+                    vec![m.clone(), len]
+                } else {
+                    vec![m.clone()]
+                },
+                name: None,
+            },
+            _ => unreachable!("a block of a scalar is refused before"),
+        }
+    }
+
+    /// `np.concatenate(parts, axis)` of `k` parts of equal length along `axis`: the sum of
+    /// each part placed by its selection matrix's transpose.
+    pub fn concatenate(&mut self, parts: &[Arr], axis: usize) -> Arr {
+        let k = Dim::size(parts.len() as u64);
+        let mut total: Option<Id> = None;
+        let first = &parts[0].shape;
+        let len = first[axis.min(first.len() - 1)].clone();
+        for (i, p) in parts.iter().enumerate() {
+            let s = self.block_selection(&k, i as u64, &len);
+            let placed = match (p.shape.len(), axis) {
+                (1, _) | (2, 0) => self.add(Math::Mul([s, p.id])),
+                _ => {
+                    let st = self.add(Math::Transpose(s));
+                    self.add(Math::Mul([p.id, st]))
+                }
+            };
+            total = Some(match total {
+                Some(t) => self.add(Math::Add([t, placed])),
+                None => placed,
+            });
+        }
+        let mut shape = first.clone();
+        let at = axis.min(shape.len() - 1);
+        shape[at] = len.times(&k);
+        Arr {
+            id: total.expect("at least one part"),
+            shape,
+            name: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -635,17 +635,11 @@ impl<'a> Interpreter<'a> {
             };
             return Ok(Value::Number { value, integer });
         }
-        if let (
-            Value::Dim(d),
-            Value::Number {
-                value: k,
-                integer: true,
-            },
-        ) = (&a, &b)
-        {
-            if op == BinOp::FloorDiv && *k >= 1.0 {
-                if let Some(n) = d.as_size() {
-                    return Ok(Value::Dim(Dim::size(n / *k as u64)));
+        if op == BinOp::FloorDiv {
+            // `x.shape[1] // 2` of `2*K` columns is `K`.
+            if let (Some(x), Some(y)) = (dim_of(&a), dim_of(&b)) {
+                if let Some(q) = dim_ratio(&x, &y) {
+                    return Ok(Value::Dim(q));
                 }
             }
         }
@@ -821,10 +815,108 @@ impl<'a> Interpreter<'a> {
                 }
             }
         }
-        Err(Error::unsupported(
-            "this indexing is not supported (yet): matdiff reads `[:, None]`, `[None, :]` and `x[np.arange(N), y]` with labels",
-            span,
-        ))
+        if let ([Index::Expr(e)], Math::Eye(_)) = (items, &self.arrays.builder.expr()[a.id]) {
+            // `np.eye(C)[y]`: the one-hot matrix of the labels.
+            if let Value::Labels { c, n, onehot, .. } = self.eval(e, scope)? {
+                if a.shape[0] == c {
+                    return Ok(Value::Arr(Arr {
+                        id: self.arrays.add(Math::Symbol(onehot)),
+                        shape: vec![n, c],
+                        name: Some(onehot.to_string()),
+                    }));
+                }
+            }
+        }
+        self.slice(a, items, scope, span)
+    }
+
+    /// Slices and integer indices: blocks of equal size along each axis (`a[:, H:2*H]`,
+    /// `x[:k]`, `a[:, 0]`), as products with selection matrices.
+    fn slice(&mut self, a: Arr, items: &[Index], scope: &mut Scope, span: Span) -> Result<Value, Error> {
+        if items.len() > a.shape.len() {
+            return Err(Error::unsupported(
+                format!("too many indices for a {} array", np_shape_text(&a.shape)),
+                span,
+            ));
+        }
+        let unsupported = |why: &str| {
+            Error::unsupported(format!("this index is not supported: {why}"), span).with_note(
+                "matdiff reads slices into equal blocks (`a[:, H:2*H]` of `4*H` columns, `x[:k]`), integer indices, \
+                 `[:, None]`, `x[np.arange(N), y]` with labels and `np.eye(C)[y]`",
+            )
+        };
+        let mut result = a;
+        // The last axis first, so that dropping an axis does not move the ones before it.
+        for axis in (0..items.len()).rev() {
+            let total = result.shape[axis].clone();
+            let (start, stop, keep) = match &items[axis] {
+                Index::Slice(None, None, None, _) => continue,
+                Index::Slice(_, _, Some(_), _) => return Err(unsupported("slices with a step")),
+                Index::Slice(lo, hi, None, _) => {
+                    let lo = match lo {
+                        Some(e) => Some(self.index_dim(e, &total, scope, &unsupported)?),
+                        None => None,
+                    };
+                    let hi = match hi {
+                        Some(e) => self.index_dim(e, &total, scope, &unsupported)?,
+                        None => total.clone(),
+                    };
+                    (lo, hi, true)
+                }
+                Index::Expr(e) => {
+                    let start = self.index_dim(e, &total, scope, &unsupported)?;
+                    let stop = match start.as_size() {
+                        Some(k) => Dim::size(k + 1),
+                        None => return Err(unsupported("an index that is a dimension")),
+                    };
+                    (Some(start).filter(|s| s.as_size() != Some(0)), stop, false)
+                }
+            };
+            let len = match &start {
+                None => stop.clone(),
+                Some(s) => {
+                    dim_minus(&stop, s).ok_or_else(|| unsupported("a slice that is empty or of no known size"))?
+                }
+            };
+            let (k, i) = if keep || len.as_size() != Some(1) {
+                let k = dim_ratio(&total, &len)
+                    .ok_or_else(|| unsupported("the slice does not cut the axis into equal blocks"))?;
+                let i = match &start {
+                    None => 0,
+                    Some(s) => match dim_ratio(s, &len) {
+                        Some(i) => i
+                            .as_size()
+                            .ok_or_else(|| unsupported("the slice's start is not a whole number of blocks"))?,
+                        None => return Err(unsupported("the slice's start is not a whole number of blocks")),
+                    },
+                };
+                (k, i)
+            } else {
+                (total.clone(), start.as_ref().and_then(Dim::as_size).unwrap_or(0))
+            };
+            result = self.arrays.block(&result, axis, &k, i, &len, keep);
+        }
+        Ok(Value::Arr(result))
+    }
+
+    /// A slice bound or index as a size: an integer (negative counts from the end of a
+    /// numeric axis), a dimension, or a product of them.
+    fn index_dim(
+        &mut self,
+        e: &Expr,
+        total: &Dim,
+        scope: &mut Scope,
+        unsupported: &dyn Fn(&str) -> Error,
+    ) -> Result<Dim, Error> {
+        match self.eval(e, scope)? {
+            Value::Number { value, integer: true } if value >= 0.0 => Ok(Dim::size(value as u64)),
+            Value::Number { value, integer: true } => match total.as_size() {
+                Some(n) if (n as f64) + value >= 0.0 => Ok(Dim::size((n as f64 + value) as u64)),
+                _ => Err(unsupported("a negative index into an axis of symbolic size")),
+            },
+            Value::Dim(d) => Ok(d),
+            _ => Err(unsupported("an index that is not an integer or a size")),
+        }
     }
 
     /// `m[np.arange(N), y] = v` (or `+= v`): the labelled entries replaced (or updated).
@@ -995,10 +1087,19 @@ impl<'a> Interpreter<'a> {
                         let v = self.arrays.var(&a, axis, keepdims, c.span)?;
                         Ok(Value::Arr(self.arrays.apply(&v, "sqrt")))
                     }
-                    _ => Err(Error::unsupported(
-                        format!("`{name}` is not differentiable by matdiff yet"),
-                        c.fspan,
-                    )),
+                    "max" | "amax" => Ok(Value::Arr(self.arrays.max(&a, axis, keepdims, c.span)?)),
+                    _ => {
+                        // min(a) = −max(−a)
+                        let negated = Arr {
+                            id: self.arrays.negate(a.id),
+                            ..a
+                        };
+                        let m = self.arrays.max(&negated, axis, keepdims, c.span)?;
+                        Ok(Value::Arr(Arr {
+                            id: self.arrays.negate(m.id),
+                            ..m
+                        }))
+                    }
                 }
             }
             "dot" | "matmul" => {
@@ -1097,6 +1198,53 @@ impl<'a> Interpreter<'a> {
                 Ok(Value::Arr(self.arrays.power(&a, -1.0)))
             }
             "maximum" | "minimum" => self.maximum(&mut c, name == "maximum"),
+            "concatenate" | "hstack" | "vstack" => {
+                let parts = match c.get(0, "arrays") {
+                    Some((Value::Tuple(vs), span)) => {
+                        vs.into_iter()
+                            .map(|v| self.to_arr(v, span))
+                            .collect::<Result<Vec<Arr>, Error>>()?
+                    }
+                    _ => {
+                        return Err(Error::unsupported(
+                            format!("`np.{name}` takes a list of arrays"),
+                            c.span,
+                        ))
+                    }
+                };
+                let ndim = parts.first().map_or(0, |p| p.shape.len());
+                let axis = match name {
+                    "hstack" => usize::from(ndim == 2),
+                    "vstack" if ndim == 2 => 0,
+                    "vstack" => {
+                        return Err(Error::unsupported(
+                            "`np.vstack` of 1-D arrays is not supported; stack 2-D rows",
+                            c.span,
+                        ))
+                    }
+                    _ => match c.get(1, "axis") {
+                        None => 0,
+                        Some((Value::Number { value, integer: true }, _)) if value >= 0.0 => value as usize,
+                        Some((Value::Number { value, integer: true }, _)) => (ndim as f64 + value).max(0.0) as usize,
+                        Some((_, span)) => return Err(Error::unsupported("`axis` must be an integer", span)),
+                    },
+                };
+                let same = parts.iter().all(|p| p.shape == parts[0].shape);
+                if parts.is_empty() || ndim == 0 || axis >= ndim || !same {
+                    let shapes: Vec<String> = parts.iter().map(|p| np_shape_text(&p.shape)).collect();
+                    return Err(Error::unsupported(
+                        format!(
+                            "matdiff concatenates arrays of one shape along an existing axis; these are {}",
+                            shapes.join(", ")
+                        ),
+                        c.span,
+                    )
+                    .with_note(
+                        "sizes are products of dimensions, so a concatenation of sizes D and H (D + H) has no size",
+                    ));
+                }
+                Ok(Value::Arr(self.arrays.concatenate(&parts, axis)))
+            }
             "clip" => {
                 let a = c.array(self, 0, "a")?;
                 let lo = c.array(self, 1, "a_min")?;
@@ -1280,6 +1428,28 @@ impl<'a> Interpreter<'a> {
             )),
         }
     }
+}
+
+/// `a − b` for sizes that are multiples of one product of dimensions (`2*H − H = H`).
+fn dim_minus(a: &Dim, b: &Dim) -> Option<Dim> {
+    if b.as_size() == Some(0) {
+        return Some(a.clone());
+    }
+    (a.factors() == b.factors() && a.coeff() > b.coeff()).then(|| with_coeff(a, a.coeff() - b.coeff()))
+}
+
+/// `a / b` when it is a whole size or a dimension (`4*H / H = 4`, `N / 1 = N`).
+fn dim_ratio(a: &Dim, b: &Dim) -> Option<Dim> {
+    if b.coeff() == 0 || !a.coeff().is_multiple_of(b.coeff()) {
+        return None;
+    }
+    divide(a, std::slice::from_ref(b)).filter(|_| b.coeff() > 0)
+}
+
+fn with_coeff(d: &Dim, coeff: u64) -> Dim {
+    d.factors()
+        .iter()
+        .fold(Dim::size(coeff), |acc, f| acc.times(&Dim::named(f)))
 }
 
 /// Counts the names an assignment target assigns (a label-indexed entry reassigns its array).

@@ -197,6 +197,8 @@ impl Form for Latex {
             ),
             Math::Vec(_) => op_call("vec"),
             Math::Commute(_) => Piece::new(format!("K_{{{}, {}}}", a[0].text, a[1].text), Atom),
+            Math::Unit([_, i]) => Piece::new(format!("e_{{{}}}", super::text::unit_index(expr, *i)), Atom),
+            Math::IsMax(_) => op_call("ismax"),
             Math::Rows(_) => op_call("rows"),
             Math::Cols(_) => op_call("cols"),
         }

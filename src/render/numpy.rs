@@ -82,6 +82,12 @@ impl Form for Numpy<'_> {
                 ),
                 Atom,
             ),
+            Math::Unit(_) => Piece::new(format!("np.eye({})[:, [int({})]]", a[0].text, a[1].text), Postfix),
+            // The first maximum of each row, as numpy's argmax takes it.
+            Math::IsMax(_) => Piece::new(
+                format!("np.eye(np.shape({0})[1])[np.argmax({0}, axis=1)]", a[0].text),
+                Postfix,
+            ),
             Math::Rows(_) => Piece::new(format!("np.shape({})[0]", a[0].text), Postfix),
             Math::Cols(_) => Piece::new(format!("np.shape({})[1]", a[0].text), Postfix),
         }

@@ -132,8 +132,18 @@ impl Form for Text {
             Math::BlockAdd(_) => Piece::new(format!("blockadd_({} x {})({})", a[1].text, a[2].text, a[0].text), Atom),
             Math::Vec(_) => call("vec"),
             Math::Commute(_) => Piece::new(format!("K_({},{})", a[0].text, a[1].text), Atom),
+            Math::Unit([_, i]) => Piece::new(format!("e_{}", unit_index(expr, *i)), Atom),
+            Math::IsMax(_) => call("ismax"),
             Math::Rows(_) => call("rows"),
             Math::Cols(_) => call("cols"),
         }
+    }
+}
+
+/// A unit vector's position as mathematics counts it, from 1.
+pub fn unit_index(expr: &RecExpr<Math>, i: Id) -> String {
+    match super::constant_at(expr, i) {
+        Some(k) => super::number(k + 1.0),
+        None => "i".into(),
     }
 }

@@ -1,4 +1,5 @@
-//! Constant matrices (ones, zeros, identity), diag in both directions, and norms.
+//! Constant matrices (ones, zeros, identity, unit vectors), diag in both directions, norms,
+//! and the mask of each row's maximum.
 
 use super::{bp, guarded, jac, rule, BackpropRule, Guard, JacobianRule, SimplifyRule};
 
@@ -22,12 +23,19 @@ pub const BACKPROP: &[BackpropRule] = &[
         "(scale (scale ?g (pow ?e -1)) ?a)",
         "Cookbook eq. 129/132: ∂‖X‖_F/∂X = X/‖X‖_F",
     ),
+    bp(
+        "ismax",
+        0,
+        "(zeros (rows ?a) (cols ?a))",
+        "the mask of each row's maximum is constant away from ties, so max(A) = (A ∘ ismax A)·1 has the subgradient ismax A (the first maximum, as numpy's argmax)",
+    ),
 ];
 
 #[rustfmt::skip]
 pub const JACOBIAN: &[JacobianRule] = &[
     jac("norm", 0, "(* (scale (pow ?e -1) (T (vec ?a))) ?j)", "d‖A‖ = vec(A)ᵀvec(dA)/‖A‖"),
     jac("diag", 0, "(* (diag (vec (eye (rows ?a)))) (* (kron (ones (rows ?a) @1) (eye (rows ?a))) ?j))", "vec(diag(v)) = diag(vec I)(1⊗I)v"),
+    jac("ismax", 0, "(* (diag (vec (zeros (rows ?a) (cols ?a)))) ?j)", "the mask is constant away from ties"),
     jac("diagv", 0, "(* (T (kron (ones (rows ?a) @1) (eye (rows ?a)))) (* (diag (vec (eye (rows ?a)))) ?j))", "the diagonal of A is (1⊗I)ᵀdiag(vec I)vec(A)"),
 ];
 
@@ -35,6 +43,7 @@ pub const JACOBIAN: &[JacobianRule] = &[
 pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("T-ones",     "(T (ones ?m ?n))",  "(ones ?n ?m)",              "1ᵀ is a ones row"),
     rule("T-eye",      "(T (eye ?n))",      "(eye ?n)",                  "Iᵀ = I"),
+    rule("unit-unit",  "(* (T (unit ?n ?i)) (unit ?n ?i))", "(ones @1 @1)", "e_iᵀe_i = 1"),
     rule("T-diag",     "(T (diag ?v))",     "(diag ?v)",                 "a diagonal matrix is symmetric"),
     rule("eye-mul-l",  "(* (eye ?n) ?a)",   "?a",                        "IA = A"),
     rule("eye-mul-r",  "(* ?a (eye ?n))",   "?a",                        "AI = A"),

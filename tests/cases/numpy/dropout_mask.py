@@ -3,4 +3,5 @@ import numpy as np
 
 def dropout_forward(x: "N x D", mask: "N x D", p=0.5):
     out = x * mask / p
-    return out, mask
+    cache = mask
+    return out, cache
