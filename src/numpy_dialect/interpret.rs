@@ -300,6 +300,8 @@ impl<'a> Interpreter<'a> {
                 Stmt::Unsupported { what, span } => return Err(err_unsupported(what, *span)),
                 Stmt::Expr(e) => match &e.kind {
                     ExprKind::Str(_) | ExprKind::Ellipsis => {}
+                    // `print(...)` shows values and changes none.
+                    ExprKind::Call { func, .. } if matches!(&func.kind, ExprKind::Name(n) if n == "print") => {}
                     _ => {
                         return Err(Error::unsupported(
                             "an expression statement has no effect on the derivative",
@@ -815,16 +817,34 @@ impl<'a> Interpreter<'a> {
                 }
             }
         }
-        if let ([Index::Expr(e)], Math::Eye(_)) = (items, &self.arrays.builder.expr()[a.id]) {
-            // `np.eye(C)[y]`: the one-hot matrix of the labels.
-            if let Value::Labels { c, n, onehot, .. } = self.eval(e, scope)? {
-                if a.shape[0] == c {
+        if let [Index::Expr(e)] = items {
+            if let Value::Labels { c, n, onehot, name } = self.eval(e, scope)? {
+                if a.shape.len() != 2 || a.shape[0] != c {
+                    return Err(Error::shape(
+                        format!(
+                            "the labels `{name}` take values below {}, but the array has {} rows",
+                            c.render("*"),
+                            a.shape.first().map_or("no".into(), |d| d.render("*"))
+                        ),
+                        span,
+                    ));
+                }
+                let y = self.arrays.add(Math::Symbol(onehot));
+                if matches!(self.arrays.builder.expr()[a.id], Math::Eye(_)) {
+                    // `np.eye(C)[y]`: the one-hot matrix of the labels.
                     return Ok(Value::Arr(Arr {
-                        id: self.arrays.add(Math::Symbol(onehot)),
+                        id: y,
                         shape: vec![n, c],
                         name: Some(onehot.to_string()),
                     }));
                 }
+                // `W[y]` (an embedding lookup): row y_i of W for each i, onehot(y)·W.
+                let cols = a.shape[1].clone();
+                return Ok(Value::Arr(Arr {
+                    id: self.arrays.add(Math::Mul([y, a.id])),
+                    shape: vec![n, cols],
+                    name: None,
+                }));
             }
         }
         self.slice(a, items, scope, span)
@@ -1134,6 +1154,14 @@ impl<'a> Interpreter<'a> {
                         c.span,
                     ));
                 }
+                if name == "linalg.norm" && c.keyword("axis").is_some() && c.args.len() == 1 {
+                    // The 2-norm along an axis: sqrt(sum(x², axis)).
+                    let axis = c.axis(self, &a, usize::MAX)?;
+                    let keepdims = c.flag("keepdims")?;
+                    let squared = self.arrays.power(&a, 2.0);
+                    let total = self.arrays.sum(&squared, axis, keepdims);
+                    return Ok(Value::Arr(self.arrays.apply(&total, "sqrt")));
+                }
                 if name == "linalg.norm" && (c.args.len() > 1 || !c.kwargs.is_empty()) {
                     return Err(Error::unsupported(
                         "`np.linalg.norm` takes one argument here (the 2-norm / Frobenius norm)",
@@ -1247,20 +1275,73 @@ impl<'a> Interpreter<'a> {
             }
             "clip" => {
                 let a = c.array(self, 0, "a")?;
-                let lo = c.array(self, 1, "a_min")?;
-                let hi = c.array(self, 2, "a_max")?;
-                // clip(x, lo, hi) = lo + relu(x − lo) − relu(x − hi), for lo ≤ hi.
-                let above_lo = self.arrays.elementwise(Elementwise::Sub, &a, &lo, c.span)?;
-                let above_hi = self.arrays.elementwise(Elementwise::Sub, &a, &hi, c.span)?;
-                let r1 = self.arrays.apply(&above_lo, "relu");
-                let r2 = self.arrays.apply(&above_hi, "relu");
-                let s = self.arrays.elementwise(Elementwise::Add, &lo, &r1, c.span)?;
-                Ok(Value::Arr(self.arrays.elementwise(
-                    Elementwise::Sub,
-                    &s,
-                    &r2,
-                    c.span,
-                )?))
+                let bound = |this: &mut Self, k: usize, name: &str| -> Result<Option<Arr>, Error> {
+                    match c.get(k, name) {
+                        None | Some((Value::NoneV, _)) => Ok(None),
+                        Some((v, span)) => this.to_arr(v, span).map(Some),
+                    }
+                };
+                let (lo, hi) = (bound(self, 1, "a_min")?, bound(self, 2, "a_max")?);
+                // clip(x, lo, hi) = lo + relu(x − lo) − relu(x − hi) for lo ≤ hi; one-sided,
+                // lo + relu(x − lo) or hi − relu(hi − x).
+                let mut out = a.clone();
+                if let Some(lo) = &lo {
+                    let above = self.arrays.elementwise(Elementwise::Sub, &a, lo, c.span)?;
+                    let r = self.arrays.apply(&above, "relu");
+                    out = self.arrays.elementwise(Elementwise::Add, lo, &r, c.span)?;
+                }
+                if let Some(hi) = &hi {
+                    let r = match &lo {
+                        Some(_) => {
+                            let above = self.arrays.elementwise(Elementwise::Sub, &a, hi, c.span)?;
+                            self.arrays.apply(&above, "relu")
+                        }
+                        None => {
+                            let below = self.arrays.elementwise(Elementwise::Sub, hi, &a, c.span)?;
+                            out = hi.clone();
+                            self.arrays.apply(&below, "relu")
+                        }
+                    };
+                    out = self.arrays.elementwise(Elementwise::Sub, &out, &r, c.span)?;
+                }
+                Ok(Value::Arr(out))
+            }
+            "diag" => {
+                let a = c.array(self, 0, "v")?;
+                match a.shape.as_slice() {
+                    [n] => Ok(Value::Arr(Arr {
+                        id: self.arrays.add(Math::Diag(a.id)),
+                        shape: vec![n.clone(), n.clone()],
+                        name: None,
+                    })),
+                    [m, n] if m == n => Ok(Value::Arr(Arr {
+                        id: self.arrays.add(Math::DiagVec(a.id)),
+                        shape: vec![n.clone()],
+                        name: None,
+                    })),
+                    _ => Err(Error::shape(
+                        format!("`np.diag` takes a 1-D or a square 2-D array, not {}", np_shape_text(&a.shape)),
+                        c.span,
+                    )),
+                }
+            }
+            "linalg.slogdet" => {
+                let a = c.array(self, 0, "a")?;
+                let logdet = Arr {
+                    id: self.arrays.add(Math::LogDet(a.id)),
+                    shape: vec![],
+                    name: None,
+                };
+                Ok(Value::Tuple(vec![Value::Opaque("the sign of a determinant"), Value::Arr(logdet)]))
+            }
+            "linalg.solve" => {
+                let a = c.array(self, 0, "a")?;
+                let b = c.array(self, 1, "b")?;
+                let inv = Arr {
+                    id: self.arrays.add(Math::Inv(a.id)),
+                    ..a.clone()
+                };
+                Ok(Value::Arr(self.arrays.matmul(&inv, &b, c.span, "solve")?))
             }
             "where" => {
                 let cond = c.array(self, 0, "condition")?;

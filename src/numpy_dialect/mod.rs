@@ -192,7 +192,15 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
         .iter()
         .map(|(n, id, s)| (n.clone(), extract_rooted(builder, *id), s.clone()))
         .collect();
+    // The labels' one-hot matrices the target uses, named as the formulas name them.
     let mut broadcasts: Vec<String> = Vec::new();
+    for p in &reading.params {
+        if let ParamKind::Labels { n, c, onehot } = &p.kind {
+            if expr.iter().any(|node| matches!(node, Math::Symbol(s) if s == onehot)) {
+                broadcasts.push(format!("{onehot} = onehot({}) : {} x {}", p.name, n.pretty(), c.pretty()));
+            }
+        }
+    }
     for b in &reading.arrays.broadcasts {
         if !broadcasts.contains(b) {
             broadcasts.push(b.clone());
