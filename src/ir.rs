@@ -116,7 +116,7 @@ define_language! {
         "vec" = Vec(Id),
         "commute" = Commute([Id; 2]),
         // Every elementwise function, named by its row of the operator table (`ops.rs`):
-        // `(tanh ?a)`, `(leaky_relu ?a ?b)`.
+        // `(exp ?a)`, `(leaky_relu ?a ?b)`.
         Fn(Func, Box<[Id]>),
         Num(Const),
         Dim(DimNode),
