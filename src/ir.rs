@@ -122,7 +122,7 @@ define_language! {
         "unit" = Unit([Id; 2]),
         "ismax" = IsMax(Id),
         // Every elementwise function, named by its row of the operator table (`ops.rs`):
-        // `(tanh ?a)`, `(leaky_relu ?a ?b)`.
+        // `(exp ?a)`, `(leaky_relu ?a ?b)`.
         Fn(Func, Box<[Id]>),
         Num(Const),
         Dim(DimNode),

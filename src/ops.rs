@@ -95,15 +95,6 @@ pub struct Spec {
     pub numpy: Spelling,
 }
 
-/// √(2/π), the constant of GELU's tanh approximation.
-const GELU_C: f64 = 0.797_884_560_802_865_4;
-
-/// GELU, tanh approximation: ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (Hendrycks & Gimpel 2016,
-/// "Gaussian Error Linear Units", eq. for the approximation; PyTorch `GELU(approximate='tanh')`).
-fn gelu(x: f64) -> f64 {
-    0.5 * x * (1.0 + (GELU_C * (x + 0.044_715 * x.powi(3))).tanh())
-}
-
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -275,10 +266,12 @@ functions! {
         derivative: "(exp ?a)", identity: "d (eˣ − 1) = eˣ dx",
         text: Call("expm1"), latex: Operator("expm1"), numpy: Call("np.expm1"),
     },
-    // The tanh approximation, as PyTorch's `GELU(approximate='tanh')`.
+    // Hendrycks & Gimpel 2016, "Gaussian Error Linear Units (GELUs)", §2: the tanh
+    // approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))), as PyTorch's `GELU(approximate='tanh')`.
     Gelu => Spec {
         name: "gelu", aliases: &[], callable: true, parameter: None,
-        eval: |x, _| gelu(x), domain: Real,
+        eval: |x, _| 0.5 * x * (1.0 + (0.797_884_560_802_865_4 * (x + 0.044_715 * x.powi(3))).tanh()),
+        domain: Real,
         // u = c·(x + 0.044715x³), c = √(2/π): f′ = ½(1 + tanh u) + ½x(1 − tanh²u)·c·(1 + 0.134145x²).
         derivative: concat!(
             "(+ (scale 0.5 (+ ", ones!(), " (tanh (scale 0.7978845608028654 (+ ?a (scale 0.044715 (.^ ?a 3)))))))",

@@ -3,6 +3,7 @@
 //! out only where that cancels.
 
 use super::*;
+use crate::ops::Func;
 
 /// The most terms a Hadamard product of sums is multiplied out to.
 pub(super) const EXPANSION: usize = 16;
@@ -34,8 +35,12 @@ impl Canon<'_> {
     ///
     /// With `through`, a definition that is an elementwise product or quotient (softmax)
     /// gives its body's factors.
-    pub(super) fn elementwise_factors(&self, id: Id, k: f64, through: bool, out: &mut Vec<(Id, f64)>) {
-        match self.out.expr()[id] {
+    ///
+    /// A power of a power folds only where that is an identity: (aᵉ)ᵏ = aᵉᵏ for a whole k, or
+    /// for an e that keeps a's sign (odd, or not whole: then a ≥ 0); for an even e and a
+    /// k that is not whole it is |a|ᵉᵏ (`(r.^−2).^−0.5` is |r|, not r).
+    pub(super) fn elementwise_factors(&mut self, id: Id, k: f64, through: bool, out: &mut Vec<(Id, f64)>) {
+        match self.out.expr()[id].clone() {
             Math::Had([a, b]) => {
                 self.elementwise_factors(a, k, through, out);
                 self.elementwise_factors(b, k, through, out);
@@ -46,11 +51,18 @@ impl Canon<'_> {
             }
             Math::EPow([a, e]) if self.data[usize::from(e)].constant.is_some() => {
                 let e = self.data[usize::from(e)].constant.unwrap_or(1.0);
-                self.elementwise_factors(a, k * e, through, out);
+                let even = e.fract() == 0.0 && e % 2.0 == 0.0;
+                if even && k.fract() != 0.0 {
+                    let magnitude = self.add(Math::function(Func::Abs, &[a]));
+                    out.push((magnitude, k * e));
+                } else {
+                    self.elementwise_factors(a, k * e, through, out);
+                }
             }
             Math::Ones(_) => {}
             Math::Symbol(_) if through && self.elementwise_definitions.contains_key(&id) => {
-                self.elementwise_factors(self.elementwise_definitions[&id], k, through, out);
+                let body = self.elementwise_definitions[&id];
+                self.elementwise_factors(body, k, through, out);
             }
             _ => out.push((id, k)),
         }
@@ -109,7 +121,7 @@ impl Canon<'_> {
 
     /// As `hadamard_terms`, and whether some factor cancelled.
     pub(super) fn hadamard_cancelling(&mut self, s: &Term, t: &Term, shape: &Shape) -> (Term, bool) {
-        let factors = |this: &Self, through: bool| {
+        let factors = |this: &mut Self, through: bool| {
             let mut out = Vec::new();
             for core in s.core.iter().chain(&t.core) {
                 this.elementwise_factors(*core, 1.0, through, &mut out);

@@ -466,14 +466,12 @@ impl Canon<'_> {
     fn common_elementwise_factor(&mut self, terms: &[Term]) -> Option<Id> {
         let cores: Vec<Id> = terms.iter().map(|t| t.core).collect::<Option<_>>()?;
         let shape = self.shape(cores[0])?;
-        let factors: Vec<Vec<(Id, f64)>> = cores
-            .iter()
-            .map(|&c| {
-                let mut f = Vec::new();
-                self.elementwise_factors(c, 1.0, false, &mut f);
-                elementwise::merge_factors(f)
-            })
-            .collect();
+        let mut factors: Vec<Vec<(Id, f64)>> = Vec::with_capacity(cores.len());
+        for &c in &cores {
+            let mut f = Vec::new();
+            self.elementwise_factors(c, 1.0, false, &mut f);
+            factors.push(elementwise::merge_factors(f));
+        }
         let common: Vec<(Id, f64)> = factors[0]
             .iter()
             .filter(|f| factors.iter().all(|fs| fs.contains(f)))

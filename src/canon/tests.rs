@@ -143,3 +143,98 @@ fn a_canonical_form_that_would_not_share_its_factors_is_refused() {
         parsed.as_ref().len()
     );
 }
+
+/// A random elementwise expression over the vectors x, y, z and the scalar s: sums,
+/// scalings, Hadamard products and quotients, powers (whole and not, of either sign) and
+/// functions of the operator table.
+fn random_vector_expr(rng: &mut rand_chacha::ChaCha8Rng, depth: usize, out: &mut RecExpr<Math>) -> Id {
+    use rand::RngExt;
+    let leaf = depth == 0 || rng.random_bool(0.25);
+    if leaf {
+        let name = ["x", "y", "z"][rng.random_range(0..3)];
+        return out.add(Math::Symbol(Symbol::from(name)));
+    }
+    let sub = |rng: &mut rand_chacha::ChaCha8Rng, out: &mut RecExpr<Math>| random_vector_expr(rng, depth - 1, out);
+    match rng.random_range(0..6) {
+        0 => {
+            let (a, b) = (sub(rng, out), sub(rng, out));
+            out.add(Math::Add([a, b]))
+        }
+        1 => {
+            let k = if rng.random_bool(0.5) {
+                out.add(Math::Symbol(Symbol::from("s")))
+            } else {
+                out.add(Math::Num(crate::ir::Const(
+                    [-2.0, -1.0, 0.5, 3.0][rng.random_range(0..4)],
+                )))
+            };
+            let a = sub(rng, out);
+            out.add(Math::Scale([k, a]))
+        }
+        2 => {
+            let (a, b) = (sub(rng, out), sub(rng, out));
+            out.add(Math::Had([a, b]))
+        }
+        3 => {
+            let (a, b) = (sub(rng, out), sub(rng, out));
+            out.add(Math::HDiv([a, b]))
+        }
+        4 => {
+            let a = sub(rng, out);
+            let k = [-2.0, -1.0, -0.5, 0.5, 2.0, 3.0][rng.random_range(0..6)];
+            let k = out.add(Math::Num(crate::ir::Const(k)));
+            out.add(Math::EPow([a, k]))
+        }
+        _ => {
+            let a = sub(rng, out);
+            let f = crate::ops::Func::ALL
+                .iter()
+                .copied()
+                .filter(|f| f.spec().parameter.is_none())
+                .nth(rng.random_range(0..8))
+                .expect("a function");
+            out.add(Math::function(f, &[a]))
+        }
+    }
+}
+
+#[test]
+fn the_canonical_form_equals_its_input_numerically() {
+    use crate::numeric::{eval, Instance, Matrix};
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let env = env(&[], &["x", "y", "z"], &["s"]);
+    let regression: RecExpr<Math> = "(.* (.^ (.^ x -2) -0.5) (.^ x -1))".parse().expect("an expression");
+    let mut cases = vec![regression];
+    for _ in 0..3000 {
+        let mut expr = RecExpr::default();
+        random_vector_expr(&mut rng, 4, &mut expr);
+        cases.push(expr);
+    }
+    for expr in cases {
+        let mut order = ReadingOrder::default();
+        order.read(&expr);
+        let Some(canon) = canonical(&env, &order, &[], &expr) else {
+            continue;
+        };
+        for _ in 0..4 {
+            let mut inst = Instance::default();
+            inst.sizes.insert("n".into(), 3);
+            for (name, rows) in [("x", 3), ("y", 3), ("z", 3), ("s", 1)] {
+                let value = Matrix::from_fn(rows, 1, |_, _| {
+                    let sign = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+                    sign * rng.random_range(0.25..1.25)
+                });
+                inst.values.insert(Symbol::from(name), value);
+            }
+            let (Ok(a), Ok(b)) = (eval(&expr, &inst), eval(&canon, &inst)) else {
+                continue;
+            };
+            let scale = a.amax().max(b.amax()).max(1.0);
+            assert!(
+                (&a - &b).amax() <= 1e-9 * scale,
+                "{expr} is {a}, but its canonical form {canon} is {b}"
+            );
+        }
+    }
+}

@@ -11,6 +11,8 @@ mod elementwise;
 mod inverse;
 mod linear;
 mod product;
+#[cfg(test)]
+mod soundness;
 mod structural;
 mod trace;
 mod vec;
