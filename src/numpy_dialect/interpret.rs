@@ -1320,7 +1320,10 @@ impl<'a> Interpreter<'a> {
                         name: None,
                     })),
                     _ => Err(Error::shape(
-                        format!("`np.diag` takes a 1-D or a square 2-D array, not {}", np_shape_text(&a.shape)),
+                        format!(
+                            "`np.diag` takes a 1-D or a square 2-D array, not {}",
+                            np_shape_text(&a.shape)
+                        ),
                         c.span,
                     )),
                 }
@@ -1332,7 +1335,10 @@ impl<'a> Interpreter<'a> {
                     shape: vec![],
                     name: None,
                 };
-                Ok(Value::Tuple(vec![Value::Opaque("the sign of a determinant"), Value::Arr(logdet)]))
+                Ok(Value::Tuple(vec![
+                    Value::Opaque("the sign of a determinant"),
+                    Value::Arr(logdet),
+                ]))
             }
             "linalg.solve" => {
                 let a = c.array(self, 0, "a")?;
@@ -1592,7 +1598,12 @@ fn elementwise_by_numpy_name(name: &str) -> Option<&'static str> {
         "absolute" => "abs",
         other => other,
     };
-    crate::ir::ELEMENTWISE.iter().copied().find(|f| *f == matdiff_name)
+    // Functions of one argument only (`leaky_relu` takes its slope too).
+    let probe = Id::from(0usize);
+    crate::ir::ELEMENTWISE
+        .iter()
+        .copied()
+        .find(|f| *f == matdiff_name && Math::elementwise(f, probe).is_some())
 }
 
 /// A numpy call's arguments, positional and keyword, read by name.

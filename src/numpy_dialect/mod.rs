@@ -197,7 +197,12 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
     for p in &reading.params {
         if let ParamKind::Labels { n, c, onehot } = &p.kind {
             if expr.iter().any(|node| matches!(node, Math::Symbol(s) if s == onehot)) {
-                broadcasts.push(format!("{onehot} = onehot({}) : {} x {}", p.name, n.pretty(), c.pretty()));
+                broadcasts.push(format!(
+                    "{onehot} = onehot({}) : {} x {}",
+                    p.name,
+                    n.pretty(),
+                    c.pretty()
+                ));
             }
         }
     }
