@@ -43,7 +43,6 @@ pub const JACOBIAN: &[JacobianRule] = &[
 pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("T-ones",     "(T (ones ?m ?n))",  "(ones ?n ?m)",              "1ᵀ is a ones row"),
     rule("T-eye",      "(T (eye ?n))",      "(eye ?n)",                  "Iᵀ = I"),
-    rule("unit-unit",  "(* (T (unit ?n ?i)) (unit ?n ?i))", "(ones @1 @1)", "e_iᵀe_i = 1"),
     rule("T-diag",     "(T (diag ?v))",     "(diag ?v)",                 "a diagonal matrix is symmetric"),
     rule("eye-mul-l",  "(* (eye ?n) ?a)",   "?a",                        "IA = A"),
     rule("eye-mul-r",  "(* ?a (eye ?n))",   "?a",                        "AI = A"),
