@@ -190,6 +190,8 @@ impl Data {
 pub struct Env {
     pub shapes: HashMap<Symbol, Shape>,
     pub symmetric: HashSet<Symbol>,
+    /// One-hot matrices of integer labels: each row holds one 1 and zeros.
+    pub onehot: HashSet<Symbol>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -490,6 +490,13 @@ fn draw_instance(
         if claim.env.symmetric.contains(name) {
             x = (&x + x.transpose()) * 0.5;
         }
+        if claim.env.onehot.contains(name) {
+            // Integer labels: one 1 in each row, at a random class.
+            x = Matrix::zeros(r, c);
+            for i in 0..r {
+                x[(i, rng.random_range(0..c.max(1)))] = 1.0;
+            }
+        }
         if invertible.contains(name) && r == c {
             x += Matrix::identity(r, c) * (r as f64 + 1.0);
         }

@@ -89,6 +89,8 @@ pub struct Interpreter<'a> {
     parameters: BTreeSet<String>,
     /// Nesting of helper calls: their locals are not the target's definitions.
     depth: usize,
+    /// Each label gather `(A ⊙ Y)·1` built so far, by its node: A and Y.
+    gathers: HashMap<Id, (Arr, Symbol)>,
 }
 
 const MAX_CALL_DEPTH: usize = 32;
@@ -114,6 +116,7 @@ impl<'a> Interpreter<'a> {
             assignments: HashMap::new(),
             parameters: BTreeSet::new(),
             depth: 0,
+            gathers: HashMap::new(),
         }
     }
 
@@ -813,7 +816,9 @@ impl<'a> Interpreter<'a> {
                         shape: a.shape.clone(),
                         name: None,
                     };
-                    return Ok(Value::Arr(self.arrays.sum(&picked, Some(1), false)));
+                    let gathered = self.arrays.sum(&picked, Some(1), false);
+                    self.gathers.insert(gathered.id, (a.clone(), *onehot));
+                    return Ok(Value::Arr(gathered));
                 }
             }
         }
@@ -1421,6 +1426,19 @@ impl<'a> Interpreter<'a> {
             _ => {
                 if let Some(f) = elementwise_by_numpy_name(name) {
                     let a = c.array(self, 0, "x")?;
+                    if let Some((whole, onehot)) = self.gathers.get(&a.id).cloned() {
+                        // For one-hot Y, f((A ⊙ Y)·1) = (f(A) ⊙ Y)·1: each row picks one entry,
+                        // so `log(probs[np.arange(N), y])` is the gather of log(probs).
+                        let mapped = self.arrays.apply(&whole, f);
+                        let y = self.arrays.add(Math::Symbol(onehot));
+                        let picked = Arr {
+                            id: self.arrays.add(Math::Had([mapped.id, y])),
+                            ..mapped
+                        };
+                        let gathered = self.arrays.sum(&picked, Some(1), false);
+                        self.gathers.insert(gathered.id, (picked, onehot));
+                        return Ok(Value::Arr(gathered));
+                    }
                     return Ok(Value::Arr(self.arrays.apply(&a, f)));
                 }
                 let what = if method {

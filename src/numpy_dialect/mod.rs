@@ -116,6 +116,7 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
             }
             ParamKind::Labels { n, c, onehot } => {
                 env.shapes.insert(*onehot, Shape::new(n.clone(), c.clone()));
+                env.onehot.insert(*onehot);
                 symbols.push(onehot.to_string());
                 taken.insert(onehot.to_string());
             }

@@ -53,6 +53,8 @@ pub enum Guard {
     NotScalar(&'static str),
     /// The variable's class holds a variable declared symmetric.
     Symmetric(&'static str),
+    /// The variable's class holds the one-hot matrix of integer labels.
+    OneHot(&'static str),
     /// Both variables' classes are square matrices.
     Square(&'static str, &'static str),
     /// `(A⊗B)(C⊗D)` with A's columns matching C's rows and B's matching D's, as named.
@@ -182,6 +184,7 @@ impl GuardCondition {
             Guard::Scalar(v)
             | Guard::NotScalar(v)
             | Guard::Symmetric(v)
+            | Guard::OneHot(v)
             | Guard::DimNotOne(v)
             | Guard::Column(v)
             | Guard::Row(v) => vec![v],
@@ -240,6 +243,10 @@ impl egg::Condition<Math, ShapeAnalysis> for GuardCondition {
             Guard::Row(v) => egraph[class(v)].data.shape().is_some_and(|s| s.rows.is_one()),
             Guard::Symmetric(v) => egraph[class(v)].nodes.iter().any(|n| match n {
                 Math::Symbol(s) => egraph.analysis.env.symmetric.contains(s),
+                _ => false,
+            }),
+            Guard::OneHot(v) => egraph[class(v)].nodes.iter().any(|n| match n {
+                Math::Symbol(s) => egraph.analysis.env.onehot.contains(s),
                 _ => false,
             }),
         }

@@ -108,6 +108,10 @@ fn try_instance(
         Guard::Symmetric(v) => vec![v],
         _ => vec![],
     };
+    let onehot: Vec<&str> = match guard {
+        Guard::OneHot(v) => vec![v],
+        _ => vec![],
+    };
     for v in lhs.vars() {
         if sizes.contains(&v) {
             bindings.insert(v, Binding::Size(rng.random_range(1..=3)));
@@ -127,6 +131,13 @@ fn try_instance(
             }
             value = (&value + value.transpose()) * 0.5;
             env.symmetric.insert(name);
+        }
+        if onehot.contains(&v.to_string().as_str()) {
+            value = Matrix::zeros(r, c);
+            for i in 0..r {
+                value[(i, rng.random_range(0..c))] = 1.0;
+            }
+            env.onehot.insert(name);
         }
         let shape = Shape::new(Dim::size(r as u64), Dim::size(c as u64));
         env.shapes.insert(name, shape);

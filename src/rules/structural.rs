@@ -43,6 +43,11 @@ pub const JACOBIAN: &[JacobianRule] = &[
 pub const SIMPLIFY: &[SimplifyRule] = &[
     rule("T-ones",     "(T (ones ?m ?n))",  "(ones ?n ?m)",              "1ᵀ is a ones row"),
     rule("T-eye",      "(T (eye ?n))",      "(eye ?n)",                  "Iᵀ = I"),
+    guarded("onehot-rows", "(* ?y (ones ?c ?k))", "(ones (rows ?y) ?k)", Guard::OneHot("?y"), "each row of a one-hot Y sums to 1: Y·1 = 1"),
+    guarded("onehot-cols", "(* (ones ?k ?c) (T ?y))", "(ones ?k (rows ?y))", Guard::OneHot("?y"), "1ᵀ·Yᵀ = (Y·1)ᵀ = 1ᵀ for a one-hot Y"),
+    rule("rows-normalised", "(* (./ ?e (* ?e (ones ?c ?c))) (ones ?c ?k))", "(ones (rows ?e) ?k)", "each row of E ⊘ (E·1·1ᵀ) sums to 1 (softmax)"),
+    rule("rows-normalised-split", "(* (./ ?e (* (* ?e (ones ?c @1)) (ones @1 ?c))) (ones ?c ?k))", "(ones (rows ?e) ?k)", "each row of E ⊘ (E·1·1ᵀ) sums to 1 (softmax)"),
+    guarded("onehot-self", "(.* ?y ?y)", "?y", Guard::OneHot("?y"), "a one-hot Y has entries 0 and 1: Y ∘ Y = Y"),
     rule("T-diag",     "(T (diag ?v))",     "(diag ?v)",                 "a diagonal matrix is symmetric"),
     rule("eye-mul-l",  "(* (eye ?n) ?a)",   "?a",                        "IA = A"),
     rule("eye-mul-r",  "(* ?a (eye ?n))",   "?a",                        "AI = A"),
