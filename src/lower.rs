@@ -145,6 +145,7 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
     let mut target: Option<(Option<String>, Id, Shape, Span)> = None;
     let mut definitions = Vec::new();
     let mut definition_exprs = Vec::new();
+    let mut versions = Versions::new(statements, &declared, &dims);
     for st in statements {
         match st {
             Statement::Declare { .. } => {}
@@ -169,10 +170,20 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
                     ));
                 }
                 let (id, shape) = lowering.lower(expr)?;
+                // A reassigned name has its latest value from here on, as in numpy.
                 lowering.defs.insert(name.clone(), (id, shape.clone()));
-                definitions.push(name.clone());
-                definition_exprs.push((name.clone(), extract_rooted(lowering.builder.expr(), id), shape.clone()));
-                target = Some((Some(name.clone()), id, shape, name_span.join(expr.span)));
+                let label = versions.next(name);
+                let alias = matches!(lowering.builder.expr()[id], Math::Symbol(_) | Math::Num(_));
+                if !alias {
+                    definitions.push(label.clone());
+                    definition_exprs.push((
+                        label.clone(),
+                        extract_rooted(lowering.builder.expr(), id),
+                        shape.clone(),
+                    ));
+                }
+                let shown = (!alias).then_some(label);
+                target = Some((shown, id, shape, name_span.join(expr.span)));
             }
             Statement::Expr(expr) => {
                 let (id, shape) = lowering.lower(expr)?;
@@ -225,6 +236,47 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
         broadcasts,
         upstream: None,
     })
+}
+
+/// The names under which a definition's versions are shown: a name defined k times reads
+/// `h_1`, …, `h_(k−1)`, then `h` (the latest, as numpy reads it), each unlike every other name.
+struct Versions {
+    total: HashMap<String, usize>,
+    seen: HashMap<String, usize>,
+    taken: BTreeSet<String>,
+}
+
+impl Versions {
+    fn new(statements: &[Statement], declared: &HashMap<String, Shape>, dims: &BTreeSet<String>) -> Versions {
+        let mut total: HashMap<String, usize> = HashMap::new();
+        for st in statements {
+            if let Statement::Define { name, .. } = st {
+                *total.entry(name.clone()).or_insert(0) += 1;
+            }
+        }
+        let mut taken: BTreeSet<String> = declared.keys().cloned().collect();
+        taken.extend(dims.iter().cloned());
+        taken.extend(total.keys().cloned());
+        Versions {
+            total,
+            seen: HashMap::new(),
+            taken,
+        }
+    }
+
+    fn next(&mut self, name: &str) -> String {
+        let k = self.seen.entry(name.to_string()).or_insert(0);
+        *k += 1;
+        if *k >= self.total.get(name).copied().unwrap_or(1) {
+            return name.to_string();
+        }
+        let mut label = format!("{name}_{k}");
+        while self.taken.contains(&label) {
+            label.push('_');
+        }
+        self.taken.insert(label.clone());
+        label
+    }
 }
 
 fn dim_lits(shape: &ShapeDecl) -> Vec<&crate::syntax::DimLit> {
