@@ -1280,8 +1280,13 @@ impl<'a> Interpreter<'a> {
             }
             "clip" => {
                 let a = c.array(self, 0, "a")?;
+                // `np.clip(a, a_min, a_max)`, also `min=`/`max=` as numpy 2 and `ndarray.clip` spell them.
                 let bound = |this: &mut Self, k: usize, name: &str| -> Result<Option<Arr>, Error> {
-                    match c.get(k, name) {
+                    let short = name.trim_start_matches("a_");
+                    match c
+                        .get(k, name)
+                        .or_else(|| c.keyword(short).map(|(_, v, s)| (v.clone(), *s)))
+                    {
                         None | Some((Value::NoneV, _)) => Ok(None),
                         Some((v, span)) => this.to_arr(v, span).map(Some),
                     }
