@@ -97,7 +97,7 @@ impl Form for Latex {
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("-{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
-            Math::Dim(d) => Piece::new(dim(&d.0), if d.0.factors().len() > 1 { Product } else { Atom }),
+            Math::Dim(d) => Piece::new(dim(&d.0), super::dim_prec(&d.0)),
             Math::Symbol(s) => Piece::new(name(s.as_str()), Atom),
             Math::Add(_) => {
                 let negated = |p: &Piece| {

@@ -150,6 +150,15 @@ pub fn constant_at(expr: &RecExpr<Math>, id: Id) -> Option<f64> {
     }
 }
 
+/// How a size binds when written: `N` and `3` are atoms, `2·N` and `B·N` products.
+pub fn dim_prec(d: &crate::dim::Dim) -> Prec {
+    if d.factors().len() + usize::from(d.coeff() != 1 && !d.factors().is_empty()) > 1 {
+        Prec::Product
+    } else {
+        Prec::Atom
+    }
+}
+
 /// The dimension at `id`, if it is a dimension leaf.
 pub fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&crate::dim::Dim> {
     match &expr[id] {

@@ -21,14 +21,7 @@ impl Form for Numpy<'_> {
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("-{}", py_number(-c.0)), Neg),
             Math::Num(c) => Piece::new(py_number(c.0), Atom),
-            Math::Dim(d) => Piece::new(
-                dim(&d.0),
-                if d.0.factors().len() + usize::from(d.0.coeff() != 1) > 1 {
-                    Product
-                } else {
-                    Atom
-                },
-            ),
+            Math::Dim(d) => Piece::new(dim(&d.0), super::dim_prec(&d.0)),
             Math::Symbol(s) => match self.env.shapes.get(s) {
                 Some(shape) if shape.is_column() => Piece::new(format!("np.reshape({s}, (-1, 1))"), Atom),
                 _ => Piece::new(s.as_str(), Atom),

@@ -54,7 +54,7 @@ impl Form for Text {
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
-            Math::Dim(d) => Piece::new(d.0.to_string(), if d.0.factors().len() > 1 { Product } else { Atom }),
+            Math::Dim(d) => Piece::new(d.0.to_string(), super::dim_prec(&d.0)),
             Math::Symbol(s) => Piece::new(s.as_str(), Atom),
             Math::Add(_) => {
                 let negated = |p: &Piece| {
