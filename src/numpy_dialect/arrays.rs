@@ -82,9 +82,13 @@ impl Arrays {
         if let Some(n) = d.as_size() {
             return self.constant(n as f64);
         }
-        let dim = self.builder.dim(d);
+        // `2*N` as the number 2 times the size N, so that numbers cancel (2/(2·N) = 1/N).
+        let named = d.factors().iter().fold(Dim::one(), |acc, f| acc.times(&Dim::named(f)));
+        let dim = self.builder.dim(&named);
+        let size = self.add(Math::DimValue(dim));
+        let coeff = self.builder.num(d.coeff() as f64);
         Arr {
-            id: self.add(Math::DimValue(dim)),
+            id: self.scale(coeff, size),
             shape: vec![],
             name: None,
         }
