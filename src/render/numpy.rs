@@ -55,26 +55,31 @@ impl Form for Numpy<'_> {
             Math::Eye(_) => Piece::new(format!("np.eye({})", a[0].text), Atom),
             Math::DimValue(_) => a[0].clone(),
             Math::BlockSum(_) | Math::BlockAdd(_) => {
-                // (m·p) x (n·q) seen as m x p x n x q: sum the block's axes, or the grid's.
+                // (m·p) x (n·q) seen as m x p x n x q: sum the block's axes, or the grid's. The
+                // lambda's parameter is a name the expression does not use, so it captures nothing.
+                let m = unused_name(expr, "M");
                 let (r, c) = (a[1].at(Power), a[2].at(Power));
                 let (grid, axes) = if matches!(&expr[id], Math::BlockSum(_)) {
-                    (format!("{r}, M.shape[0] // {r}, {c}, M.shape[1] // {c}"), "(1, 3)")
+                    (format!("{r}, {m}.shape[0] // {r}, {c}, {m}.shape[1] // {c}"), "(1, 3)")
                 } else {
-                    (format!("M.shape[0] // {r}, {r}, M.shape[1] // {c}, {c}"), "(0, 2)")
+                    (format!("{m}.shape[0] // {r}, {r}, {m}.shape[1] // {c}, {c}"), "(0, 2)")
                 };
                 Piece::new(
-                    format!("(lambda M: M.reshape({grid}).sum(axis={axes}))({})", a[0].text),
+                    format!("(lambda {m}: {m}.reshape({grid}).sum(axis={axes}))({})", a[0].text),
                     Postfix,
                 )
             }
             Math::Vec(_) => Piece::new(format!("np.reshape({}, (-1, 1), order=\"F\")", a[0].text), Atom),
-            Math::Commute(_) => Piece::new(
-                format!(
-                    "(lambda m, n: np.eye(m * n)[np.arange(m * n).reshape(m, n, order=\"F\").ravel()])({}, {})",
-                    a[0].text, a[1].text
-                ),
-                Atom,
-            ),
+            Math::Commute(_) => {
+                let (m, n) = (unused_name(expr, "m"), unused_name(expr, "n"));
+                Piece::new(
+                    format!(
+                        "(lambda {m}, {n}: np.eye({m} * {n})[np.arange({m} * {n}).reshape({m}, {n}, order=\"F\").ravel()])({}, {})",
+                        a[0].text, a[1].text
+                    ),
+                    Atom,
+                )
+            }
             Math::Unit(_) => Piece::new(format!("np.eye({})[:, [int({})]]", a[0].text, a[1].text), Postfix),
             // The first maximum of each row, as numpy's argmax takes it.
             Math::IsMax(_) => Piece::new(
@@ -85,6 +90,22 @@ impl Form for Numpy<'_> {
             Math::Cols(_) => Piece::new(format!("np.shape({})[1]", a[0].text), Postfix),
         }
     }
+}
+
+/// `base`, or `base` with underscores, unlike every variable and dimension name in `expr`.
+fn unused_name(expr: &RecExpr<Math>, base: &str) -> String {
+    let used = |name: &str| {
+        expr.iter().any(|n| match n {
+            Math::Symbol(s) => s.as_str() == name,
+            Math::Dim(d) => d.0.factors().contains(&name),
+            _ => false,
+        })
+    };
+    let mut name = base.to_string();
+    while used(&name) {
+        name.push('_');
+    }
+    name
 }
 
 fn py_number(c: f64) -> String {
