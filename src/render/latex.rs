@@ -45,7 +45,17 @@ pub fn dim(d: &Dim) -> String {
     if d.coeff() != 1 || d.factors().is_empty() {
         parts.push(d.coeff().to_string());
     }
-    parts.extend(d.factors().iter().map(|f| name(f)));
+    // A repeated factor is a power: `B M^{2}`, as the text form's `B·M²`.
+    let factors = d.factors();
+    let mut k = 0;
+    while k < factors.len() {
+        let power = factors[k..].iter().take_while(|f| **f == factors[k]).count();
+        parts.push(match power {
+            1 => name(factors[k]),
+            p => format!("{}^{{{p}}}", name(factors[k])),
+        });
+        k += power;
+    }
     parts.join(" ")
 }
 
