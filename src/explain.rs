@@ -52,6 +52,8 @@ pub struct Explanation {
     pub steps: Vec<Step>,
     pub intuitive: Option<Intuitive>,
     pub full: Option<FullForm>,
+    /// The full form's matrix as shown: with the script's names for its intermediates.
+    pub full_shown: Option<RecExpr<Math>>,
 }
 
 /// Explains ∂L/∂`wrt` three ways, checking every step.
@@ -88,15 +90,7 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
         .map(|(n, e, _)| (Symbol::from(n.as_str()), e))
         .take_while(|(n, _)| Some(*n) != own)
         .collect();
-    for (name, expr, shape) in &checked.definition_exprs {
-        let sym = Symbol::from(name.as_str());
-        if definitions.iter().any(|(d, _)| *d == sym) {
-            egraph.analysis.env.shapes.insert(sym, shape.clone());
-            let class = egraph.add_expr(expr);
-            let leaf = egraph.add(Math::Symbol(sym));
-            egraph.union(class, leaf);
-        }
-    }
+    add_names(&mut egraph, checked, &definitions);
     let names: Vec<Symbol> = definitions.iter().map(|(n, _)| *n).collect();
     egraph.rebuild();
     let (egraph, _) = simplify::saturate(egraph, options.limits);
@@ -159,16 +153,39 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
     } else {
         jacobian(checked, wrt, options).ok()
     };
+    // The Jacobian is built over the variables; shown, it names the script's intermediates too.
+    let full_shown = full.as_ref().filter(|_| !definitions.is_empty()).map(|f| {
+        let mut egraph = MathGraph::new(ShapeAnalysis { env: f.env.clone() });
+        let root = egraph.add_expr(&f.matrix);
+        add_names(&mut egraph, checked, &definitions);
+        egraph.rebuild();
+        let (egraph, _) = simplify::saturate(egraph, options.limits);
+        simplify::extract(&egraph, root)
+    });
     Ok(Explanation {
         result,
         steps,
         intuitive,
         full,
+        full_shown,
     })
 }
 
 fn sub(m: &RecExpr<Math>, id: Id) -> RecExpr<Math> {
     m[id].build_recexpr(|c| m[c].clone())
+}
+
+/// Makes each of `definitions` a name for its body's class, so that extraction can write it.
+fn add_names(egraph: &mut MathGraph, checked: &Checked, definitions: &[(Symbol, &RecExpr<Math>)]) {
+    for (name, expr, shape) in &checked.definition_exprs {
+        let sym = Symbol::from(name.as_str());
+        if definitions.iter().any(|(d, _)| *d == sym) {
+            egraph.analysis.env.shapes.insert(sym, shape.clone());
+            let class = egraph.add_expr(expr);
+            let leaf = egraph.add(Math::Symbol(sym));
+            egraph.union(class, leaf);
+        }
+    }
 }
 
 /// `expr` with every subtree that is one of the definitions' bodies replaced by its name.

@@ -62,9 +62,9 @@ pub fn partial(loss: &str, of: &str) -> String {
     format!("\\frac{{\\partial {loss}}}{{\\partial {of}}}")
 }
 
-/// The text-form prose of a message (a check line, a broadcast), with its Unicode symbols as
-/// inline math so that pdflatex, KaTeX and MathJax all set it.
-pub fn prose(s: &str) -> Vec<Inline> {
+/// The text-form prose of a message (a check line, a broadcast), with its Unicode symbols and
+/// the script's `names` as inline math, so that pdflatex, KaTeX and MathJax all set it.
+pub fn prose(s: &str, names: &[&str]) -> Vec<Inline> {
     let mut out: Vec<Inline> = Vec::new();
     let mut words: Vec<&str> = Vec::new();
     let flush = |words: &mut Vec<&str>, out: &mut Vec<Inline>| {
@@ -74,7 +74,16 @@ pub fn prose(s: &str) -> Vec<Inline> {
         }
     };
     for word in s.split_whitespace() {
-        if word.is_ascii() {
+        let bare = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
+        if !bare.is_empty() && names.contains(&bare) {
+            flush(&mut words, &mut out);
+            let at = word.find(bare).unwrap_or(0);
+            if at > 0 {
+                out.push(text(&word[..at]));
+            }
+            out.push(math(super::latex::name(bare)));
+            out.push(text(format!("{} ", &word[at + bare.len()..])));
+        } else if word.is_ascii() {
             words.push(word);
         } else {
             flush(&mut words, &mut out);
@@ -323,7 +332,7 @@ impl Document {
         }
         if standalone {
             format!(
-                "\\documentclass[11pt]{{article}}\n\\usepackage[a4paper,margin=2cm]{{geometry}}\n\\usepackage{{amsmath,amssymb}}\n\\setlength{{\\parindent}}{{0pt}}\n\\setlength{{\\parskip}}{{0.5em}}\n\\pagestyle{{empty}}\n\\begin{{document}}\n{body}\\end{{document}}\n"
+                "\\documentclass[10pt]{{article}}\n\\usepackage[a4paper,margin=1.8cm]{{geometry}}\n\\usepackage{{amsmath,amssymb}}\n\\setlength{{\\parindent}}{{0pt}}\n\\setlength{{\\parskip}}{{0.5em}}\n\\pagestyle{{empty}}\n\\begin{{document}}\n{body}\\end{{document}}\n"
             )
         } else {
             body

@@ -16,7 +16,14 @@ const CALL: CallStyle = CallStyle {
 
 const MATMUL: &str = "";
 
-/// A name as LaTeX: `W1` → `W_{1}`, `m_X` → `m_{X}`, Greek-free and safe to set in math mode.
+/// Names set as their Greek letter (`gamma` → γ), as a numpy script's parameters are meant.
+const GREEK: &[&str] = &[
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi",
+    "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi",
+    "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega",
+];
+
+/// A name as LaTeX: `W1` → `W_{1}`, `m_X` → `m_{X}`, `gamma` → `\\gamma`; safe to set in math mode.
 pub fn name(raw: &str) -> String {
     let (base, sub) = match raw.find('_') {
         Some(i) => (&raw[..i], Some(raw[i + 1..].to_string())),
@@ -29,7 +36,9 @@ pub fn name(raw: &str) -> String {
             }
         }
     };
-    let base = if base.chars().count() > 1 {
+    let base = if GREEK.contains(&base) {
+        format!("\\{base}")
+    } else if base.chars().count() > 1 {
         format!("\\mathit{{{base}}}")
     } else {
         base.to_string()

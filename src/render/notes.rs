@@ -70,7 +70,7 @@ fn forward(d: &Derivation) -> Section {
             if k > 0 {
                 runs.push(text("; "));
             }
-            runs.extend(prose(b));
+            runs.extend(prose(b, &names(d)));
         }
         runs.push(text("."));
     }
@@ -278,7 +278,7 @@ fn compact(x: &Explanation) -> Section {
 /// The full form: the matrix over vec, the tensor's shape, the index form, the structural
 /// nonzeros, and its contraction with the upstream (for a Jacobian); `compact` is the
 /// compact result the contraction gives back.
-fn full(f: &FullForm, compact: Option<&str>) -> Vec<Block> {
+fn full(f: &FullForm, shown: Option<&egg::RecExpr<crate::ir::Math>>, compact: Option<&str>) -> Vec<Block> {
     let target = name_tex(&f.target_label);
     let wrt = name_tex(&f.wrt);
     let shape: Vec<String> = f.tensor_shape().iter().map(dim_tex).collect();
@@ -289,7 +289,7 @@ fn full(f: &FullForm, compact: Option<&str>) -> Vec<Block> {
     };
     let mut lines = vec![Line {
         lhs: format!("J = \\frac{{\\partial \\operatorname{{vec}}({of})}}{{\\partial \\operatorname{{vec}}({wrt})}}"),
-        rhs: f.matrix_latex(),
+        rhs: shown.map_or_else(|| f.matrix_latex(), tex),
         note: Some(format!("{rows} \\times {cols} \\quad {}", verdict(&f.check))),
     }];
     if let Some(index) = &f.index_latex {
@@ -331,10 +331,19 @@ fn full(f: &FullForm, compact: Option<&str>) -> Vec<Block> {
     vec![Block::Prose(fix_math(vec![text(said)])), Block::Equations(lines)]
 }
 
-fn check_section(runs: Vec<Inline>, check_line: &str) -> Section {
+/// The script's names, which prose sets as math.
+fn names(d: &Derivation) -> Vec<&str> {
+    let mut out: Vec<&str> = d.variables.iter().map(String::as_str).collect();
+    out.extend(d.dims.iter().map(String::as_str));
+    out.extend(d.definitions.iter().map(|(n, _)| n.as_str()));
+    out.extend(d.target_name.as_deref());
+    out
+}
+
+fn check_section(runs: Vec<Inline>, check_line: &str, names: &[&str]) -> Section {
     let mut said = runs;
     said.push(text(" "));
-    said.extend(prose(&capitalised(check_line)));
+    said.extend(prose(&capitalised(check_line), names));
     said.push(text("."));
     Section {
         title: "The check".into(),
@@ -364,7 +373,7 @@ pub fn explanation(x: &Explanation) -> Document {
     let d = &x.result;
     let mut sections = vec![forward(d), intuitive(x), compact(x)];
     let blocks = match &x.full {
-        Some(f) => full(f, Some(&d.formula_latex())),
+        Some(f) => full(f, x.full_shown.as_ref(), Some(&d.formula_latex())),
         None => vec![Block::Prose(fix_math(vec![text(format!(
             "${}$ is a scalar, so its Jacobian with respect to ${}$ is the gradient itself, laid out as one row: the compact result above is already the full form.",
             name_tex(d.target_label()),
@@ -386,7 +395,7 @@ pub fn explanation(x: &Explanation) -> Document {
     } else {
         "NOT every part passed its numeric check; the failing lines are marked.".to_string()
     };
-    sections.push(check_section(vec![text(verdict)], &d.check_text()));
+    sections.push(check_section(vec![text(verdict)], &d.check_text(), &names(d)));
     Document {
         title: title(d, "Three ways to"),
         sections,
@@ -415,11 +424,12 @@ pub fn full_form(f: &FullForm) -> Document {
             forward,
             Section {
                 title: "The full form".into(),
-                blocks: full(f, contraction_compact.as_deref()),
+                blocks: full(f, None, contraction_compact.as_deref()),
             },
             check_section(
                 vec![text("Every entry was compared with finite differences.")],
                 &f.check_text(),
+                &f.dims.iter().map(String::as_str).collect::<Vec<_>>(),
             ),
         ],
     }
@@ -448,10 +458,10 @@ pub fn gradients(ds: &[Derivation]) -> Document {
             }
         })
         .collect();
-    let names: Vec<String> = ds.iter().map(|d| format!("${}$", name_tex(&d.wrt))).collect();
+    let wrts: Vec<String> = ds.iter().map(|d| format!("${}$", name_tex(&d.wrt))).collect();
     let said = format!(
         "The gradient of ${loss}$ with respect to {}, each with the shape of its variable{}:",
-        names.join(", "),
+        wrts.join(", "),
         if first.upstream.is_some() {
             ", backpropagated from the upstream gradient"
         } else {
@@ -482,6 +492,7 @@ pub fn gradients(ds: &[Derivation]) -> Document {
             check_section(
                 vec![text("The formula was compared with finite differences.")],
                 &checks.join("; "),
+                &names(first),
             ),
         ],
     }
