@@ -156,11 +156,18 @@ pub fn math_of_text(s: &str) -> String {
         let c = chars[i];
         if c.is_ascii_alphabetic() {
             let start = i;
-            while i < chars.len() && chars[i].is_ascii_alphabetic() {
+            // `leaky_relu` is one name; `‖X‖_F` keeps its subscript.
+            while i < chars.len()
+                && (chars[i].is_ascii_alphabetic()
+                    || (chars[i] == '_' && chars.get(i + 1).is_some_and(char::is_ascii_alphabetic)))
+            {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
-            if OPERATORS.contains(&word.as_str()) {
+            if word.contains('_') {
+                out.push_str(&format!("\\operatorname{{{}}}", word.replace('_', "\\_")));
+                last_was_word = false;
+            } else if OPERATORS.contains(&word.as_str()) {
                 out.push_str(&format!("\\operatorname{{{word}}}"));
                 last_was_word = false;
             } else if is_prose(&word) {
