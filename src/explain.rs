@@ -18,6 +18,9 @@ use egg::{Id, Language, RecExpr, Symbol};
 pub struct Step {
     pub node: RecExpr<Math>,
     pub upstream: RecExpr<Math>,
+    /// The node and its upstream as shown: with the script's names for its intermediates.
+    pub shown_node: RecExpr<Math>,
+    pub shown_upstream: RecExpr<Math>,
     pub rules: Vec<&'static str>,
     pub check: Check,
 }
@@ -31,6 +34,8 @@ pub struct Intuitive {
     pub count: String,
     /// ∂L/∂(the broadcast term), whose slices are the per-example gradients.
     pub upstream: String,
+    /// The same, as an expression with the script's names.
+    pub upstream_expr: RecExpr<Math>,
     pub agrees: bool,
 }
 
@@ -47,6 +52,8 @@ pub struct Explanation {
     pub steps: Vec<Step>,
     pub intuitive: Option<Intuitive>,
     pub full: Option<FullForm>,
+    /// The full form's matrix as shown: with the script's names for its intermediates.
+    pub full_shown: Option<RecExpr<Math>>,
 }
 
 /// Explains ∂L/∂`wrt` three ways, checking every step.
@@ -74,11 +81,26 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
             target.span,
         )
     })?;
+    // The script's intermediates (those before the target) as names, so that each step can
+    // be shown as the script writes it; the check uses the expanded forms.
+    let own = target.name.as_deref().map(Symbol::from);
+    let definitions: Vec<(Symbol, &RecExpr<Math>)> = checked
+        .definition_exprs
+        .iter()
+        .map(|(n, e, _)| (Symbol::from(n.as_str()), e))
+        .take_while(|(n, _)| Some(*n) != own)
+        .collect();
+    add_names(&mut egraph, checked, &definitions);
+    let names: Vec<Symbol> = definitions.iter().map(|(n, _)| *n).collect();
     egraph.rebuild();
     let (egraph, _) = simplify::saturate(egraph, options.limits);
+    let extraction = simplify::Extraction::new(&egraph);
     // Each step reads as the result does: sums in the script's order, a minus taken in.
     let mut reading = crate::order::ReadingOrder::default();
     reading.read(&target.expr);
+    for (name, expr, _) in &checked.definition_exprs {
+        reading.alias(Symbol::from(name.as_str()), expr);
+    }
     if let Some((g, _)) = &result.upstream {
         reading.upstream(*g);
     }
@@ -90,7 +112,9 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
             continue;
         };
         let node = sub(&target.expr, Id::from(i));
-        let upstream = reading.arrange(&simplify::extract(&egraph, up));
+        let upstream = reading.arrange(&extraction.best_without(up, &names));
+        let shown_upstream = reading.arrange(&extraction.best(up));
+        let shown_node = with_names(&node, &definitions);
         let mut rules: Vec<&'static str> = trace.received[i].iter().map(|(_, r)| r.source).collect();
         rules.dedup();
         let check = if options.no_check {
@@ -101,13 +125,16 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
         steps.push(Step {
             node,
             upstream,
+            shown_node,
+            shown_upstream,
             rules,
             check,
         });
     }
     let intuitive = broadcast_of(&target.expr, wrt_sym).and_then(|(at, axis, count)| {
-        let agrees = !options.no_check && per_example_sum_agrees(&result, &trace, &egraph, at, axis, options);
-        let upstream = render(&simplify::extract(&egraph, trace.upstream[at]?), &Text);
+        let agrees = !options.no_check && per_example_sum_agrees(&result, &trace, &egraph, at, axis, &names, options);
+        let upstream_expr = reading.arrange(&extraction.best(trace.upstream[at]?));
+        let upstream = render(&upstream_expr, &Text);
         let upstream = if upstream.prec >= crate::render::Prec::Atom {
             upstream.text
         } else {
@@ -117,6 +144,7 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
             axis,
             count,
             upstream,
+            upstream_expr,
             agrees,
         })
     });
@@ -125,16 +153,57 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
     } else {
         jacobian(checked, wrt, options).ok()
     };
+    // The Jacobian is built over the variables; shown, it names the script's intermediates too.
+    let full_shown = full.as_ref().filter(|_| !definitions.is_empty()).map(|f| {
+        let mut egraph = MathGraph::new(ShapeAnalysis { env: f.env.clone() });
+        let root = egraph.add_expr(&f.matrix);
+        add_names(&mut egraph, checked, &definitions);
+        egraph.rebuild();
+        let (egraph, _) = simplify::saturate(egraph, options.limits);
+        simplify::extract(&egraph, root)
+    });
     Ok(Explanation {
         result,
         steps,
         intuitive,
         full,
+        full_shown,
     })
 }
 
 fn sub(m: &RecExpr<Math>, id: Id) -> RecExpr<Math> {
     m[id].build_recexpr(|c| m[c].clone())
+}
+
+/// Makes each of `definitions` a name for its body's class, so that extraction can write it.
+fn add_names(egraph: &mut MathGraph, checked: &Checked, definitions: &[(Symbol, &RecExpr<Math>)]) {
+    for (name, expr, shape) in &checked.definition_exprs {
+        let sym = Symbol::from(name.as_str());
+        if definitions.iter().any(|(d, _)| *d == sym) {
+            egraph.analysis.env.shapes.insert(sym, shape.clone());
+            let class = egraph.add_expr(expr);
+            let leaf = egraph.add(Math::Symbol(sym));
+            egraph.union(class, leaf);
+        }
+    }
+}
+
+/// `expr` with every subtree that is one of the definitions' bodies replaced by its name.
+fn with_names(expr: &RecExpr<Math>, definitions: &[(Symbol, &RecExpr<Math>)]) -> RecExpr<Math> {
+    if definitions.is_empty() {
+        return expr.clone();
+    }
+    let mut out = RecExpr::default();
+    let mut ids: Vec<Id> = Vec::with_capacity(expr.as_ref().len());
+    for (i, node) in expr.as_ref().iter().enumerate() {
+        let whole = sub(expr, Id::from(i));
+        let new = match definitions.iter().find(|(_, body)| **body == whole) {
+            Some((name, _)) => Math::Symbol(*name),
+            None => node.clone().map_children(|c| ids[usize::from(c)]),
+        };
+        ids.push(out.add(new));
+    }
+    out
 }
 
 /// Checks ∂L/∂N = upstream for the node N at `index`: N is replaced by a fresh variable Z
@@ -233,10 +302,11 @@ fn per_example_sum_agrees(
     egraph: &MathGraph,
     at: usize,
     axis: Axis,
+    names: &[Symbol],
     options: &Options,
 ) -> bool {
     let Some(up) = trace.upstream[at] else { return false };
-    let upstream = simplify::extract(egraph, up);
+    let upstream = simplify::extract_without(egraph, up, names);
     let domain = Domain {
         env: &d.env,
         dims: &d.dims,
@@ -294,13 +364,14 @@ impl Explanation {
                 .is_none_or(|f| f.check.passed() && f.contraction.as_ref().is_none_or(|(_, ok)| *ok))
     }
 
-    /// A complete LaTeX document: the compact steps, then the result with its check.
+    /// Notes: the forward expression, the three derivations and the check, as a document.
+    pub fn notes(&self) -> crate::render::document::Document {
+        crate::render::notes::explanation(self)
+    }
+
+    /// The notes as a complete LaTeX document (compiles with pdflatex).
     pub fn latex_document(&self) -> String {
-        format!(
-            "\\documentclass{{article}}\n\\usepackage{{amsmath,amssymb}}\n\\begin{{document}}\n\\begin{{align*}}\n{} \\\\\n{}\n\\end{{align*}}\n\\end{{document}}\n",
-            self.latex(),
-            self.result.latex()
-        )
+        self.notes().latex(true)
     }
 
     /// The derivation as LaTeX: an `align*` body of the compact steps.
@@ -311,8 +382,8 @@ impl Explanation {
             .map(|s| {
                 format!(
                     "\\frac{{\\partial {loss}}}{{\\partial \\left({}\\right)}} &= {}",
-                    render(&s.node, &Latex).text,
-                    render(&s.upstream, &Latex).text
+                    render(&s.shown_node, &Latex).text,
+                    render(&s.shown_upstream, &Latex).text
                 )
             })
             .collect::<Vec<_>>()
@@ -380,13 +451,16 @@ impl std::fmt::Display for Explanation {
             .steps
             .iter()
             .map(|s| {
-                let node = render(&s.node, &Text);
+                let node = render(&s.shown_node, &Text);
                 let node = if node.prec >= crate::render::Prec::Atom {
                     node.text
                 } else {
                     format!("({})", node.text)
                 };
-                (format!("∂{loss}/∂{node} = {}", render(&s.upstream, &Text).text), s)
+                (
+                    format!("∂{loss}/∂{node} = {}", render(&s.shown_upstream, &Text).text),
+                    s,
+                )
             })
             .collect();
         let width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) + 3;
@@ -400,7 +474,7 @@ impl std::fmt::Display for Explanation {
             writeln!(f, "   {line}{pad}{}  [{why}]", mark(&step.check))?;
         }
         if let Some(last) = self.steps.last() {
-            let simplified = render(&last.upstream, &Text).text;
+            let simplified = render(&last.shown_upstream, &Text).text;
             if simplified != d.formula_text() {
                 writeln!(f, "   simplified: ∂{loss}/∂{wrt} = {}", d.formula_text())?;
             }

@@ -27,6 +27,8 @@ pub struct FullForm {
     pub env: crate::ir::Env,
     pub dims: std::collections::BTreeSet<String>,
     pub index_form: Option<String>,
+    /// The index form in LaTeX (for notes).
+    pub index_latex: Option<String>,
     /// Nonzeros of the matrix as a dimension expression, when its structure shows them.
     pub nonzeros: Option<Dim>,
     /// (nonzeros, entries) counted on the first checked instance, with its sizes.
@@ -147,7 +149,7 @@ impl FullForm {
         wrt: &str,
         wrt_shape: Shape,
         matrix: RecExpr<Math>,
-        index_form: Option<String>,
+        index_form: Option<[String; 2]>,
     ) -> FullForm {
         let target = &checked.target;
         FullForm {
@@ -157,7 +159,8 @@ impl FullForm {
             target_shape: target.shape.clone(),
             wrt: wrt.to_string(),
             wrt_shape,
-            index_form,
+            index_latex: index_form.as_ref().map(|[_, l]| l.clone()),
+            index_form: index_form.map(|[t, _]| t),
             nonzeros: structural_nonzeros(&matrix),
             matrix,
             env: checked.env.clone(),
@@ -353,7 +356,7 @@ fn nonzeros_at(m: &RecExpr<Math>, id: Id) -> Option<Dim> {
 }
 
 /// ∂T_ij/∂X_kl as a product of factor entries, when the matrix is one Kronecker product
-/// (possibly scaled) whose factors line up with T's and X's indices.
+/// (possibly scaled) whose factors line up with T's and X's indices; in text and in LaTeX.
 fn index_form(
     env: &crate::ir::Env,
     m: &RecExpr<Math>,
@@ -361,49 +364,121 @@ fn index_form(
     x: &Shape,
     t_name: &str,
     x_name: &str,
+) -> Option<[String; 2]> {
+    let text = index_form_in(env, m, t, x, t_name, x_name, Notation::Text)?;
+    let latex = index_form_in(env, m, t, x, t_name, x_name, Notation::Latex)?;
+    Some([text, latex])
+}
+
+/// The two notations an index form is written in.
+#[derive(Clone, Copy)]
+enum Notation {
+    Text,
+    Latex,
+}
+
+impl Notation {
+    fn expr(self, e: &RecExpr<Math>) -> String {
+        match self {
+            Notation::Text => crate::render::render(e, &crate::render::text::Text).text,
+            Notation::Latex => crate::render::render(e, &crate::render::latex::Latex).text,
+        }
+    }
+
+    fn name(self, n: &str) -> String {
+        match self {
+            Notation::Text => n.to_string(),
+            Notation::Latex => crate::render::latex::name(n),
+        }
+    }
+
+    /// `base` with the index letters `idx` as a subscript; a LaTeX base with a subscript of its own is braced.
+    fn indexed(self, base: &str, idx: &str) -> String {
+        match (self, idx.is_empty()) {
+            (_, true) => base.to_string(),
+            (Notation::Text, false) => format!("{base}_{idx}"),
+            (Notation::Latex, false) if base.contains('_') => format!("{{{base}}}_{{{idx}}}"),
+            (Notation::Latex, false) => format!("{base}_{{{idx}}}"),
+        }
+    }
+
+    fn delta(self) -> &'static str {
+        match self {
+            Notation::Text => "δ",
+            Notation::Latex => "\\delta",
+        }
+    }
+
+    fn times(self) -> &'static str {
+        match self {
+            Notation::Text => "·",
+            Notation::Latex => " ",
+        }
+    }
+
+    fn bracketed(self, s: &str) -> String {
+        match self {
+            Notation::Text => format!("({s})"),
+            Notation::Latex => format!("\\left({s}\\right)"),
+        }
+    }
+}
+
+fn index_form_in(
+    env: &crate::ir::Env,
+    m: &RecExpr<Math>,
+    t: &Shape,
+    x: &Shape,
+    t_name: &str,
+    x_name: &str,
+    n: Notation,
 ) -> Option<String> {
     let root = Id::from(m.as_ref().len() - 1);
     let (coefficient, kron) = match &m[root] {
-        Math::Scale([s, k]) => (
-            Some(crate::render::render(&sub(m, *s), &crate::render::text::Text).text),
-            *k,
-        ),
+        Math::Scale([s, k]) => (Some(n.expr(&sub(m, *s))), *k),
         _ => (None, root),
     };
     let t_idx = indices(t, ["i", "j"]);
     let x_idx = indices(x, ["k", "l"]);
-    let lhs = format!("∂{t_name}{}/∂{x_name}{}", subscript(&t_idx), subscript(&x_idx));
+    let (dt, dx) = (
+        n.indexed(&n.name(t_name), &t_idx.concat()),
+        n.indexed(&n.name(x_name), &x_idx.concat()),
+    );
+    let lhs = match n {
+        Notation::Text => format!("∂{dt}/∂{dx}"),
+        Notation::Latex => format!("\\frac{{\\partial {dt}}}{{\\partial {dx}}}"),
+    };
     let body = match &m[kron] {
         Math::Kron([p, q]) => {
             let (ps, qs) = (factor_shape(env, m, *p)?, factor_shape(env, m, *q)?);
             let rows = split(t, &t_idx, &ps.rows, &qs.rows)?;
             let cols = split(x, &x_idx, &ps.cols, &qs.cols)?;
-            let terms: Vec<String> = [entry(m, *p, &rows.0, &cols.0), entry(m, *q, &rows.1, &cols.1)]
+            let terms: Vec<String> = [entry(m, *p, &rows.0, &cols.0, n), entry(m, *q, &rows.1, &cols.1, n)]
                 .into_iter()
                 .flatten()
                 .collect();
             if terms.is_empty() {
                 "1".to_string()
             } else {
-                terms.join("·")
+                terms.join(n.times())
             }
         }
         Math::Eye(_) => {
             let pairs: Vec<String> = t_idx
                 .iter()
                 .zip(x_idx.iter())
-                .map(|(a, b)| format!("δ_{a}{b}"))
+                .map(|(a, b)| n.indexed(n.delta(), &format!("{a}{b}")))
                 .collect();
             if pairs.is_empty() {
                 "1".into()
             } else {
-                pairs.join("·")
+                pairs.join(n.times())
             }
         }
         _ => return None,
     };
     Some(match coefficient {
-        Some(c) => format!("{lhs} = {c}·{body}"),
+        Some(c) => format!("{lhs} = {c}{}{body}", n.times()),
         None => format!("{lhs} = {body}"),
     })
 }
@@ -450,30 +525,20 @@ fn split(s: &Shape, idx: &[&'static str], first: &Dim, second: &Dim) -> Option<(
 }
 
 /// One factor's entry at the given row and column indices: `A_ik`, `δ_jl`, or nothing for ones.
-fn entry(m: &RecExpr<Math>, id: Id, rows: &[&str], cols: &[&str]) -> Option<String> {
+fn entry(m: &RecExpr<Math>, id: Id, rows: &[&str], cols: &[&str], n: Notation) -> Option<String> {
     let idx = format!("{}{}", rows.concat(), cols.concat());
     match &m[id] {
-        Math::Eye(_) => Some(if idx.len() == 2 {
-            format!("δ_{idx}")
-        } else {
-            String::new()
-        })
-        .filter(|s| !s.is_empty()),
-        Math::Ones(_) => None,
+        Math::Eye(_) if idx.len() == 2 => Some(n.indexed(n.delta(), &idx)),
+        Math::Eye(_) | Math::Ones(_) => None,
         Math::Num(c) => Some(crate::render::number(c.0)),
-        Math::Symbol(s) if idx.is_empty() => Some(s.to_string()),
-        Math::Symbol(s) => Some(format!("{s}_{idx}")),
+        Math::Symbol(s) => Some(n.indexed(&n.name(s.as_str()), &idx)),
         Math::Transpose(a) if matches!(m[*a], Math::Symbol(_)) => {
             let swapped = format!("{}{}", cols.concat(), rows.concat());
-            Some(format!("{}_{swapped}", m[*a]))
+            Some(n.indexed(&n.name(&m[*a].to_string()), &swapped))
         }
         _ => {
-            let text = crate::render::render(&sub(m, id), &crate::render::text::Text).text;
-            Some(if idx.is_empty() {
-                format!("({text})")
-            } else {
-                format!("({text})_{idx}")
-            })
+            let text = n.bracketed(&n.expr(&sub(m, id)));
+            Some(n.indexed(&text, &idx))
         }
     }
 }

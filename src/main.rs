@@ -17,11 +17,11 @@ enum Command {
     /// The gradient of a scalar target, or the backprop of an upstream G through a non-scalar one.
     Grad(GradArgs),
     /// The full-form derivative ∂T/∂X of a vector or matrix target, as a matrix over vec.
-    Jacobian(GradArgs),
+    Jacobian(FullArgs),
     /// The Hessian of a scalar target (the Jacobian of its gradient).
-    Hessian(GradArgs),
+    Hessian(FullArgs),
     /// The derivative three ways (per example, compact chain rule, full Jacobian), every step checked.
-    Explain(GradArgs),
+    Explain(ExplainArgs),
     /// The interactive session (also what `matdiff` alone starts); piped input runs as a script.
     Repl {
         /// Load a script, or a numpy forward pass from a `.py` file, first (as `:load FILE`).
@@ -30,8 +30,9 @@ enum Command {
     },
 }
 
-#[derive(clap::Args)]
-struct GradArgs {
+/// What every derivation command reads: the script and the variable.
+#[derive(clap::Args, Clone)]
+struct Input {
     /// The script: declarations and expressions separated by `;` or newlines.
     script: Option<String>,
     /// Read the script from a file (`-` for standard input).
@@ -46,31 +47,72 @@ struct GradArgs {
     /// In numpy code, the forward function to differentiate (default: the last one in the file).
     #[arg(long = "fn", value_name = "NAME")]
     function_name: Option<String>,
-    #[arg(long, value_enum, default_value_t = LayoutArg::Denominator)]
-    layout: LayoutArg,
-    #[arg(long, value_enum, default_value_t = Emit::Text)]
-    emit: Emit,
-    /// With `--emit latex`: a complete document instead of an `align*` body.
-    #[arg(long)]
-    standalone: bool,
-    /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
-    #[arg(long)]
-    function: bool,
-    /// Also show the derivation step by step (as `explain` does; with `--emit latex`, an `align*` block).
-    #[arg(long)]
-    steps: bool,
+}
+
+/// How every derivation command checks its result.
+#[derive(clap::Args, Clone)]
+struct CheckArgs {
     /// Skip the numeric check (the output then says "unchecked").
     #[arg(long)]
     no_check: bool,
     /// Seed for the random instances of the numeric check.
     #[arg(long)]
     seed: Option<u64>,
-    /// Also report how simplification ended.
-    #[arg(short, long)]
-    verbose: bool,
     /// Negate the formula before checking it (for testing the failed-check path).
     #[arg(long, hide = true)]
     plant_fault: bool,
+}
+
+#[derive(clap::Args)]
+struct GradArgs {
+    #[command(flatten)]
+    input: Input,
+    #[arg(long, value_enum, default_value_t = LayoutArg::Denominator)]
+    layout: LayoutArg,
+    #[arg(long, value_enum, default_value_t = GradEmit::Text)]
+    emit: GradEmit,
+    /// With `--emit latex`: a complete document instead of an `align*` body.
+    #[arg(long)]
+    standalone: bool,
+    /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
+    #[arg(long)]
+    function: bool,
+    /// Also show the derivation step by step (as `explain` does; with `--emit latex`, its notes).
+    #[arg(long)]
+    steps: bool,
+    #[command(flatten)]
+    check: CheckArgs,
+    /// Also report how simplification ended.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(clap::Args)]
+struct FullArgs {
+    #[command(flatten)]
+    input: Input,
+    #[arg(long, value_enum, default_value_t = FullEmit::Text)]
+    emit: FullEmit,
+    /// With `--emit latex`: a complete document instead of a fragment.
+    #[arg(long)]
+    standalone: bool,
+    #[command(flatten)]
+    check: CheckArgs,
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    input: Input,
+    #[arg(long, value_enum, default_value_t = LayoutArg::Denominator)]
+    layout: LayoutArg,
+    #[arg(long, value_enum, default_value_t = NotesEmit::Text)]
+    emit: NotesEmit,
+    /// With `--emit latex`: the notes as a complete document instead of a fragment.
+    #[arg(long)]
+    standalone: bool,
+    #[command(flatten)]
+    check: CheckArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,11 +122,28 @@ enum LayoutArg {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum Emit {
+enum GradEmit {
     Text,
     Json,
     Numpy,
     Latex,
+    Markdown,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum FullEmit {
+    Text,
+    Json,
+    Latex,
+    Markdown,
+}
+
+/// `explain` writes notes, not code: numpy or JSON of its result is `grad`'s.
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum NotesEmit {
+    Text,
+    Latex,
+    Markdown,
 }
 
 const EXIT_INPUT: u8 = 2;
@@ -118,7 +177,7 @@ fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
 
-fn read_script(args: &GradArgs) -> Result<(String, String), String> {
+fn read_script(args: &Input) -> Result<(String, String), String> {
     match (&args.script, &args.file) {
         (Some(s), None) => Ok(("<script>".into(), s.clone())),
         (None, Some(path)) if path == "-" => {
@@ -141,21 +200,21 @@ fn read_script(args: &GradArgs) -> Result<(String, String), String> {
 }
 
 /// The script (with the name errors show for it) and the options the arguments ask for.
-fn prepare(args: &GradArgs) -> Result<(String, String, Options), ExitCode> {
-    let (name, script) = read_script(args).map_err(|message| {
+fn prepare(input: &Input, layout: LayoutArg, check: &CheckArgs) -> Result<(String, String, Options), ExitCode> {
+    let (name, script) = read_script(input).map_err(|message| {
         err!("{message}");
         ExitCode::from(EXIT_INPUT)
     })?;
     let mut options = Options {
-        layout: match args.layout {
+        layout: match layout {
             LayoutArg::Denominator => Layout::Denominator,
             LayoutArg::Numerator => Layout::Numerator,
         },
-        no_check: args.no_check,
-        plant_fault: args.plant_fault,
+        no_check: check.no_check,
+        plant_fault: check.plant_fault,
         ..Options::default()
     };
-    if let Some(seed) = args.seed {
+    if let Some(seed) = check.seed {
         options.check.seed = seed;
     }
     Ok((name, script, options))
@@ -168,7 +227,7 @@ enum Source {
 }
 
 impl Source {
-    fn read(args: &GradArgs, name: &str, script: &str) -> Result<Source, Error> {
+    fn read(args: &Input, name: &str, script: &str) -> Result<Source, Error> {
         if args.numpy || matdiff::numpy_dialect::is_numpy_file(name) {
             let program = matdiff::numpy_dialect::read(script, args.function_name.as_deref())?;
             return Ok(Source::Numpy(Box::new(program)));
@@ -202,20 +261,36 @@ impl Source {
 
 fn grad(args: GradArgs) -> ExitCode {
     if args.steps {
-        return explain(args);
+        let emit = match args.emit {
+            GradEmit::Text => NotesEmit::Text,
+            GradEmit::Latex => NotesEmit::Latex,
+            GradEmit::Markdown => NotesEmit::Markdown,
+            GradEmit::Json | GradEmit::Numpy => {
+                err!("error: `--steps` shows the derivation as text, latex or markdown, not as json or numpy");
+                return ExitCode::from(EXIT_INPUT);
+            }
+        };
+        return explain(ExplainArgs {
+            input: args.input,
+            layout: args.layout,
+            emit,
+            standalone: args.standalone,
+            check: args.check,
+        });
     }
-    let (name, script, options) = match prepare(&args) {
+    let (name, script, options) = match prepare(&args.input, args.layout, &args.check) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let source = match Source::read(&args, &name, &script) {
+    let source = match Source::read(&args.input, &name, &script) {
         Ok(s) => s,
         Err(e) => return report(&e, &name, &script),
     };
-    let wrt = source.wrt(&args.wrt);
+    let wrt_arg = &args.input.wrt;
+    let wrt = source.wrt(wrt_arg);
     let derivations: Result<Vec<matdiff::Derivation>, Error> = wrt
         .iter()
-        .map(|w| matdiff::grad_checked(source.checked(), w, &options).map_err(|e| e.in_argument("--wrt", &args.wrt)))
+        .map(|w| matdiff::grad_checked(source.checked(), w, &options).map_err(|e| e.in_argument("--wrt", wrt_arg)))
         .collect();
     let derivations = match derivations {
         Ok(d) if !d.is_empty() => d,
@@ -248,7 +323,7 @@ fn grad(args: GradArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         err!("{rendered}");
-        if args.emit != Emit::Text {
+        if args.emit != GradEmit::Text {
             for d in &derivations {
                 err!("∂/∂{}: {}", d.wrt, d.check_text());
             }
@@ -263,42 +338,46 @@ fn render_gradients(args: &GradArgs, source: &Source, derivations: &[matdiff::De
         Source::Script(_) => d.numpy(),
     };
     match (args.emit, derivations) {
-        (Emit::Text, ds) => matdiff::derivations_text(ds),
-        (Emit::Json, [d]) => serde_json::to_string_pretty(&d.json()).unwrap_or_default(),
-        (Emit::Json, ds) => {
+        (GradEmit::Text, ds) => matdiff::derivations_text(ds),
+        (GradEmit::Json, [d]) => serde_json::to_string_pretty(&d.json()).unwrap_or_default(),
+        (GradEmit::Json, ds) => {
             serde_json::to_string_pretty(&ds.iter().map(|d| d.json()).collect::<Vec<_>>()).unwrap_or_default()
         }
-        (Emit::Numpy, ds) if args.function => match source {
+        (GradEmit::Numpy, ds) if args.function => match source {
             Source::Numpy(p) => p.python_function(ds),
             Source::Script(_) => ds.iter().map(|d| d.numpy_function()).collect::<Vec<_>>().join("\n\n"),
         },
-        (Emit::Numpy, [d]) => numpy_expression(d),
-        (Emit::Numpy, ds) => ds
+        (GradEmit::Numpy, [d]) => numpy_expression(d),
+        (GradEmit::Numpy, ds) => ds
             .iter()
             .map(|d| format!("d{} = {}", d.wrt, numpy_expression(d)))
             .collect::<Vec<_>>()
             .join("\n"),
-        (Emit::Latex, [d]) if args.standalone => d.latex_document(),
-        (Emit::Latex, ds) => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", matdiff::derivations_latex(ds)),
+        (GradEmit::Latex, [d]) if args.standalone => d.latex_document(),
+        (GradEmit::Latex, ds) if args.standalone => matdiff::render::notes::gradients(ds).latex(true),
+        (GradEmit::Latex, ds) => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", matdiff::derivations_latex(ds)),
+        (GradEmit::Markdown, ds) => matdiff::render::notes::gradients(ds).markdown(),
     }
 }
 
-fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
-    let (name, script, options) = match prepare(&args) {
+fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
+    let (name, script, options) = match prepare(&args.input, LayoutArg::Denominator, &args.check) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let result = Source::read(&args, &name, &script).and_then(|source| match kind {
-        matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(source.checked(), &args.wrt, &options),
-        matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(source.checked(), &args.wrt, &options),
+    let wrt = &args.input.wrt;
+    let result = Source::read(&args.input, &name, &script).and_then(|source| match kind {
+        matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(source.checked(), wrt, &options),
+        matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(source.checked(), wrt, &options),
     });
     let form = match result {
         Ok(f) => f,
         Err(e) => return report(&e, &name, &script),
     };
     let rendered = match args.emit {
-        Emit::Latex => format!("{} = {}", "J", form.matrix_latex()),
-        Emit::Json => serde_json::json!({
+        FullEmit::Latex => matdiff::render::notes::full_form(&form).latex(args.standalone),
+        FullEmit::Markdown => matdiff::render::notes::full_form(&form).markdown(),
+        FullEmit::Json => serde_json::json!({
             "matrix": form.matrix_text(),
             "latex": form.matrix_latex(),
             "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
@@ -307,7 +386,7 @@ fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
             "check": form.check_text(),
         })
         .to_string(),
-        Emit::Text | Emit::Numpy => form.to_string(),
+        FullEmit::Text => form.to_string(),
     };
     match form.check {
         Check::Passed { .. } | Check::Skipped if form.contraction.as_ref().is_none_or(|(_, ok)| *ok) => {
@@ -321,23 +400,23 @@ fn full_form(args: GradArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
     }
 }
 
-fn explain(args: GradArgs) -> ExitCode {
-    let (name, script, options) = match prepare(&args) {
+fn explain(args: ExplainArgs) -> ExitCode {
+    let (name, script, options) = match prepare(&args.input, args.layout, &args.check) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let result = Source::read(&args, &name, &script)
-        .and_then(|source| matdiff::explain::explain(source.checked(), &args.wrt, &options));
+    let result = Source::read(&args.input, &name, &script)
+        .and_then(|source| matdiff::explain::explain(source.checked(), &args.input.wrt, &options));
     let explanation = match result {
         Ok(x) => x,
         Err(e) => return report(&e, &name, &script),
     };
     let rendered = match args.emit {
-        Emit::Latex if args.standalone => explanation.latex_document(),
-        Emit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", explanation.latex()),
-        _ => explanation.to_string(),
+        NotesEmit::Latex => explanation.notes().latex(args.standalone),
+        NotesEmit::Markdown => explanation.notes().markdown(),
+        NotesEmit::Text => explanation.to_string(),
     };
-    if explanation.all_checked() || args.no_check {
+    if explanation.all_checked() || args.check.no_check {
         out!("{rendered}");
         ExitCode::SUCCESS
     } else {

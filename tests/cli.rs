@@ -153,3 +153,85 @@ fn error_catalogue() {
     }
     insta::assert_snapshot!("error_catalogue", all);
 }
+
+#[test]
+fn every_emit_a_command_accepts_produces_that_form() {
+    for (command, emits) in [
+        ("grad", &["text", "json", "numpy", "latex", "markdown"][..]),
+        ("explain", &["text", "latex", "markdown"][..]),
+        ("jacobian", &["text", "json", "latex", "markdown"][..]),
+    ] {
+        let mut outputs = Vec::new();
+        for emit in emits {
+            let out = matdiff(&[command, SEED, "--wrt", "b", "--emit", emit]);
+            assert_eq!(out.status.code(), Some(0), "{command} --emit {emit}");
+            let stdout = text(&out.stdout);
+            match *emit {
+                "json" => assert!(stdout.trim_start().starts_with('{'), "{command}: {stdout}"),
+                "latex" => assert!(stdout.contains("\\frac{\\partial"), "{command}: {stdout}"),
+                "markdown" => assert!(stdout.contains("$$\n\\begin{aligned}"), "{command}: {stdout}"),
+                "numpy" => assert!(stdout.contains("np."), "{command}: {stdout}"),
+                _ => {}
+            }
+            assert!(
+                !outputs.contains(&stdout),
+                "{command} --emit {emit} repeats another form"
+            );
+            outputs.push(stdout);
+        }
+    }
+}
+
+#[test]
+fn options_that_do_not_apply_are_refused() {
+    for args in [
+        &["explain", SEED, "--wrt", "b", "--emit", "numpy"][..],
+        &["explain", SEED, "--wrt", "b", "--function"][..],
+        &["explain", SEED, "--wrt", "b", "--steps"][..],
+        &["jacobian", SEED, "--wrt", "b", "--emit", "numpy"][..],
+        &["hessian", SEED, "--wrt", "b", "--layout", "numerator"][..],
+        &["grad", SEED, "--wrt", "b", "--steps", "--emit", "json"][..],
+    ] {
+        let out = matdiff(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("error"), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn explain_writes_notes_as_latex_and_markdown() {
+    let out = matdiff(&["explain", SEED, "--wrt", "b", "--emit", "latex", "--standalone"]);
+    let doc = text(&out.stdout);
+    assert!(doc.starts_with("\\documentclass"), "{doc}");
+    for section in [
+        "The intuitive derivation",
+        "The compact chain rule",
+        "The full form",
+        "The check",
+    ] {
+        assert!(doc.contains(section), "{section}: {doc}");
+    }
+    assert!(
+        doc.contains("[Cookbook eq. 44]") && doc.contains("\\delta_{jk}"),
+        "{doc}"
+    );
+    let fragment = text(&matdiff(&["explain", SEED, "--wrt", "b", "--emit", "latex"]).stdout);
+    assert!(fragment.contains("\\begin{align*}") && !fragment.contains("\\documentclass"));
+    let md = text(&matdiff(&["explain", SEED, "--wrt", "b", "--emit", "markdown"]).stdout);
+    assert!(md.contains("### The compact chain rule") && md.contains("$$"), "{md}");
+    let numpy = matdiff(&[
+        "explain",
+        "-f",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/numpy/batchnorm.py"),
+        "--wrt",
+        "gamma",
+        "--emit",
+        "markdown",
+    ]);
+    assert_eq!(numpy.status.code(), Some(0));
+    assert!(
+        text(&numpy.stdout).contains("\\mathit{xhat}"),
+        "{}",
+        text(&numpy.stdout)
+    );
+}

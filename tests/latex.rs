@@ -2,14 +2,10 @@
 //! seed's standalone document is compiled by pdflatex. scripts/test installs both.
 
 mod common;
+mod katex;
 
 use common::{load_cases, options_for};
 use std::process::Command;
-
-fn katex_module() -> String {
-    std::env::var("MATDIFF_KATEX")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/katex/node_modules/katex").to_string())
-}
 
 #[test]
 fn katex_renders_every_latex_string() {
@@ -49,26 +45,7 @@ fn katex_renders_every_latex_string() {
         let h = matdiff::fullform::hessian(&checked, wrt, &matdiff::Options::default()).unwrap();
         items.push(serde_json::json!({"name": format!("hessian/{name}"), "tex": h.matrix_latex()}));
     }
-    let dir = std::env::temp_dir().join(format!("matdiff-katex-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("latex.json");
-    std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
-    let out = Command::new("node")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/katex_check.js"))
-        .arg(&file)
-        .env("MATDIFF_KATEX", katex_module())
-        .output()
-        .expect("node runs (scripts/test installs KaTeX)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "KaTeX rejected some LaTeX:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(&format!("{} passed, 0 failed", items.len())),
-        "{stdout}"
-    );
+    katex::assert_renders(&items, "corpus");
 }
 
 #[test]

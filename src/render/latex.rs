@@ -16,7 +16,14 @@ const CALL: CallStyle = CallStyle {
 
 const MATMUL: &str = "";
 
-/// A name as LaTeX: `W1` → `W_{1}`, `m_X` → `m_{X}`, Greek-free and safe to set in math mode.
+/// Names set as their Greek letter (`gamma` → γ), as a numpy script's parameters are meant.
+const GREEK: &[&str] = &[
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi",
+    "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi",
+    "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega",
+];
+
+/// A name as LaTeX: `W1` → `W_{1}`, `m_X` → `m_{X}`, `gamma` → `\\gamma`; safe to set in math mode.
 pub fn name(raw: &str) -> String {
     let (base, sub) = match raw.find('_') {
         Some(i) => (&raw[..i], Some(raw[i + 1..].to_string())),
@@ -29,7 +36,9 @@ pub fn name(raw: &str) -> String {
             }
         }
     };
-    let base = if base.chars().count() > 1 {
+    let base = if GREEK.contains(&base) {
+        format!("\\{base}")
+    } else if base.chars().count() > 1 {
         format!("\\mathit{{{base}}}")
     } else {
         base.to_string()
@@ -45,7 +54,17 @@ pub fn dim(d: &Dim) -> String {
     if d.coeff() != 1 || d.factors().is_empty() {
         parts.push(d.coeff().to_string());
     }
-    parts.extend(d.factors().iter().map(|f| name(f)));
+    // A repeated factor is a power: `B M^{2}`, as the text form's `B·M²`.
+    let factors = d.factors();
+    let mut k = 0;
+    while k < factors.len() {
+        let power = factors[k..].iter().take_while(|f| **f == factors[k]).count();
+        parts.push(match power {
+            1 => name(factors[k]),
+            p => format!("{}^{{{p}}}", name(factors[k])),
+        });
+        k += power;
+    }
     parts.join(" ")
 }
 

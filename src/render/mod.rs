@@ -2,8 +2,10 @@
 //! that writes one node from its children's already-written pieces; the walk is
 //! bottom-up over the expression's array, so no input depth can exhaust the stack.
 
+pub mod document;
 pub mod json;
 pub mod latex;
+pub mod notes;
 pub mod numpy;
 pub mod text;
 
