@@ -2,7 +2,7 @@
 //! ints) and `G`. Internally every value is 2-D (vectors as columns); vectors come in
 //! as 1-D arrays or columns alike through `np.reshape(x, (-1, 1))`.
 
-use super::{args, number, spelled, Form, Piece, Prec, PLAIN};
+use super::{args, constant_at, number, spelled, Form, Piece, Prec, PLAIN};
 use crate::dim::Shape;
 use crate::ir::{Env, Math};
 use egg::{Id, RecExpr};
@@ -35,7 +35,22 @@ impl Form for Numpy<'_> {
                 Piece::new(format!("{} + {}", a[0].text, a[1].at(Product)), Sum)
             }
             Math::Mul(_) => infix("@"),
-            Math::Scale(_) => infix("*"),
+            Math::Scale([k, x]) => match (&expr[*k], constant_at(expr, *k)) {
+                (_, Some(c)) if c == -1.0 => Piece::new(format!("-{}", pieces[usize::from(*x)].at(Power)), Neg),
+                // s·x with s = b^-k reads x / b**k, as numpy code divides.
+                (&Math::Pow([b, e]), _) if constant_at(expr, e).is_some_and(|e| e < 0.0) => {
+                    let e = -constant_at(expr, e).expect("checked");
+                    let b = &pieces[usize::from(b)];
+                    let denominator = if e == 1.0 {
+                        b.at(Power)
+                    } else {
+                        format!("{} ** {}", b.at(Postfix), py_number(e))
+                    };
+                    let x = &pieces[usize::from(*x)];
+                    Piece::new(format!("{} / {denominator}", x.at(Product)), Product)
+                }
+                _ => infix("*"),
+            },
             Math::Had(_) => infix("*"),
             Math::HDiv(_) => infix("/"),
             Math::Kron(_) => Piece::new(format!("np.kron({}, {})", a[0].text, a[1].text), Atom),
