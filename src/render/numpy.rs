@@ -36,7 +36,7 @@ impl Form for Numpy<'_> {
             }
             Math::Mul(_) => infix("@"),
             Math::Scale([k, x]) => match (&expr[*k], constant_at(expr, *k)) {
-                (_, Some(c)) if c == -1.0 => Piece::new(format!("-{}", pieces[usize::from(*x)].at(Power)), Neg),
+                (_, Some(-1.0)) => Piece::new(format!("-{}", pieces[usize::from(*x)].at(Power)), Neg),
                 // s·x with s = b^-k reads x / b**k, as numpy code divides.
                 (&Math::Pow([b, e]), _) if constant_at(expr, e).is_some_and(|e| e < 0.0) => {
                     let e = -constant_at(expr, e).expect("checked");
