@@ -197,7 +197,7 @@ functions! {
         name: "sigmoid", aliases: &["logistic"], callable: true, parameter: None,
         eval: |x, _| sigmoid(x), domain: Real,
         derivative: concat!("(.* ?e (+ ", ones!(), " (scale -1 ?e)))"), identity: "d σ(x) = σ(x)(1 - σ(x)) dx",
-        text: Call("σ"), latex: Call("\\sigma"), numpy: Template("1 / (1 + np.exp(-$x))", Power, Product),
+        text: Call("σ"), latex: Call("\\sigma"), numpy: Template("np.exp(-np.logaddexp(0, -$x))", Power, Atom),
     },
     Sqrt => Spec {
         name: "sqrt", aliases: &[], callable: true, parameter: None,
@@ -289,7 +289,7 @@ functions! {
         eval: |x, _| x * sigmoid(x), domain: Real,
         derivative: concat!("(.* (sigmoid ?a) (+ ", ones!(), " (.* ?a (+ ", ones!(), " (scale -1 (sigmoid ?a))))))"),
         identity: "d silu(x) = σ(x)(1 + x(1 − σ(x))) dx",
-        text: Call("silu"), latex: Operator("SiLU"), numpy: Template("$x / (1 + np.exp(-$x))", Power, Product),
+        text: Call("silu"), latex: Operator("SiLU"), numpy: Template("$x * np.exp(-np.logaddexp(0, -$x))", Power, Product),
     },
 }
 
