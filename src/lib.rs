@@ -205,7 +205,9 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     });
 
     // Differentiate the simplest form of the target; the check still uses the target as written.
-    let (simplest_target, _) = simplify::simplest(&env, &target.expr, options.limits.for_target());
+    // Zeros fold on the tree first: in an e-graph, `A − A` = 0 = 0·X for every X fills the node limit.
+    let target_expr = canon::fold_zeros(&env, &target.expr);
+    let (simplest_target, _) = simplify::simplest(&env, &target_expr, options.limits.for_target());
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let seed = match &upstream {
         Some((g, _)) => egraph.add(Math::Symbol(*g)),
@@ -265,12 +267,12 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     for (name, expr, shape) in &checked.definition_exprs {
         let sym = Symbol::from(name.as_str());
         egraph.analysis.env.shapes.insert(sym, shape.clone());
-        let class = egraph.add_expr(expr);
+        let class = egraph.add_expr(&canon::fold_zeros(&egraph.analysis.env, expr));
         let leaf = egraph.add(Math::Symbol(sym));
         egraph.union(class, leaf);
         definition_classes.push((sym, class, expr.clone()));
     }
-    let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target.expr));
+    let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target_expr));
     egraph.rebuild();
     let (egraph, report) = simplify::saturate(egraph, options.limits);
     let extraction = simplify::Extraction::new(&egraph);
