@@ -608,14 +608,22 @@ impl Derivation {
     pub fn check_text(&self) -> String {
         let drawn = numeric::how_drawn(&self.dims);
         match &self.check {
-            Check::Passed { instances, max_rel_err } => {
-                format!("checked on {instances} random instances{drawn}, max relative error {max_rel_err:.1e}")
-            }
-            Check::Failed { instances, max_rel_err } => format!(
-                "CHECK FAILED on {instances} random instances{drawn}: max relative error {max_rel_err:.1e}; this formula disagrees with finite differences and must not be trusted"
+            Check::Passed { instances: 0, .. } => format!(
+                "checked: {} does not depend on {}, so its gradient is exactly zero (no instance needed)",
+                self.target_label(),
+                self.wrt
             ),
-            Check::NoDomain { tried } => format!(
-                "unchecked: no valid instance found in {tried} random draws (the expression may have no real-valued domain)"
+            Check::Passed { instances, max_rel_err, .. } => format!(
+                "checked on {instances} random instances{drawn}{}, max relative error {max_rel_err:.1e}",
+                self.check.drawn_note()
+            ),
+            Check::Failed { instances, max_rel_err, .. } => format!(
+                "CHECK FAILED on {instances} random instances{drawn}{}: max relative error {max_rel_err:.1e}; this formula disagrees with finite differences and must not be trusted",
+                self.check.drawn_note()
+            ),
+            Check::NoDomain { tried, .. } => format!(
+                "unchecked: no valid instance found in {tried} random draws ({})",
+                self.check.no_domain_reason()
             ),
             Check::TooLarge { entries } => numeric::too_large(*entries),
             Check::Skipped => "unchecked (--no-check)".to_string(),
