@@ -380,6 +380,8 @@ pub fn with_definitions(inst: &Instance, definitions: &[(Symbol, RecExpr<Math>)]
 const FD_STEP: f64 = 1e-3;
 /// Enough to learn which variables must be positive and to shrink through every scale.
 const DRAWS_PER_INSTANCE: usize = 24;
+/// Draws failing for reasons the target does not show before all are drawn positive.
+const UNDIAGNOSED_BEFORE_POSITIVE: usize = 4;
 
 pub fn check(claim: &Claim, opts: &CheckOptions) -> Check {
     check_named(claim, None, opts)
@@ -494,6 +496,7 @@ pub fn check_measured(
     let mut draws = Draws {
         invertible: under_inverse(domain.target),
         positive: HashSet::new(),
+        all_positive: false,
         scale: 0,
     };
     let probe = draw_instance(domain, &draws, &mut ChaCha8Rng::seed_from_u64(0), true);
@@ -512,6 +515,7 @@ pub fn check_measured(
     let mut failed = false;
     let mut tried = 0;
     let mut empty = None;
+    let mut undiagnosed = 0;
     for _ in 0..opts.instances {
         let mut done = false;
         for _ in 0..DRAWS_PER_INSTANCE {
@@ -531,8 +535,13 @@ pub fn check_measured(
                     }
                     Some(Leaves::Overflow) if draws.scale + 1 < SCALES.len() => draws.scale += 1,
                     Some(Leaves::Overflow) => empty = Some(OVERFLOW.to_string()),
-                    // A singular matrix, or trouble only in the formula or its differences.
-                    None => {}
+                    // A singular matrix, or trouble only in the formula or its differences:
+                    // after a few, every variable is drawn positive (the formula's own
+                    // domain may need it, and the target says nothing about which).
+                    None => {
+                        undiagnosed += 1;
+                        draws.all_positive |= undiagnosed >= UNDIAGNOSED_BEFORE_POSITIVE;
+                    }
                 },
                 // Too near a kink: draw again.
                 Err(EvalError::NearKink) => continue,
@@ -572,6 +581,8 @@ struct Draws {
     invertible: HashSet<Symbol>,
     /// Variables in an argument that must be positive (of `log`, `sqrt`, a fractional power).
     positive: HashSet<Symbol>,
+    /// Every variable positive: draws failed where the target could not say why.
+    all_positive: bool,
     /// An index into `SCALES`.
     scale: usize,
 }
@@ -697,7 +708,7 @@ fn draw_instance(claim: &Domain, draws: &Draws, rng: &mut ChaCha8Rng, sizes_only
             continue;
         }
         // Entries of either sign, kept away from 0 so that divisions and kinks stay tame.
-        let positive = draws.positive.contains(name);
+        let positive = draws.all_positive || draws.positive.contains(name);
         let mut x = Matrix::from_fn(r, c, |_, _| {
             let size = rng.random_range(0.25..1.25);
             if positive || rng.random_bool(0.5) {
