@@ -575,13 +575,17 @@ impl FullForm {
     pub fn check_text(&self) -> String {
         let drawn = crate::numeric::how_drawn(&self.dims);
         match &self.check {
-            Check::Passed { instances, max_rel_err } => format!(
-                "checked entry by entry against finite differences on {instances} random instances{drawn}, max relative error {max_rel_err:.1e}"
+            Check::Passed { instances, max_rel_err, .. } => format!(
+                "checked entry by entry against finite differences on {instances} random instances{drawn}{}, max relative error {max_rel_err:.1e}",
+                self.check.drawn_note()
             ),
-            Check::Failed { instances, max_rel_err } => format!(
+            Check::Failed { instances, max_rel_err, .. } => format!(
                 "CHECK FAILED on {instances} random instances{drawn}: max relative error {max_rel_err:.1e}; this matrix must not be trusted"
             ),
-            Check::NoDomain { tried } => format!("unchecked: no valid instance found in {tried} random draws"),
+            Check::NoDomain { tried, .. } => format!(
+                "unchecked: no valid instance found in {tried} random draws ({})",
+                self.check.no_domain_reason()
+            ),
             Check::TooLarge { entries } => crate::numeric::too_large(*entries),
             Check::Skipped => "unchecked (--no-check)".into(),
         }

@@ -205,7 +205,9 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     });
 
     // Differentiate the simplest form of the target; the check still uses the target as written.
-    let (simplest_target, _) = simplify::simplest(&env, &target.expr, options.limits.for_target());
+    // Zeros fold on the tree first: in an e-graph, `A − A` = 0 = 0·X for every X fills the node limit.
+    let target_expr = canon::fold_zeros(&env, &target.expr);
+    let (simplest_target, _) = simplify::simplest(&env, &target_expr, options.limits.for_target());
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let seed = match &upstream {
         Some((g, _)) => egraph.add(Math::Symbol(*g)),
@@ -265,12 +267,12 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     for (name, expr, shape) in &checked.definition_exprs {
         let sym = Symbol::from(name.as_str());
         egraph.analysis.env.shapes.insert(sym, shape.clone());
-        let class = egraph.add_expr(expr);
+        let class = egraph.add_expr(&canon::fold_zeros(&egraph.analysis.env, expr));
         let leaf = egraph.add(Math::Symbol(sym));
         egraph.union(class, leaf);
         definition_classes.push((sym, class, expr.clone()));
     }
-    let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target.expr));
+    let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target_expr));
     egraph.rebuild();
     let (egraph, report) = simplify::saturate(egraph, options.limits);
     let extraction = simplify::Extraction::new(&egraph);
@@ -606,14 +608,22 @@ impl Derivation {
     pub fn check_text(&self) -> String {
         let drawn = numeric::how_drawn(&self.dims);
         match &self.check {
-            Check::Passed { instances, max_rel_err } => {
-                format!("checked on {instances} random instances{drawn}, max relative error {max_rel_err:.1e}")
-            }
-            Check::Failed { instances, max_rel_err } => format!(
-                "CHECK FAILED on {instances} random instances{drawn}: max relative error {max_rel_err:.1e}; this formula disagrees with finite differences and must not be trusted"
+            Check::Passed { instances: 0, .. } => format!(
+                "checked: {} does not depend on {}, so its gradient is exactly zero (no instance needed)",
+                self.target_label(),
+                self.wrt
             ),
-            Check::NoDomain { tried } => format!(
-                "unchecked: no valid instance found in {tried} random draws (the expression may have no real-valued domain)"
+            Check::Passed { instances, max_rel_err, .. } => format!(
+                "checked on {instances} random instances{drawn}{}, max relative error {max_rel_err:.1e}",
+                self.check.drawn_note()
+            ),
+            Check::Failed { instances, max_rel_err, .. } => format!(
+                "CHECK FAILED on {instances} random instances{drawn}{}: max relative error {max_rel_err:.1e}; this formula disagrees with finite differences and must not be trusted",
+                self.check.drawn_note()
+            ),
+            Check::NoDomain { tried, .. } => format!(
+                "unchecked: no valid instance found in {tried} random draws ({})",
+                self.check.no_domain_reason()
             ),
             Check::TooLarge { entries } => numeric::too_large(*entries),
             Check::Skipped => "unchecked (--no-check)".to_string(),

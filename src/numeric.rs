@@ -14,12 +14,25 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 pub type Matrix = DMatrix<f64>;
 
 /// Sizes for the symbolic dimensions and values for the variables.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Instance {
     pub sizes: HashMap<String, usize>,
     pub values: HashMap<Symbol, Matrix>,
     /// How many entries each variable has.
     pub entries: HashMap<Symbol, usize>,
+    /// The factor the entries were drawn smaller by (finite differences step as much smaller).
+    pub scale: f64,
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Instance {
+            sizes: HashMap::new(),
+            values: HashMap::new(),
+            entries: HashMap::new(),
+            scale: 1.0,
+        }
+    }
 }
 
 impl Instance {
@@ -256,17 +269,25 @@ fn eval_node(node: &Math, vals: &[Value], inst: &Instance) -> Result<Value, Eval
 /// What the numeric check concluded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
+    /// `instances: 0`: the target does not depend on the variable and the formula is an
+    /// exact zero, so nothing needed drawing.
     Passed {
         instances: usize,
         max_rel_err: f64,
+        /// The factor the variables' entries were scaled by to keep values finite (1: as usual).
+        scale: f64,
     },
     Failed {
         instances: usize,
         max_rel_err: f64,
+        scale: f64,
     },
     /// No instance in the expression's domain was found, so nothing was checked.
     NoDomain {
         tried: usize,
+        /// The operator no draw brought inside its domain (`log`, `sqrt`, a fractional power,
+        /// overflow), when one was seen.
+        empty: Option<String>,
     },
     /// Literal sizes too large to check by finite differences: nothing was checked.
     TooLarge {
@@ -279,7 +300,34 @@ impl Check {
     pub fn passed(&self) -> bool {
         matches!(self, Check::Passed { .. })
     }
+
+    /// What the draws were, beyond the usual (` with entries scaled by 0.1`), for the
+    /// check's report.
+    pub fn drawn_note(&self) -> String {
+        match self {
+            Check::Passed { scale, .. } | Check::Failed { scale, .. } if *scale != 1.0 => {
+                format!(", entries scaled by {scale} to keep values finite")
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// Why no instance was found, for the check's report.
+    pub fn no_domain_reason(&self) -> String {
+        match self {
+            Check::NoDomain { empty: Some(op), .. } if op == OVERFLOW => {
+                "values overflow at every scale tried, down to entries of 1e-3".to_string()
+            }
+            Check::NoDomain { empty: Some(op), .. } => {
+                format!("no draw brought the argument of `{op}` inside its domain: it may have no real-valued domain")
+            }
+            _ => "the expression may have no real-valued domain".to_string(),
+        }
+    }
 }
+
+/// [`Check::NoDomain`]'s `empty` when values overflowed rather than left a domain.
+pub const OVERFLOW: &str = "overflow";
 
 /// How the check runs.
 #[derive(Debug, Clone)]
@@ -330,7 +378,10 @@ pub fn with_definitions(inst: &Instance, definitions: &[(Symbol, RecExpr<Math>)]
 }
 
 const FD_STEP: f64 = 1e-3;
-const DRAWS_PER_INSTANCE: usize = 16;
+/// Enough to learn which variables must be positive and to shrink through every scale.
+const DRAWS_PER_INSTANCE: usize = 24;
+/// Draws failing for reasons the target does not show before all are drawn positive.
+const UNDIAGNOSED_BEFORE_POSITIVE: usize = 4;
 
 pub fn check(claim: &Claim, opts: &CheckOptions) -> Check {
     check_named(claim, None, opts)
@@ -345,7 +396,41 @@ pub fn check_named(claim: &Claim, named: Option<Named>, opts: &CheckOptions) -> 
         target: claim.target,
         upstream: claim.upstream.as_ref(),
     };
-    check_in(&domain, opts, |inst| compare(claim, named, inst))
+    if constant(claim, named) {
+        return Check::Passed {
+            instances: 0,
+            max_rel_err: 0.0,
+            scale: 1.0,
+        };
+    }
+    check_measured(&domain, opts, |inst| compare(claim, named, inst, opts.tolerance))
+}
+
+/// Whether the claim is that a constant has gradient zero, exactly: the target does not
+/// depend on the variable (as written, or once its zeros and cancellations are folded) and
+/// the formula, in both forms, is a zero of the variable's shape. No instance can add
+/// anything to that, and a constant's instances may all overflow (`softmax` of a large
+/// scalar is 1, computed as ∞/∞).
+fn constant(claim: &Claim, named: Option<Named>) -> bool {
+    let zero_of_wrt = |formula: &RecExpr<Math>| {
+        let folded = crate::canon::fold_zeros(claim.env, formula);
+        let last = folded.as_ref().last();
+        let is_zero = matches!(last, Some(Math::Zeros(_))) || matches!(last, Some(Math::Num(c)) if c.0 == 0.0);
+        let shape = crate::ir::expr_data(claim.env, &folded)
+            .last()
+            .and_then(|d| d.shape().cloned());
+        let wanted = claim.env.shapes.get(&claim.wrt).map(|s| {
+            if claim.transposed {
+                Shape::new(s.cols.clone(), s.rows.clone())
+            } else {
+                s.clone()
+            }
+        });
+        is_zero && shape.is_some() && shape == wanted
+    };
+    !crate::canon::depends_on(claim.env, claim.target, claim.wrt)
+        && zero_of_wrt(claim.formula)
+        && named.is_none_or(|n| zero_of_wrt(n.formula))
 }
 
 /// Where instances are drawn from: the variables' shapes, the dimensions, the target
@@ -357,6 +442,23 @@ pub struct Domain<'a> {
     pub upstream: Option<&'a (Symbol, Shape)>,
 }
 
+/// How one instance compared: the relative error, and whether it is within the tolerance
+/// plus what the finite differences' own error can explain.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub err: f64,
+    pub passes: bool,
+}
+
+impl Measured {
+    fn failed() -> Measured {
+        Measured {
+            err: f64::INFINITY,
+            passes: false,
+        }
+    }
+}
+
 /// Runs `compare` (returning a relative error) on `opts.instances` instances in the
 /// domain, redrawing those where a value leaves its domain.
 pub fn check_in(
@@ -364,10 +466,40 @@ pub fn check_in(
     opts: &CheckOptions,
     mut compare: impl FnMut(&Instance) -> Result<f64, EvalError>,
 ) -> Check {
+    check_measured(domain, opts, |inst| {
+        compare(inst).map(|err| Measured {
+            err,
+            passes: err <= opts.tolerance,
+        })
+    })
+}
+
+/// The scales the draws shrink through when values overflow: `cosh(det(|det(A)|·S))` is
+/// finite only for small entries.
+const SCALES: [f64; 7] = [1.0, 0.5, 0.25, 0.1, 0.03, 0.01, 0.001];
+
+/// As [`check_in`], with each instance's own allowance for finite-difference error.
+///
+/// A draw that leaves the domain is diagnosed on the target: when the argument of `log`,
+/// `sqrt` or a fractional power went out of its domain, only the variables in that argument
+/// are drawn positive from then on (every other variable keeps both signs, so a formula
+/// that holds only for positive values of it still fails); when values overflowed, every
+/// entry is drawn smaller.
+pub fn check_measured(
+    domain: &Domain,
+    opts: &CheckOptions,
+    mut compare: impl FnMut(&Instance) -> Result<Measured, EvalError>,
+) -> Check {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     // Symbolic sizes are drawn small; literal ones are what they are. Past this many entries
     // in one variable, finite differences would take too long: say so rather than hang.
-    let probe = draw_instance(domain, &HashSet::new(), false, &mut ChaCha8Rng::seed_from_u64(0), true);
+    let mut draws = Draws {
+        invertible: under_inverse(domain.target),
+        positive: HashSet::new(),
+        all_positive: false,
+        scale: 0,
+    };
+    let probe = draw_instance(domain, &draws, &mut ChaCha8Rng::seed_from_u64(0), true);
     let mut largest = probe.entries.values().copied().max().unwrap_or(0);
     // Intermediate values too: a chain of Kronecker products grows past any variable.
     for data in crate::ir::expr_data(domain.env, domain.target) {
@@ -379,47 +511,147 @@ pub fn check_in(
     if largest > MAX_CHECKED_ENTRIES {
         return Check::TooLarge { entries: largest };
     }
-    let invertible = under_inverse(domain.target);
     let mut worst: f64 = 0.0;
+    let mut failed = false;
     let mut tried = 0;
+    let mut empty = None;
+    let mut undiagnosed = 0;
     for _ in 0..opts.instances {
         let mut done = false;
-        for draw in 0..DRAWS_PER_INSTANCE {
+        for _ in 0..DRAWS_PER_INSTANCE {
             tried += 1;
-            let positive = draw % 2 == 1;
-            let inst = draw_instance(domain, &invertible, positive, &mut rng, false);
+            let inst = draw_instance(domain, &draws, &mut rng, false);
             match compare(&inst) {
-                Ok(err) => {
-                    worst = worst.max(err);
+                Ok(m) => {
+                    worst = worst.max(m.err);
+                    failed |= !m.passes;
                     done = true;
                     break;
                 }
-                // Outside the domain, or too near a kink: draw again.
-                Err(EvalError::Domain | EvalError::NearKink) => continue,
+                Err(EvalError::Domain) => match leaves_domain(domain.target, &inst) {
+                    Some(Leaves::Outside { op, vars }) => {
+                        draws.positive.extend(vars);
+                        empty = Some(op);
+                    }
+                    Some(Leaves::Overflow) if draws.scale + 1 < SCALES.len() => draws.scale += 1,
+                    Some(Leaves::Overflow) => empty = Some(OVERFLOW.to_string()),
+                    // A singular matrix, or trouble only in the formula or its differences:
+                    // after a few, every variable is drawn positive (the formula's own
+                    // domain may need it, and the target says nothing about which).
+                    None => {
+                        undiagnosed += 1;
+                        draws.all_positive |= undiagnosed >= UNDIAGNOSED_BEFORE_POSITIVE;
+                    }
+                },
+                // Too near a kink: draw again.
+                Err(EvalError::NearKink) => continue,
                 // A formula that cannot even be evaluated (wrong shapes) is wrong.
                 Err(EvalError::Missing(_)) => {
                     return Check::Failed {
                         instances: opts.instances,
                         max_rel_err: f64::INFINITY,
+                        scale: SCALES[draws.scale],
                     }
                 }
             }
         }
         if !done {
-            return Check::NoDomain { tried };
+            return Check::NoDomain { tried, empty };
         }
     }
-    if worst <= opts.tolerance {
-        Check::Passed {
-            instances: opts.instances,
-            max_rel_err: worst,
+    let (instances, max_rel_err, scale) = (opts.instances, worst, SCALES[draws.scale]);
+    if failed {
+        Check::Failed {
+            instances,
+            max_rel_err,
+            scale,
         }
     } else {
-        Check::Failed {
-            instances: opts.instances,
-            max_rel_err: worst,
+        Check::Passed {
+            instances,
+            max_rel_err,
+            scale,
         }
     }
+}
+
+/// How instances are drawn, learnt from the draws that left the domain.
+struct Draws {
+    /// Variables under inv, det or logdet: a diagonal shift keeps them well conditioned.
+    invertible: HashSet<Symbol>,
+    /// Variables in an argument that must be positive (of `log`, `sqrt`, a fractional power).
+    positive: HashSet<Symbol>,
+    /// Every variable positive: draws failed where the target could not say why.
+    all_positive: bool,
+    /// An index into `SCALES`.
+    scale: usize,
+}
+
+/// Why the target cannot be evaluated on an instance.
+#[derive(Debug)]
+enum Leaves {
+    /// The argument of `op` is outside its domain; `vars` are the variables in it.
+    Outside { op: String, vars: Vec<Symbol> },
+    /// A value became infinite (or NaN) with every argument inside its domain.
+    Overflow,
+}
+
+/// Evaluates the target node by node to find the first that leaves its domain.
+fn leaves_domain(expr: &RecExpr<Math>, inst: &Instance) -> Option<Leaves> {
+    use egg::Language;
+    let nodes = expr.as_ref();
+    let mut vals: Vec<Value> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let argument = |k: usize| -> Option<&Matrix> {
+            match vals.get(usize::from(*node.children().get(k)?))? {
+                Value::M(m) => Some(m),
+                Value::Size(_) => None,
+            }
+        };
+        let outside = match node {
+            Math::Fn(f, _) => {
+                let domain = f.spec().domain;
+                argument(0)
+                    .is_some_and(|x| x.iter().any(|v| domain.admits(*v) == Admits::Outside))
+                    .then(|| f.spec().name.to_string())
+            }
+            Math::Pow([_, _]) | Math::EPow([_, _]) => {
+                let fractional = argument(1).is_some_and(|k| k.len() == 1 && k[(0, 0)].fract() != 0.0);
+                (fractional && argument(0).is_some_and(|x| x.iter().any(|v| *v < 0.0)))
+                    .then(|| "a fractional power".to_string())
+            }
+            _ => None,
+        };
+        if let Some(op) = outside {
+            let vars = symbols_below(expr, node.children()[0]);
+            return Some(Leaves::Outside { op, vars });
+        }
+        match eval_node(node, &vals, inst) {
+            Ok(Value::M(m)) if m.iter().any(|x| !x.is_finite()) => return Some(Leaves::Overflow),
+            Ok(v) => vals.push(v),
+            Err(_) => return None,
+        }
+        debug_assert_eq!(vals.len(), i + 1);
+    }
+    None
+}
+
+/// The variables a subexpression reads.
+fn symbols_below(expr: &RecExpr<Math>, root: Id) -> Vec<Symbol> {
+    use egg::Language;
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    let mut seen = HashSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        match &expr[id] {
+            Math::Symbol(s) => out.push(*s),
+            node => stack.extend(node.children()),
+        }
+    }
+    out
 }
 
 /// Variables that appear under inv, det or logdet need well-conditioned values.
@@ -452,20 +684,17 @@ pub fn too_large(entries: usize) -> String {
 /// The most entries a variable may have for the check to run.
 pub const MAX_CHECKED_ENTRIES: usize = 10_000;
 
-fn draw_instance(
-    claim: &Domain,
-    invertible: &HashSet<Symbol>,
-    positive: bool,
-    rng: &mut ChaCha8Rng,
-    sizes_only: bool,
-) -> Instance {
+fn draw_instance(claim: &Domain, draws: &Draws, rng: &mut ChaCha8Rng, sizes_only: bool) -> Instance {
     // Distinct sizes for distinct dimensions, so a mix-up of two of them cannot pass.
     let mut pool: Vec<usize> = (2..(2 + claim.dims.len().max(5))).collect();
     for i in (1..pool.len()).rev() {
         let j = rng.random_range(0..=i);
         pool.swap(i, j);
     }
-    let mut inst = Instance::default();
+    let mut inst = Instance {
+        scale: SCALES[draws.scale],
+        ..Instance::default()
+    };
     for (name, size) in claim.dims.iter().zip(pool) {
         inst.sizes.insert(name.clone(), size);
     }
@@ -479,6 +708,7 @@ fn draw_instance(
             continue;
         }
         // Entries of either sign, kept away from 0 so that divisions and kinks stay tame.
+        let positive = draws.all_positive || draws.positive.contains(name);
         let mut x = Matrix::from_fn(r, c, |_, _| {
             let size = rng.random_range(0.25..1.25);
             if positive || rng.random_bool(0.5) {
@@ -491,16 +721,19 @@ fn draw_instance(
             x = (&x + x.transpose()) * 0.5;
         }
         if claim.env.onehot.contains(name) {
-            // Integer labels: one 1 in each row, at a random class.
-            x = Matrix::zeros(r, c);
+            // Integer labels: one 1 in each row, at a random class; never scaled.
+            let mut y = Matrix::zeros(r, c);
             for i in 0..r {
-                x[(i, rng.random_range(0..c.max(1)))] = 1.0;
+                y[(i, rng.random_range(0..c.max(1)))] = 1.0;
             }
+            inst.values.insert(*name, y);
+            continue;
         }
-        if invertible.contains(name) && r == c {
+        if draws.invertible.contains(name) && r == c {
             x += Matrix::identity(r, c) * (r as f64 + 1.0);
         }
-        inst.values.insert(*name, x);
+        // The shift scales too, so a scaled matrix is as well conditioned as before.
+        inst.values.insert(*name, x * SCALES[draws.scale]);
     }
     if let Some((g, shape)) = claim.upstream {
         let (r, c) = inst.size_of(shape);
@@ -547,13 +780,26 @@ pub fn stencil<T>(at: &mut impl FnMut(f64) -> Result<T, EvalError>) -> Result<T,
 where
     T: std::ops::Sub<Output = T> + std::ops::Add<Output = T> + std::ops::Mul<f64, Output = T> + Magnitude,
 {
-    let coarse = five_point(at, FD_STEP)?;
-    let fine = five_point(at, FD_STEP / 2.0)?;
+    stencil_step(at, FD_STEP).map(|(d, _)| d)
+}
+
+/// As [`stencil`] at step `h`, with an estimate of its error: the two stencils'
+/// disagreement. For a smooth function that is about 15 times the finer one's truncation
+/// error and far more than the extrapolated one's; where round-off dominates (an
+/// ill-conditioned inverse, a large determinant) the two steps' noise differs by as much
+/// as the noise itself.
+fn stencil_step<T>(at: &mut impl FnMut(f64) -> Result<T, EvalError>, h: f64) -> Result<(T, f64), EvalError>
+where
+    T: std::ops::Sub<Output = T> + std::ops::Add<Output = T> + std::ops::Mul<f64, Output = T> + Magnitude,
+{
+    let coarse = five_point(at, h)?;
+    let fine = five_point(at, h / 2.0)?;
     let scale = coarse.magnitude().max(fine.magnitude()).max(1e-3);
-    if (coarse.clone() - fine.clone()).magnitude() > 1e-4 * scale {
+    let disagreement = (coarse.clone() - fine.clone()).magnitude();
+    if disagreement > 1e-4 * scale {
         return Err(EvalError::Domain);
     }
-    Ok(fine.clone() + (fine - coarse) * (1.0 / 15.0))
+    Ok((fine.clone() + (fine - coarse) * (1.0 / 15.0), disagreement))
 }
 
 /// How the check drew the symbolic dimensions, for its report: ` (n drawn at random)`,
@@ -581,12 +827,43 @@ fn error_above(numeric: &Matrix, analytic: &Matrix, floor: f64) -> f64 {
     (numeric - analytic).amax() / scale
 }
 
-/// As `relative_error` for finite differences of an objective whose value is `f0`: a
-/// five-point stencil at h = 1e-3 rounds off at about 1.3e-12·|f0| (weights summing to 1.5,
-/// step h/2, machine ε), so a disagreement below 1e-5·|f0| is noise, not a wrong formula (a
-/// zero gradient of a large objective).
-fn fd_error(numeric: &Matrix, analytic: &Matrix, f0: f64) -> f64 {
-    error_above(numeric, analytic, (1e-5 * f0.abs()).max(1e-3))
+/// Finite differences against a formula, with what the differences' own error allows.
+struct Differences {
+    numeric: Matrix,
+    /// Each entry's estimated error (the two steps' disagreement).
+    estimate: Matrix,
+    analytic: Matrix,
+}
+
+/// How many times its estimate a difference's error may be.
+const ESTIMATE_SAFETY: f64 = 2.0;
+/// The most the estimates may excuse, relative to the gradient's size: a wrong formula is
+/// off by far more (a sign, a transpose, a factor), and an instance noisier than this is
+/// redrawn by the stencil anyway.
+const MAX_EXCUSED: f64 = 1e-3;
+
+impl Differences {
+    /// The error relative to the gradient's size (or, below it, 1e-5·|f0|: a five-point
+    /// stencil at h = 1e-3 rounds off at about 1.3e-12·|f0| (weights summing to 1.5, step
+    /// h/2, machine ε), so a zero gradient of a large objective is not failed on noise), and
+    /// whether every entry is within the tolerance plus what its finite difference's error
+    /// estimate and the instance's conditioning excuse.
+    fn measure(&self, f0: f64, noise: f64, tolerance: f64) -> Measured {
+        let (numeric, analytic) = (&self.numeric, &self.analytic);
+        if numeric.shape() != analytic.shape() {
+            return Measured::failed();
+        }
+        let scale = numeric.amax().max(analytic.amax()).max((1e-5 * f0.abs()).max(1e-3));
+        let mut passes = true;
+        for ((n, a), e) in numeric.iter().zip(analytic.iter()).zip(self.estimate.iter()) {
+            let excused = (ESTIMATE_SAFETY * e + noise).min(MAX_EXCUSED * scale);
+            passes &= (n - a).abs() <= tolerance * scale + excused;
+        }
+        Measured {
+            err: (numeric - analytic).amax() / scale,
+            passes,
+        }
+    }
 }
 
 /// The scalar whose gradient is claimed: f itself, or ⟨G, f⟩.
@@ -613,33 +890,59 @@ fn along_random_directions(
     x0: &Matrix,
     analytic: &Matrix,
     symmetric: bool,
-    f0: f64,
-) -> Result<f64, EvalError> {
+) -> Result<Option<Differences>, EvalError> {
     if symmetric && (analytic - analytic.transpose()).amax() > 1e-9 * analytic.amax().max(1.0) {
-        return Ok(f64::INFINITY);
+        return Ok(None);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(x0.len() as u64);
     let mut probe = inst.clone();
-    let (mut numeric, mut exact) = (Vec::new(), Vec::new());
+    let (mut numeric, mut estimate, mut exact) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..DIRECTIONS {
         let mut v = Matrix::from_fn(x0.nrows(), x0.ncols(), |_, _| rng.random_range(-1.0..1.0));
         if symmetric {
             v = (&v + v.transpose()) * 0.5;
         }
         v /= v.norm().max(1e-12);
-        let d = stencil(&mut |t: f64| {
-            probe.values.insert(claim.wrt, x0 + &v * t);
-            objective(claim, &probe)
-        })?;
+        let (d, e) = stencil_step(
+            &mut |t: f64| {
+                probe.values.insert(claim.wrt, x0 + &v * t);
+                objective(claim, &probe)
+            },
+            FD_STEP * inst.scale,
+        )?;
         numeric.push(d);
+        estimate.push(e);
         exact.push(analytic.component_mul(&v).sum());
     }
-    let numeric = Matrix::from_vec(DIRECTIONS, 1, numeric);
-    let exact = Matrix::from_vec(DIRECTIONS, 1, exact);
-    Ok(fd_error(&numeric, &exact, f0))
+    Ok(Some(Differences {
+        numeric: Matrix::from_vec(DIRECTIONS, 1, numeric),
+        estimate: Matrix::from_vec(DIRECTIONS, 1, estimate),
+        analytic: Matrix::from_vec(DIRECTIONS, 1, exact),
+    }))
 }
 
-fn compare(claim: &Claim, named: Option<Named>, inst: &Instance) -> Result<f64, EvalError> {
+/// The largest condition number of a matrix the target inverts or takes the determinant
+/// of on this instance (1 when there is none): evaluating the target then loses about
+/// that many times machine ε, relative to its value.
+fn conditioning(expr: &RecExpr<Math>, inst: &Instance) -> f64 {
+    let mut vals: Vec<Value> = Vec::with_capacity(expr.len());
+    let mut worst: f64 = 1.0;
+    for node in expr.iter() {
+        if let Math::Inv(a) | Math::Det(a) | Math::LogDet(a) = node {
+            if let Some(Value::M(x)) = vals.get(usize::from(*a)) {
+                let inverse_norm = x.clone().try_inverse().map_or(f64::INFINITY, |i| i.norm());
+                worst = worst.max(x.norm() * inverse_norm);
+            }
+        }
+        match eval_node(node, &vals, inst) {
+            Ok(v) => vals.push(v),
+            Err(_) => break,
+        }
+    }
+    worst.min(MAX_CONDITION)
+}
+
+fn compare(claim: &Claim, named: Option<Named>, inst: &Instance, tolerance: f64) -> Result<Measured, EvalError> {
     let f0 = objective(claim, inst)?;
     let mut analytic = eval(claim.formula, inst)?;
     // The named form is what is shown: it must equal the expanded one.
@@ -659,36 +962,60 @@ fn compare(claim: &Claim, named: Option<Named>, inst: &Instance) -> Result<f64, 
         .ok_or(EvalError::Missing(claim.wrt.to_string()))?
         .clone();
     if analytic.shape() != x0.shape() {
-        return Ok(f64::INFINITY);
+        return Ok(Measured::failed());
     }
     let symmetric = claim.env.symmetric.contains(&claim.wrt);
-    if x0.len() > ENTRYWISE_UP_TO {
-        return along_random_directions(claim, inst, &x0, &analytic, symmetric, f0).map(|e| e.max(naming_error));
-    }
-    let mut numeric = Matrix::zeros(x0.nrows(), x0.ncols());
-    let mut probe = inst.clone();
-    let mut directional = |i: usize, j: usize| -> Result<f64, EvalError> {
-        let mut at = |t: f64| -> Result<f64, EvalError> {
-            let mut x = x0.clone();
-            x[(i, j)] += t;
-            if symmetric && i != j {
-                x[(j, i)] += t;
-            }
-            probe.values.insert(claim.wrt, x);
-            objective(claim, &probe)
-        };
-        stencil(&mut at)
+    let h = FD_STEP * inst.scale;
+    let differences = if x0.len() > ENTRYWISE_UP_TO {
+        along_random_directions(claim, inst, &x0, &analytic, symmetric)?
+    } else {
+        entrywise(claim, inst, &x0, analytic, symmetric, h)?
     };
+    let Some(differences) = differences else {
+        return Ok(Measured::failed());
+    };
+    // Evaluating through a matrix of condition κ loses about κ·ε of the value; a stencil
+    // divides that by its step (weights summing to 3 at h/2, extrapolated).
+    let noise = 4.0 * conditioning(claim.target, inst) * f64::EPSILON * f0.abs() / h;
+    let m = differences.measure(f0, noise, tolerance);
+    Ok(Measured {
+        err: m.err.max(naming_error),
+        passes: m.passes && naming_error <= tolerance,
+    })
+}
+
+/// Finite differences entry by entry (along E_ij + E_ji for a symmetric variable); `None`
+/// when a symmetric variable's gradient is not symmetric.
+fn entrywise(
+    claim: &Claim,
+    inst: &Instance,
+    x0: &Matrix,
+    mut analytic: Matrix,
+    symmetric: bool,
+    h: f64,
+) -> Result<Option<Differences>, EvalError> {
+    let mut numeric = Matrix::zeros(x0.nrows(), x0.ncols());
+    let mut estimate = Matrix::zeros(x0.nrows(), x0.ncols());
+    let mut probe = inst.clone();
     for i in 0..x0.nrows() {
         for j in 0..x0.ncols() {
-            numeric[(i, j)] = directional(i, j)?;
+            let mut at = |t: f64| -> Result<f64, EvalError> {
+                let mut x = x0.clone();
+                x[(i, j)] += t;
+                if symmetric && i != j {
+                    x[(j, i)] += t;
+                }
+                probe.values.insert(claim.wrt, x);
+                objective(claim, &probe)
+            };
+            (numeric[(i, j)], estimate[(i, j)]) = stencil_step(&mut at, h)?;
         }
     }
     if symmetric {
         // The gradient on symmetric matrices is itself symmetric (Srinivasan & Panda 2020).
         let asymmetry = (&analytic - analytic.transpose()).amax();
         if asymmetry > 1e-9 * analytic.amax().max(1.0) {
-            return Ok(f64::INFINITY);
+            return Ok(None);
         }
         // The directional derivative along E_ij + E_ji is <∇, E_ij + E_ji> = ∇_ij + ∇_ji.
         let sym = &analytic + analytic.transpose();
@@ -700,5 +1027,9 @@ fn compare(claim: &Claim, named: Option<Named>, inst: &Instance) -> Result<f64, 
             }
         }
     }
-    Ok(fd_error(&numeric, &analytic, f0).max(naming_error))
+    Ok(Some(Differences {
+        numeric,
+        estimate,
+        analytic,
+    }))
 }

@@ -80,14 +80,23 @@ pub fn run(egraph: &mut MathGraph, rules: &[&Compiled], limits: Limits) -> Outco
         }
         let mut applied = 0;
         let mut over = false;
-        // The node limit is checked after each class's matches: one rule applied everywhere
-        // at once (associativity over a long sum) can add far more nodes than the limit.
+        // The node limit is checked after every single substitution: one class can hold
+        // thousands of matches (a class of zeros equal to every `0·X`), so checking per class
+        // let a run end five times past the limit. Per substitution, a run ends at most one
+        // right-hand side (and the analysis' constant leaves) past it.
         'apply: for (rule, matches) in rules.iter().zip(&found) {
-            for class in matches.chunks(1) {
-                applied += rule.rewrite.apply(egraph, class).len();
-                if egraph.total_size() > limits.nodes {
-                    over = true;
-                    break 'apply;
+            for class in matches {
+                for subst in &class.substs {
+                    let one = egg::SearchMatches {
+                        eclass: class.eclass,
+                        substs: vec![subst.clone()],
+                        ast: class.ast.clone(),
+                    };
+                    applied += rule.rewrite.apply(egraph, std::slice::from_ref(&one)).len();
+                    if egraph.total_size() > limits.nodes {
+                        over = true;
+                        break 'apply;
+                    }
                 }
             }
         }

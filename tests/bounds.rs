@@ -364,3 +364,82 @@ fn report_either(name: &str, script: &str, o: &Outcome) {
         _ => panic!("neither a result nor a clear error: {context}"),
     }
 }
+
+// --- the node limit and zeros (issue 22) ------------------------------------------------
+
+/// A script whose e-graph once filled five times the node limit: its zero (`A − A`) was
+/// equal to `0·X` for every X, and the limit was only checked after each class's matches.
+const ZERO_THROUGH_DEFINITIONS: &str =
+    "A : d x N; s : scalar; a : d; b : N; h1 = -2 * a'; h2 = b; h1 * ((A - A) / s) * h2";
+
+#[test]
+fn a_zero_through_definitions_folds_before_the_e_graph() {
+    let path = std::env::temp_dir().join(format!("matdiff-bounds-{}-zero.md", std::process::id()));
+    std::fs::write(&path, ZERO_THROUGH_DEFINITIONS).expect("write the script");
+    let start = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_matdiff"))
+        .args(["grad", "-v", "-f"])
+        .arg(&path)
+        .args(["--wrt", "a"])
+        .output()
+        .expect("matdiff runs");
+    let elapsed = start.elapsed();
+    let _ = std::fs::remove_file(&path);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("∂f/∂a = 0_(d x 1)"), "{out}");
+    // Took 0.4 s with 116 596 e-nodes; folded, the e-graph has a dozen nodes and saturates.
+    assert!(err.contains("saturated"), "{err}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[test]
+fn the_node_limit_is_exceeded_by_at_most_one_rule_application() {
+    use matdiff::ir::{MathGraph, ShapeAnalysis};
+    use matdiff::simplify::{saturate, Limits};
+    // The target as written, zeros not folded, straight into an e-graph: the worst case.
+    let checked = matdiff::check_script(ZERO_THROUGH_DEFINITIONS).expect("a valid script");
+    for nodes in [2_000, 20_000] {
+        let limits = Limits {
+            nodes,
+            ..Limits::default()
+        };
+        let mut egraph = MathGraph::new(ShapeAnalysis {
+            env: checked.env.clone(),
+        });
+        egraph.add_expr(&checked.target.expr);
+        for (_, expr, _) in &checked.definition_exprs {
+            egraph.add_expr(expr);
+        }
+        egraph.rebuild();
+        let (egraph, report) = saturate(egraph, limits);
+        // One application adds one right-hand side (a few nodes) and the constant
+        // leaves the analysis unions in: README's limits table promises this much.
+        let over = egraph.total_size().saturating_sub(nodes);
+        eprintln!(
+            "limit {nodes}: {} nodes ({over} over, {} allowed), {:?}",
+            egraph.total_size(),
+            node_limit_overshoot(),
+            report.limit_hit
+        );
+        assert!(over <= node_limit_overshoot(), "{over} nodes over the limit of {nodes}");
+    }
+}
+
+/// How far past the node limit a run may end (README, "Limits"): the nodes one rule's
+/// right-hand side adds, and the constant leaf the analysis adds to each new class.
+fn node_limit_overshoot() -> usize {
+    let largest = matdiff::rules::rule_set()
+        .active(!0, false)
+        .iter()
+        .filter_map(|r| r.rewrite.applier.get_pattern_ast())
+        .map(|ast| {
+            ast.as_ref()
+                .iter()
+                .filter(|n| matches!(n, egg::ENodeOrVar::ENode(_)))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    2 * largest
+}

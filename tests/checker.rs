@@ -98,3 +98,61 @@ fn finite_differences_of_a_large_objective_do_not_fail_a_zero_gradient() {
     let v = verdict(script, "w", "(scale 0.001 (ones @m @1))");
     assert!(matches!(v, Check::Failed { .. }), "{v:?}");
 }
+
+/// `(r.^−2).^−0.5` is |r|: its gradient is sign(r). Beside `log(b)` (whose argument must be
+/// positive) the check must still draw r of both signs, so that 1 (right only for r > 0)
+/// fails: issue 16's whole-domain check.
+#[test]
+fn a_formula_right_only_for_positive_values_fails_where_the_variable_may_be_negative() {
+    let script = "b : n; r : n; sum(log(b)) + sum((r .^ (-2)) .^ (-0.5))";
+    let v = verdict(script, "r", "(sign r)");
+    assert!(v.passed(), "{v:?}");
+    let v = verdict(script, "r", "(ones @n @1)");
+    assert!(matches!(v, Check::Failed { .. }), "{v:?}");
+    // b is drawn positive where log needs it, and its gradient is checked.
+    let v = verdict(script, "b", "(./ (ones @n @1) b)");
+    assert!(v.passed(), "{v:?}");
+}
+
+#[test]
+fn a_constant_target_passes_without_drawing_an_instance() {
+    // softmax of a scalar is 1: every instance of det(...) overflows exp, yet the gradient is 0.
+    let script = "C : L x L; A : L x L; softmax(det((A*C)'*(A*C) + 2*eye(L)))";
+    let v = verdict(script, "A", "(zeros @L @L)");
+    assert!(matches!(v, Check::Passed { instances: 0, .. }), "{v:?}");
+    // A zero of the wrong shape is no gradient of A.
+    let v = verdict("A : m x n; B : m x m; sum(B) + 0*sum(A)", "A", "(zeros @m @m)");
+    assert!(!v.passed(), "{v:?}");
+    // A target that depends on the variable is still checked on instances.
+    let v = verdict("A : n x n; sum(A - 2*A)", "A", "(zeros @n @n)");
+    assert!(matches!(v, Check::Failed { .. }), "{v:?}");
+}
+
+#[test]
+fn draws_that_overflow_are_shrunk_and_say_so() {
+    let script = "A : m x m; S : n x n; cosh(det(abs(det(A)) * S))";
+    let d = matdiff::grad(script, "A").expect("derives");
+    assert!(
+        matches!(d.check, Check::Passed { instances: 3, scale, .. } if scale < 1.0),
+        "{:?}",
+        d.check
+    );
+    assert!(d.check_text().contains("scaled by"), "{}", d.check_text());
+    // The planted fault (the formula negated) still fails at the smaller scale.
+    let planted = matdiff::Options {
+        plant_fault: true,
+        ..Default::default()
+    };
+    let d = matdiff::grad_with(script, "A", &planted).expect("derives");
+    assert!(matches!(d.check, Check::Failed { .. }), "{:?}", d.check);
+}
+
+#[test]
+fn an_empty_domain_names_its_operator() {
+    let v = verdict("x : n; sum(log(-(x .* x) - 1))", "x", "(zeros @n @1)");
+    assert!(
+        matches!(&v, Check::NoDomain { empty: Some(op), .. } if op == "log"),
+        "{v:?}"
+    );
+    assert!(v.no_domain_reason().contains("`log`"), "{v:?}");
+}

@@ -1701,3 +1701,50 @@ fn regression_postfix_inverse_before_a_spaced_elementwise_power() {
     .expect("derives");
     assert_eq!(d.target_text(), reference.target_text());
 }
+
+/// matdiff's own check on a random corpus (not in CI; FUZZING.md records its runs): how
+/// often it fails a formula that the independent finite differences above find right (a
+/// false failure), and how often it finds no instance to check on. `MATDIFF_PROPTEST_CASES`
+/// cases (default 5 000) from `MATDIFF_PROPTEST_SEED`; each case's every variable.
+#[test]
+#[ignore = "long run, minutes: see FUZZING.md"]
+fn false_failure_rate_of_matdiffs_check() {
+    let cases = env_u64("MATDIFF_PROPTEST_CASES").unwrap_or(5_000);
+    let seed = env_u64("MATDIFF_PROPTEST_SEED").unwrap_or(DEFAULT_SEED);
+    let (mut derivations, mut passed, mut constant, mut unchecked) = (0, 0, 0, 0);
+    let (mut false_failures, mut true_failures) = (Vec::new(), 0);
+    let start = std::time::Instant::now();
+    for i in 0..cases {
+        let script = decode(&case_at(seed, i));
+        if known_bug(&script).is_some() {
+            continue;
+        }
+        for var in &script.vars {
+            let Ok(d) = matdiff::grad_with(&script.text, &var.name, &Options::default()) else {
+                continue;
+            };
+            derivations += 1;
+            match &d.check {
+                matdiff::Check::Passed { instances: 0, .. } => constant += 1,
+                matdiff::Check::Passed { .. } => passed += 1,
+                matdiff::Check::Failed { .. } => {
+                    // Right or wrong, by the independent differences of every variable.
+                    let stats = RefCell::new(Stats::default());
+                    match check_decoded(&script, i, &stats) {
+                        Ok(()) => false_failures
+                            .push(format!("case {i}: {:?} --wrt {}: {:?}", script.text, var.name, d.check)),
+                        Err(_) => true_failures += 1,
+                    }
+                }
+                _ => unchecked += 1,
+            }
+        }
+    }
+    eprintln!(
+        "check on {cases} cases (seed {seed}): {derivations} derivations, {passed} passed on instances, {constant} constant (exact zero), {unchecked} unchecked (no domain or too large), {} false failures, {true_failures} true failures; {:.1?}\n{}",
+        false_failures.len(),
+        start.elapsed(),
+        false_failures.join("\n")
+    );
+    assert!(false_failures.is_empty(), "{} false failures", false_failures.len());
+}

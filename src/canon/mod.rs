@@ -22,9 +22,11 @@ use std::collections::HashMap;
 mod elementwise;
 mod product;
 mod terms;
+mod zeros;
 
 use product::orient;
 use terms::Signature;
+pub use zeros::{depends_on, fold_zeros};
 
 /// `coeff · Π scalars[i].0 ^ scalars[i].1 · core`.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,19 +116,7 @@ pub fn canonical(
     expr: &RecExpr<Math>,
 ) -> Option<RecExpr<Math>> {
     let inputs = expr.as_ref().len() + definitions.iter().map(|(_, d)| d.as_ref().len()).sum::<usize>();
-    let mut canon = Canon {
-        env,
-        sums: HashMap::new(),
-        elementwise_definitions: HashMap::new(),
-        budget: GROWTH * inputs + SLACK,
-        known: Vec::new(),
-        reading,
-        first_name: HashMap::new(),
-        out: ExprBuilder::default(),
-        data: Vec::new(),
-        transposed: HashMap::new(),
-        signatures: HashMap::new(),
-    };
+    let mut canon = Canon::new(env, reading, inputs);
     for (name, body) in definitions {
         let (poly, data) = canon.read(body);
         let known = poly.0.iter().any(|t| t.core.is_some() || !t.scalars.is_empty());
@@ -190,6 +180,24 @@ struct Canon<'a> {
     data: Vec<Data>,
     transposed: HashMap<Id, Id>,
     signatures: HashMap<Id, Signature>,
+}
+
+impl<'a> Canon<'a> {
+    fn new(env: &'a Env, reading: &'a ReadingOrder, inputs: usize) -> Canon<'a> {
+        Canon {
+            env,
+            sums: HashMap::new(),
+            elementwise_definitions: HashMap::new(),
+            budget: GROWTH * inputs + SLACK,
+            known: Vec::new(),
+            reading,
+            first_name: HashMap::new(),
+            out: ExprBuilder::default(),
+            data: Vec::new(),
+            transposed: HashMap::new(),
+            signatures: HashMap::new(),
+        }
+    }
 }
 
 impl Canon<'_> {

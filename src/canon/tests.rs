@@ -238,3 +238,31 @@ fn the_canonical_form_equals_its_input_numerically() {
         }
     }
 }
+
+fn folded(expr: &str) -> String {
+    let env = env(&["A", "B", "X"], &["x", "y", "mu"], &["s", "t"]);
+    fold_zeros(&env, &expr.parse().expect("an expression")).to_string()
+}
+
+#[test]
+fn zero_subexpressions_fold_and_the_rest_stays_as_written() {
+    // A − A in a product through a scaling: the whole product is zero.
+    assert_eq!(folded("(* (T x) (* (scale (pow s -1) (+ A (scale -1 A))) y))"), "0");
+    assert_eq!(folded("(scale 0 X)"), "(zeros @n @n)");
+    // A zero term leaves the other term as written (B·B is not rearranged).
+    assert_eq!(folded("(+ (* B B) (+ A (scale -1 A)))"), "(* B B)");
+    // Nothing to fold: unchanged.
+    assert_eq!(folded("(+ (* B B) A)"), "(+ (* B B) A)");
+    // A quotient by zero is undefined, not zero.
+    assert_eq!(folded("(./ X (+ A (scale -1 A)))"), "(./ X (+ A (scale -1 A)))");
+}
+
+#[test]
+fn dependence_is_read_from_the_canonical_form() {
+    let env = env(&["A", "B", "X"], &["x", "y", "mu"], &["s", "t"]);
+    let depends = |e: &str, v: &str| depends_on(&env, &e.parse().expect("an expression"), Symbol::from(v));
+    assert!(!depends("(sum (+ A (scale -1 A)))", "A"));
+    assert!(!depends("(sum B)", "A"));
+    assert!(depends("(sum (+ A (scale -2 A)))", "A"));
+    assert!(depends("(tr (* A B))", "A"));
+}

@@ -7,13 +7,21 @@ use serde_json::{json, Value};
 /// The numeric check's verdict as JSON (`{"status": "passed", "instances": 3, ...}`).
 pub fn check(check: &Check) -> Value {
     match check {
-        Check::Passed { instances, max_rel_err } => {
-            json!({"status": "passed", "instances": instances, "max_rel_err": max_rel_err})
+        Check::Passed {
+            instances,
+            max_rel_err,
+            scale,
+        } => {
+            json!({"status": "passed", "instances": instances, "max_rel_err": max_rel_err, "scale": scale})
         }
-        Check::Failed { instances, max_rel_err } => {
-            json!({"status": "failed", "instances": instances, "max_rel_err": max_rel_err})
+        Check::Failed {
+            instances,
+            max_rel_err,
+            scale,
+        } => {
+            json!({"status": "failed", "instances": instances, "max_rel_err": max_rel_err, "scale": scale})
         }
-        Check::NoDomain { tried } => json!({"status": "no_domain", "tried": tried}),
+        Check::NoDomain { tried, empty } => json!({"status": "no_domain", "tried": tried, "empty": empty}),
         Check::TooLarge { entries } => json!({"status": "too_large", "entries": entries}),
         Check::Skipped => json!({"status": "unchecked"}),
     }
