@@ -33,7 +33,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const DEFAULT_CASES: u64 = 60;
-const DEFAULT_MUTATIONS: u64 = 300;
+const DEFAULT_MUTATIONS: u64 = 1000;
 const DEFAULT_SEED: u64 = 0x6e75_6d70_7920_6469;
 /// A derivation (or a refusal) slower than this counts as a hang. Generous: debug build, a
 /// shared 2-core machine; the corpus's slowest layer derives in well under it.
@@ -221,7 +221,8 @@ impl Gen {
     /// A number, sometimes negative, as numpy code writes them.
     fn number(&mut self) -> String {
         // A negative literal is parenthesised: `-1.5 ** 2` is `-(1.5 ** 2)` in Python.
-        self.pick(&["2", "0.5", "3.0", "1.5", "0.25", "(-1.5)", "4"]).to_string()
+        self.pick(&["2", "0.5", "3.0", "1.5", "0.25", "(-1.5)", "4"])
+            .to_string()
     }
 
     /// A leaf of shape `want`: a parameter or local of that shape, or a new parameter.
@@ -291,10 +292,9 @@ impl Gen {
 
     /// An expression of shape `want`, at most `depth` operations deep.
     fn expr(&mut self, want: &Shape, depth: usize) -> String {
-        if depth == 0 || self.pct(20) {
-            if !want.contains(&Ax::One) || depth == 0 {
-                return self.shaped_leaf(want);
-            }
+        // A size-1 axis below the top is built, not a leaf (no parameter has one).
+        if depth == 0 || (self.pct(20) && !want.contains(&Ax::One)) {
+            return self.shaped_leaf(want);
         }
         let d = depth - 1;
         loop {
@@ -839,7 +839,10 @@ fn run_generated(seed: u64, count: u64) -> (Vec<String>, String) {
             }
         };
         if let Some(p) = problem {
-            failures.push(format!("case {i} (seed {case_seed}), {}: {p}\n{source}", path.display()));
+            failures.push(format!(
+                "case {i} (seed {case_seed}), {}: {p}\n{source}",
+                path.display()
+            ));
         }
     }
     let derive_time = start.elapsed();
@@ -893,7 +896,12 @@ fn generated_forward_passes_are_accepted_and_their_gradients_agree_with_numpy() 
     let cases = env_u64("MATDIFF_NUMPY_PROPTEST_CASES").unwrap_or(DEFAULT_CASES);
     let (failures, summary) = run_generated(seed(), cases);
     eprintln!("{summary}");
-    assert!(failures.is_empty(), "{} failing cases:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// Prints generated functions, to see what the generator writes:
@@ -937,7 +945,9 @@ fn tokens(text: &str) -> Vec<String> {
         let start = i;
         i += 1;
         if c.is_alphanumeric() || c == '_' || c == '.' && chars.get(i).is_some_and(|d| d.is_ascii_digit()) {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.' && chars[start].is_ascii_digit()) {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.' && chars[start].is_ascii_digit())
+            {
                 i += 1;
             }
         } else if c == '"' || c == '\'' {
@@ -958,11 +968,69 @@ fn tokens(text: &str) -> Vec<String> {
 /// Tokens worth inserting: the dialect's vocabulary, Python's constructs outside it, and
 /// numbers and shapes that stress the pipeline's limits.
 const VOCABULARY: &[&str] = &[
-    "(", ")", "[", "]", ",", ":", "=", "+", "-", "*", "/", "**", "@", ".", "\n", "    ", "\t", "np", "np.sum",
-    "np.max", "np.maximum", "np.where", "np.concatenate", "np.eye", "np.arange", "axis=0", "axis=1", "keepdims=True",
-    ".T", ".shape", "[0]", "[:, None]", "None", "return", "def", "if", "for", "lambda", "x", "y", "N", "H", "0", "1",
-    "2", "-1", "1e-5", "1e308", "1000", "777777777777", "\"N x D\"", "\"N labels of C\"", "\"4*H\"", "\"scalar\"",
-    "\"1000 x 1000\"", "\"\"\"", "#", "\\", ";", "+=", "*=", "cache", "def f(x: \"N x D\"):\n    return x\n",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ":",
+    "=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "**",
+    "@",
+    ".",
+    "\n",
+    "    ",
+    "\t",
+    "np",
+    "np.sum",
+    "np.max",
+    "np.maximum",
+    "np.where",
+    "np.concatenate",
+    "np.eye",
+    "np.arange",
+    "axis=0",
+    "axis=1",
+    "keepdims=True",
+    ".T",
+    ".shape",
+    "[0]",
+    "[:, None]",
+    "None",
+    "return",
+    "def",
+    "if",
+    "for",
+    "lambda",
+    "x",
+    "y",
+    "N",
+    "H",
+    "0",
+    "1",
+    "2",
+    "-1",
+    "1e-5",
+    "1e308",
+    "1000",
+    "777777777777",
+    "\"N x D\"",
+    "\"N labels of C\"",
+    "\"4*H\"",
+    "\"scalar\"",
+    "\"1000 x 1000\"",
+    "\"\"\"",
+    "#",
+    "\\",
+    ";",
+    "+=",
+    "*=",
+    "cache",
+    "def f(x: \"N x D\"):\n    return x\n",
 ];
 
 /// Applies 1 to 3 random mutations to `text`.
@@ -1013,7 +1081,8 @@ fn mutate(text: &str, rng: &mut ChaCha8Rng) -> String {
                 if rng.random_bool(0.5) && at < chars.len() {
                     chars.remove(at);
                 } else {
-                    let c = ['x', '(', ')', ':', ',', ' ', '\n', '0', '9', 'é', '∑', '"', '\0'][rng.random_range(0..13)];
+                    let c =
+                        ['x', '(', ')', ':', ',', ' ', '\n', '0', '9', 'é', '∑', '"', '\0'][rng.random_range(0..13)];
                     chars.insert(at, c);
                 }
                 toks[k] = chars.into_iter().collect();
@@ -1064,18 +1133,41 @@ fn mutation_case(source: &str) -> Result<bool, String> {
     }
 }
 
+/// The open bug a mutated input would only hit again (FUZZING.md, Bugs found), if any:
+/// such inputs are skipped and counted unless `MATDIFF_NUMPY_KNOWN_BUGS=1`, so that a run
+/// can still find new bugs.
+fn known_bug(source: &str) -> Option<&'static str> {
+    if std::env::var("MATDIFF_NUMPY_KNOWN_BUGS").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let quoted_non_ascii = tokens(source)
+        .iter()
+        .any(|t| (t.starts_with('"') || t.starts_with('\'')) && !t.is_ascii());
+    if quoted_non_ascii {
+        return Some("non-ASCII in a string literal panics");
+    }
+    source
+        .contains('\0')
+        .then_some("an error at a NUL renders without a caret")
+}
+
 /// Runs `count` mutations from `seed`; returns the failures and a summary.
 fn run_mutations(seed: u64, first: u64, count: u64) -> (Vec<String>, String) {
     let files = corpus();
     let start = Instant::now();
     let mut failures = Vec::new();
     let mut accepted = 0;
+    let mut known = 0;
     let mut slowest = (Duration::ZERO, 0);
     for i in first..count {
         // Each case from (seed, index) alone, so that a failing one is reproducible by itself.
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let (name, text) = &files[rng.random_range(0..files.len())];
         let source = mutate(text, &mut rng);
+        if known_bug(&source).is_some() {
+            known += 1;
+            continue;
+        }
         let began = Instant::now();
         let result = mutation_case(&source);
         slowest = slowest.max((began.elapsed(), i));
@@ -1083,14 +1175,15 @@ fn run_mutations(seed: u64, first: u64, count: u64) -> (Vec<String>, String) {
             Ok(true) => accepted += 1,
             Ok(false) => {}
             Err(problem) => {
-                let entry = format!("mutation {i} of {name} (seed {seed}): {problem}\n--- input ---\n{source}\n--- end ---");
+                let entry =
+                    format!("mutation {i} of {name} (seed {seed}): {problem}\n--- input ---\n{source}\n--- end ---");
                 eprintln!("{entry}");
                 failures.push(entry);
             }
         }
     }
     let summary = format!(
-        "numpy mutations: seed {seed}, cases {first}..{count}, {accepted} still accepted and derived, {} failing, slowest case {} {:.1?}, total {:.1?}",
+        "numpy mutations: seed {seed}, cases {first}..{count}, {accepted} still accepted and derived, {known} skipped for known bugs, {} failing, slowest case {} {:.1?}, total {:.1?}",
         failures.len(),
         slowest.1,
         slowest.0,
@@ -1104,7 +1197,12 @@ fn mutated_corpus_files_never_panic_or_hang_and_fail_with_a_located_error() {
     let count = env_u64("MATDIFF_NUMPY_MUTATIONS").unwrap_or(DEFAULT_MUTATIONS);
     let (failures, summary) = run_mutations(seed(), 0, count);
     eprintln!("{summary}");
-    assert!(failures.is_empty(), "{} failing mutations:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing mutations:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// The long run, recorded in FUZZING.md: `MATDIFF_NUMPY_MUTATIONS` (default 20 000) mutations
@@ -1119,4 +1217,58 @@ fn mutations_long_run() {
     let _ = std::panic::take_hook();
     eprintln!("{summary}");
     assert!(failures.is_empty(), "{} failing mutations", failures.len());
+}
+
+// ---------------------------------------------------------------------------------------
+// Bugs found by these properties, each as its minimal reproducer (FUZZING.md, Bugs found).
+
+/// Found by the generated forward passes: `np.max`/`np.min` of a whole 2-D array (function
+/// or method) is refused, while README lists `max min` among the reductions "(functions and
+/// methods, `axis=` keyword or positional, `keepdims=`)" and issue 15 asks for whole-array
+/// max; of a 1-D array it works. The generator avoids it until it is fixed.
+#[test]
+#[ignore = "bug: np.max(x) / x.min() of a whole matrix is refused (\"take it over an axis\")"]
+fn bug_the_maximum_of_a_whole_matrix_is_refused() {
+    for body in ["np.max(x)", "x.min()"] {
+        let src = format!("import numpy as np\n\n\ndef f(x: \"N x D\"):\n    return {body}\n");
+        let program =
+            numpy_dialect::read(&src, None).unwrap_or_else(|e| panic!("{}", e.render("case.py", &src, false)));
+        let pass = program
+            .backward(&program.variables, &Options::default())
+            .expect("the gradient derives");
+        assert!(pass.all_checked(), "{}", pass.text());
+    }
+}
+
+/// Found by the mutation property: a non-ASCII character in any string literal (an
+/// annotation such as `"D∑"`, or a docstring `"""Résumé."""`) panics in the tokenizer
+/// (`src/numpy_dialect/syntax.rs:249`, "byte index is not a char boundary"); the CLI says
+/// "matdiff stopped unexpectedly".
+#[test]
+#[ignore = "bug: a non-ASCII character in a string literal (docstring, annotation) panics the tokenizer"]
+fn bug_non_ascii_in_a_string_literal_panics() {
+    for src in [
+        "def f(x: \"N\"):\n    \"\"\"Résumé.\"\"\"\n    return x.sum()\n",
+        "def f(w: \"D∑\"):\n    return w.sum()\n",
+    ] {
+        let owned = src.to_string();
+        let outcome = timed(HANG, move || {
+            numpy_dialect::read(&owned, None).map(|_| ()).map_err(|e| e.to_string())
+        });
+        match outcome {
+            Some(Ok(_)) => {}
+            other => panic!("{src:?}: {other:?}"),
+        }
+    }
+}
+
+/// Found by the mutation property: an "unexpected character" error at a NUL (or any
+/// zero-width character) is rendered with its line and column but no caret under it.
+#[test]
+#[ignore = "bug: the error at a NUL character renders without a caret"]
+fn bug_an_error_at_a_nul_character_has_no_caret() {
+    let src = "def f(x: \"N\"):\n    return x\0.sum()\n";
+    let error = numpy_dialect::read(src, None).expect_err("a NUL is refused");
+    let rendered = error.render("case.py", src, false);
+    assert!(rendered.contains('^'), "{rendered}");
 }
