@@ -158,8 +158,8 @@ impl Gen {
     fn new(seed: u64) -> Gen {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let ndims = if rng.random_bool(0.5) { 2 } else { 3 };
-        let twice = rng.random_bool(0.25).then_some(ndims - 1);
-        let labels = rng.random_bool(0.2).then(|| (0, 1 + rng.random_range(0..ndims - 1)));
+        let twice = rng.random_bool(0.35).then_some(ndims - 1);
+        let labels = rng.random_bool(0.35).then(|| (0, 1 + rng.random_range(0..ndims - 1)));
         let mut g = Gen {
             rng,
             ndims,
@@ -186,8 +186,8 @@ impl Gen {
         self.rng.random_range(0..100) < p
     }
 
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.rng.random_range(0..items.len())]
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.rng.random_range(0..items.len())].clone()
     }
 
     fn dim(&mut self) -> Ax {
@@ -689,11 +689,46 @@ impl Gen {
         lines
     }
 
+    /// Statements that read the labels and cut or join the `2*H` axis: left to chance, the
+    /// shape-directed choice rarely lands on them.
+    fn indexing_statements(&mut self) {
+        let mut wanted = Vec::new();
+        if let Some((n, c)) = self.labels {
+            wanted.push(vec![Ax::D(n)]);
+            wanted.push(vec![Ax::D(n), Ax::D(c)]);
+        }
+        if let Some(t) = self.twice {
+            let r = Ax::D(self.rng.random_range(0..self.ndims));
+            let sliced = self.pick(&[vec![Ax::D(t)], vec![r, Ax::D(t)], vec![Ax::D(t), r]]);
+            let joined = self.pick(&[vec![Ax::Two(t)], vec![r, Ax::Two(t)], vec![Ax::Two(t), r]]);
+            wanted.push(sliced);
+            wanted.push(joined);
+        }
+        for shape in wanted {
+            if self.pct(25) {
+                continue;
+            }
+            let e = if self.labels.is_some() && shape.len() <= 2 && self.pct(60) {
+                self.labels_op(&shape, 1)
+            } else {
+                None
+            };
+            let Some(e) = e.or_else(|| self.block(&shape, 1)) else {
+                continue;
+            };
+            let name = self.fresh("t");
+            let fresh = Self::is_fresh(&e);
+            self.lines.push(format!("{name} = {e}"));
+            self.locals.push((name, shape, fresh));
+        }
+    }
+
     /// The whole file.
     fn program(mut self) -> String {
-        for _ in 0..self.rng.random_range(1..=4) {
+        for _ in 0..self.rng.random_range(1..=3) {
             self.statement();
         }
+        self.indexing_statements();
         let mode = self.rng.random_range(0..10);
         let mut returns = Vec::new();
         if mode < 4 {
