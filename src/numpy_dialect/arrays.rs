@@ -475,10 +475,17 @@ impl Arrays {
                 }
                 Ok(m)
             }
-            _ => Err(Error::unsupported(
-                "the maximum of a whole matrix is not supported; take it over an axis",
-                span,
-            )),
+            ([_, _], None) => {
+                // The maximum of each row, then of those: the first maximum in row-major order,
+                // as numpy's argmax of the flattened array.
+                let rows = self.max(a, Some(1), false, span)?;
+                let m = self.max(&rows, None, false, span)?;
+                Ok(Arr {
+                    shape: if keepdims { vec![Dim::one(), Dim::one()] } else { vec![] },
+                    ..m
+                })
+            }
+            _ => Err(Error::unsupported("matdiff's arrays have at most two axes", span)),
         }
     }
 

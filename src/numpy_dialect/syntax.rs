@@ -152,6 +152,14 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, Error> {
             }
             _ => {
                 let Some(op) = OPERATORS.iter().find(|op| src[i..].starts_with(**op)) else {
+                    if c.is_control() {
+                        // A control character has no width of its own: the caret takes in its neighbour.
+                        let before = src[..i].chars().next_back().map_or(0, char::len_utf8);
+                        return Err(Error::syntax(
+                            format!("unexpected control character U+{:04X}", c as u32),
+                            Span::new(i - before, i + c.len_utf8()),
+                        ));
+                    }
                     return Err(Error::syntax(
                         format!("unexpected character `{c}`"),
                         Span::new(i, i + c.len_utf8()),
@@ -238,6 +246,8 @@ fn string(src: &str, start: usize) -> Result<(String, usize), Error> {
     let body_start = delim.len();
     let mut i = body_start;
     let b = rest.as_bytes();
+    // Bytes, not chars: a closing quote is ASCII, so the slice below ends on a char boundary
+    // whatever the string holds.
     while i < b.len() {
         if b[i] == b'\\' {
             i += 2;
@@ -246,7 +256,7 @@ fn string(src: &str, start: usize) -> Result<(String, usize), Error> {
         if !triple && b[i] == b'\n' {
             break;
         }
-        if rest[i..].starts_with(&delim) {
+        if b[i..].starts_with(delim.as_bytes()) {
             return Ok((rest[body_start..i].to_string(), i + delim.len()));
         }
         i += 1;
