@@ -135,7 +135,16 @@ impl Form for Latex {
             }
             Math::Mul(_) => infix(MATMUL),
             Math::Had(_) => infix("\\odot"),
-            Math::HDiv(_) => infix("\\oslash"),
+            Math::HDiv([e, d]) => match super::row_softmax(expr, *e, *d) {
+                Some(arg) => Piece::new(
+                    format!(
+                        "\\operatorname{{softmax}}\\left({}\\right)",
+                        pieces[usize::from(arg)].text
+                    ),
+                    Atom,
+                ),
+                None => infix("\\oslash"),
+            },
             Math::Kron(_) => infix("\\otimes"),
             Math::Scale([s, x]) => match constant_at(expr, *s) {
                 _ if super::text::reciprocal(expr, *s).is_some() => {

@@ -161,6 +161,24 @@ pub fn dim_prec(d: &crate::dim::Dim) -> Prec {
     }
 }
 
+/// `A` when `e ⊘ d` is a row-wise softmax: e = exp(A), d = exp(A)·1·1ᵀ (one product or two).
+pub fn row_softmax(expr: &RecExpr<Math>, e: Id, d: Id) -> Option<Id> {
+    let exp_arg = |id: Id| match &expr[id] {
+        Math::Fn(crate::ops::Func::Exp, args) => Some(args[0]),
+        _ => None,
+    };
+    let arg = exp_arg(e)?;
+    let ones = |id: Id| matches!(expr[id], Math::Ones(_));
+    let summed = match expr[d] {
+        Math::Mul([x, o]) if ones(o) => match expr[x] {
+            Math::Mul([y, o1]) if ones(o1) => y,
+            _ => x,
+        },
+        _ => return None,
+    };
+    (summed == e).then_some(arg)
+}
+
 /// The dimension at `id`, if it is a dimension leaf.
 pub fn dim_at(expr: &RecExpr<Math>, id: Id) -> Option<&crate::dim::Dim> {
     match &expr[id] {

@@ -52,7 +52,7 @@ impl Form for Numpy<'_> {
                 _ => infix("*"),
             },
             Math::Had(_) => infix("*"),
-            Math::HDiv([e, d]) => match row_softmax(expr, *e, *d) {
+            Math::HDiv([e, d]) => match super::row_softmax(expr, *e, *d) {
                 // exp(A) ⊘ (exp(A)·1·1ᵀ), row by row, shifted by each row's maximum so that no
                 // exponential overflows (softmax is invariant to the shift).
                 Some(arg) => {
@@ -119,24 +119,6 @@ impl Form for Numpy<'_> {
             Math::Cols(_) => Piece::new(format!("np.shape({})[1]", a[0].text), Postfix),
         }
     }
-}
-
-/// `A` when `e ⊘ d` is a row-wise softmax: e = exp(A), d = exp(A)·1·1ᵀ (one product or two).
-fn row_softmax(expr: &RecExpr<Math>, e: Id, d: Id) -> Option<Id> {
-    let exp_arg = |id: Id| match &expr[id] {
-        Math::Fn(crate::ops::Func::Exp, args) => Some(args[0]),
-        _ => None,
-    };
-    let arg = exp_arg(e)?;
-    let ones = |id: Id| matches!(expr[id], Math::Ones(_));
-    let summed = match expr[d] {
-        Math::Mul([x, o]) if ones(o) => match expr[x] {
-            Math::Mul([y, o1]) if ones(o1) => y,
-            _ => x,
-        },
-        _ => return None,
-    };
-    (summed == e).then_some(arg)
 }
 
 /// `base`, or `base` with underscores, unlike every variable and dimension name in `expr`.

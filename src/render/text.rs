@@ -74,7 +74,11 @@ impl Form for Text {
             }
             Math::Mul(_) => infix(MATMUL),
             Math::Had(_) => infix(" ⊙ "),
-            Math::HDiv(_) => infix(" ⊘ "),
+            // exp(A) ⊘ (exp(A)·1·1ᵀ) is the language's own softmax (rows), and reads as written.
+            Math::HDiv([e, d]) => match super::row_softmax(expr, *e, *d) {
+                Some(arg) => Piece::new(format!("softmax({})", pieces[usize::from(arg)].text), Atom),
+                None => infix(" ⊘ "),
+            },
             Math::Kron(_) => infix(" ⊗ "),
             Math::Scale([s, x]) => match constant_at(expr, *s) {
                 _ if reciprocal(expr, *s).is_some() => {
