@@ -92,7 +92,7 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
         .collect();
     add_names(&mut egraph, checked, &definitions);
     let names: Vec<Symbol> = definitions.iter().map(|(n, _)| *n).collect();
-    egraph.rebuild();
+    crate::simplify::rebuild(&mut egraph);
     let (egraph, _) = simplify::saturate(egraph, options.limits);
     let extraction = simplify::Extraction::new(&egraph);
     // Each step reads as the result does: sums in the script's order, a minus taken in.
@@ -158,7 +158,7 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
         let mut egraph = MathGraph::new(ShapeAnalysis { env: f.env.clone() });
         let root = egraph.add_expr(&f.matrix);
         add_names(&mut egraph, checked, &definitions);
-        egraph.rebuild();
+        crate::simplify::rebuild(&mut egraph);
         let (egraph, _) = simplify::saturate(egraph, options.limits);
         simplify::extract(&egraph, root)
     });

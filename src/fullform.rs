@@ -136,7 +136,7 @@ fn simplified_jacobian(
 ) -> Result<RecExpr<Math>, String> {
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let root = row_major_jacobian(&mut egraph, expr, expr_shape, wrt, wrt_shape)?;
-    egraph.rebuild();
+    crate::simplify::rebuild(&mut egraph);
     let (egraph, _) = simplify::saturate(egraph, options.limits);
     Ok(simplify::extract(&egraph, root))
 }

@@ -236,7 +236,7 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     // The derivative as built holds many shortcuts (1·G, Aᵀ·I, (Gᵀ)ᵀ) and cancelling pairs
     // (0.5·2, A − A, A·A⁻¹). Cancelling inside an e-graph that also rearranges never ends, so
     // the canonical form takes them all, once, on the tree; the full run then only rearranges.
-    egraph.rebuild();
+    crate::simplify::rebuild(&mut egraph);
     let mut reading = order::ReadingOrder::default();
     reading.read(&target.expr);
     for (name, expr, _) in &checked.definition_exprs {
@@ -273,7 +273,7 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
         definition_classes.push((sym, class, expr.clone()));
     }
     let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target_expr));
-    egraph.rebuild();
+    crate::simplify::rebuild(&mut egraph);
     let (egraph, report) = simplify::saturate(egraph, options.limits);
     let extraction = simplify::Extraction::new(&egraph);
     let extract = |class: Id, banned: &[Symbol]| reading.arrange(&extraction.best_without(class, banned));

@@ -101,7 +101,7 @@ pub fn run(egraph: &mut MathGraph, rules: &[&Compiled], limits: Limits) -> Outco
             }
         }
         drop(found);
-        egraph.rebuild();
+        crate::simplify::rebuild(egraph);
         iteration += 1;
         if over {
             break Some(format!("node limit ({})", egraph.total_size()));

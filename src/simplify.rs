@@ -48,6 +48,25 @@ pub struct SimplifyReport {
     pub limit_hit: Option<String>,
 }
 
+/// Restores the e-graph's invariants after additions and unions, without starting quanta's clock.
+///
+/// egg 0.11 times every `EGraph::rebuild` with `quanta::Instant::now()`, for a log line
+/// only, and has no feature to turn that off. quanta's first reading on a thread without
+/// an override calibrates the TSC against the system clock, spinning for at least 500
+/// rounds of a microsecond (metrics-rs/quanta #2, #16, #63): about 2 ms, most of a whole
+/// `matdiff grad` run. Patching egg means carrying a fork, and quanta has no way to choose
+/// the global clock; it does honour a per-thread override, so every rebuild runs under a
+/// mock clock that costs one atomic load to read (egg's log then says 0 s; matdiff's own
+/// limits time runs with `std::time::Instant`). `clippy.toml` disallows calling
+/// `EGraph::rebuild` directly, so no path slips back.
+pub fn rebuild(egraph: &mut MathGraph) -> usize {
+    thread_local! {
+        static NO_CALIBRATION: quanta::Clock = quanta::Clock::mock().0;
+    }
+    #[allow(clippy::disallowed_methods)]
+    NO_CALIBRATION.with(|clock| quanta::with_clock(clock, || egraph.rebuild()))
+}
+
 pub fn saturate(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport) {
     run(egraph, limits, false)
 }
@@ -81,7 +100,7 @@ fn run(mut egraph: MathGraph, limits: Limits, tidy: bool) -> (MathGraph, Simplif
 pub fn simplest(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (RecExpr<Math>, SimplifyReport) {
     let mut egraph = MathGraph::new(crate::ir::ShapeAnalysis { env: env.clone() });
     let root = egraph.add_expr(expr);
-    egraph.rebuild();
+    rebuild(&mut egraph);
     let (egraph, report) = run(egraph, limits, false);
     (extract(&egraph, root), report)
 }

@@ -159,7 +159,7 @@ fn try_instance(
             subst.insert(*v, egraph.add(leaf));
         }
         let root = egraph.add_expr(&left);
-        egraph.rebuild();
+        crate::simplify::rebuild(&mut egraph);
         if !GuardCondition::new(guard).check(&mut egraph, root, &subst) {
             return None;
         }
