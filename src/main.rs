@@ -18,8 +18,10 @@ enum Command {
     Grad(GradArgs),
     /// The full-form derivative ∂T/∂X of a vector or matrix target, as a matrix over vec.
     Jacobian(FullArgs),
-    /// The Hessian of a scalar target (the Jacobian of its gradient).
+    /// The Hessian of a scalar target (the Jacobian of its gradient); `--wrt x,y` the mixed block.
     Hessian(FullArgs),
+    /// A Hessian-vector product H·v (v a declared variable of x's shape), without forming H.
+    Hvp(HvpArgs),
     /// The derivative three ways (per example, compact chain rule, full Jacobian), every step checked.
     Explain(ExplainArgs),
     /// The interactive session (also what `matdiff` alone starts); piped input runs as a script.
@@ -96,6 +98,25 @@ struct FullArgs {
     /// With `--emit latex`: a complete document instead of a fragment.
     #[arg(long)]
     standalone: bool,
+    /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
+    #[arg(long)]
+    function: bool,
+    #[command(flatten)]
+    check: CheckArgs,
+}
+
+#[derive(clap::Args)]
+struct HvpArgs {
+    #[command(flatten)]
+    input: Input,
+    /// The direction v: a declared variable of the same shape as `--wrt`.
+    #[arg(long)]
+    dir: String,
+    #[arg(long, value_enum, default_value_t = HvpEmit::Text)]
+    emit: HvpEmit,
+    /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
+    #[arg(long)]
+    function: bool,
     #[command(flatten)]
     check: CheckArgs,
 }
@@ -134,8 +155,17 @@ enum GradEmit {
 enum FullEmit {
     Text,
     Json,
+    Numpy,
     Latex,
     Markdown,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum HvpEmit {
+    Text,
+    Json,
+    Numpy,
+    Latex,
 }
 
 /// `explain` writes notes, not code: numpy or JSON of its result is `grad`'s.
@@ -167,6 +197,7 @@ fn run() -> ExitCode {
         Some(Command::Grad(args)) => grad(args),
         Some(Command::Jacobian(args)) => full_form(args, matdiff::fullform::FullKind::Jacobian),
         Some(Command::Hessian(args)) => full_form(args, matdiff::fullform::FullKind::Hessian),
+        Some(Command::Hvp(args)) => hvp(args),
         Some(Command::Explain(args)) => explain(args),
         Some(Command::Repl { file }) => ExitCode::from(matdiff::repl::run(file.as_deref()).clamp(0, 255) as u8),
         None => ExitCode::from(matdiff::repl::run(None).clamp(0, 255) as u8),
@@ -360,27 +391,54 @@ fn render_gradients(args: &GradArgs, source: &Source, derivations: &[matdiff::De
     }
 }
 
+/// `prepare` for `jacobian`, `hessian` and `hvp`, refusing `--function` without `--emit numpy`.
+fn prepare_second_order(
+    input: &Input,
+    check: &CheckArgs,
+    function_without_numpy: bool,
+) -> Result<(String, String, Options), ExitCode> {
+    if function_without_numpy {
+        err!("error: `--function` writes a Python function; add `--emit numpy`");
+        return Err(ExitCode::from(EXIT_INPUT));
+    }
+    prepare(input, LayoutArg::Denominator, check)
+}
+
 fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
-    let (name, script, options) = match prepare(&args.input, LayoutArg::Denominator, &args.check) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let (name, script, options) =
+        match prepare_second_order(&args.input, &args.check, args.function && args.emit != FullEmit::Numpy) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
     let wrt = &args.input.wrt;
     let result = Source::read(&args.input, &name, &script).and_then(|source| match kind {
         matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(source.checked(), wrt, &options),
-        matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(source.checked(), wrt, &options),
+        matdiff::fullform::FullKind::Hessian => match source.wrt(wrt).as_slice() {
+            // `--wrt x,y`: the mixed block, the Jacobian in y of the gradient in x.
+            [x, y] if wrt.contains(',') => matdiff::fullform::hessian_mixed(source.checked(), x, y, &options),
+            [_, _, ..] => Err(matdiff::Error::new(
+                matdiff::ErrorKind::Input,
+                "a Hessian takes one variable, or two (`--wrt x,y`) for the mixed block ∂²f/∂x∂y",
+                None,
+            )
+            .in_argument("--wrt", wrt)),
+            _ => matdiff::fullform::hessian(source.checked(), wrt, &options),
+        },
     });
     let form = match result {
         Ok(f) => f,
         Err(e) => return report(&e, &name, &script),
     };
     let rendered = match args.emit {
+        FullEmit::Numpy if args.function => form.numpy_function(),
+        FullEmit::Numpy => form.numpy(),
         FullEmit::Latex => matdiff::render::notes::full_form(&form).latex(args.standalone),
         FullEmit::Markdown => matdiff::render::notes::full_form(&form).markdown(),
         FullEmit::Json => serde_json::json!({
             "matrix": form.matrix_text(),
             "latex": form.matrix_latex(),
             "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "numpy": form.numpy(),
             "index_form": form.index_form,
             "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
             "check": form.check_text(),
@@ -397,6 +455,37 @@ fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
             err!("{rendered}");
             ExitCode::from(EXIT_CHECK)
         }
+    }
+}
+
+fn hvp(args: HvpArgs) -> ExitCode {
+    let (name, script, options) =
+        match prepare_second_order(&args.input, &args.check, args.function && args.emit != HvpEmit::Numpy) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+    let result = Source::read(&args.input, &name, &script)
+        .and_then(|source| matdiff::hvp::hvp(source.checked(), &args.input.wrt, &args.dir, &options));
+    let product = match result {
+        Ok(p) => p,
+        Err(e) => return report(&e, &name, &script),
+    };
+    let rendered = match args.emit {
+        HvpEmit::Text => product.to_string(),
+        HvpEmit::Json => serde_json::to_string_pretty(&product.json()).unwrap_or_default(),
+        HvpEmit::Numpy if args.function => product.numpy_function(),
+        HvpEmit::Numpy => product.numpy(),
+        HvpEmit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", product.latex()),
+    };
+    if matches!(product.check, Check::Passed { .. } | Check::Skipped) {
+        out!("{rendered}");
+        ExitCode::SUCCESS
+    } else {
+        err!("{rendered}");
+        if args.emit != HvpEmit::Text {
+            err!("{}", product.check_text());
+        }
+        ExitCode::from(EXIT_CHECK)
     }
 }
 
