@@ -27,6 +27,9 @@ pub struct FullForm {
     pub gradient_of: Option<(String, Shape)>,
     /// The script's variables in order (the arguments of `--function`).
     pub variables: Vec<String>,
+    /// When the simplified matrix was 0 at every entry on every checked instance, it is shown
+    /// as the zero matrix, and this holds the form as derived (which the rules did not cancel).
+    pub derived_zero: Option<String>,
     /// ∂ravel(T)/∂ravel(X): rows follow T's entries row by row, columns X's.
     pub matrix: RecExpr<Math>,
     pub env: crate::ir::Env,
@@ -166,6 +169,7 @@ impl FullForm {
             wrt_shape,
             gradient_of: None,
             variables: checked.variables.clone(),
+            derived_zero: None,
             index_latex: index_form.as_ref().map(|[_, l]| l.clone()),
             index_form: index_form.map(|[t, _]| t),
             nonzeros: structural_nonzeros(&matrix),
@@ -298,9 +302,11 @@ fn check_jacobian(form: &mut FullForm, expr: &RecExpr<Math>, options: &Options) 
         upstream: None,
     };
     let mut counted = None;
+    let mut all_zero = true;
     let matrix = form.matrix.clone();
     form.check = check_in(&domain, &options.check, |inst| {
         let analytic = numeric::eval(&matrix, inst)?;
+        all_zero &= analytic.amax() <= ZERO;
         let x0 = inst
             .values
             .get(&wrt)
@@ -330,7 +336,39 @@ fn check_jacobian(form: &mut FullForm, expr: &RecExpr<Math>, options: &Options) 
         Ok(relative_error(&numeric_j, &analytic))
     });
     form.counted = counted;
+    let already_zero = matches!(form.matrix.as_ref().last(), Some(Math::Zeros(_)));
+    if form.check.passed() && all_zero && !already_zero {
+        // Cancellations the rules do not see (softmax's shift invariance: the Hessian of the
+        // sum of a softmax) leave a long formula equal to 0; show 0 and keep what was derived.
+        form.derived_zero = Some(form.matrix_text());
+        let (rows, cols) = (FullForm::size(form.row_shape()), FullForm::size(&form.wrt_shape));
+        form.matrix = zero_matrix(rows, cols);
+        form.index_form = None;
+        form.index_latex = None;
+        form.nonzeros = None;
+    }
 }
+
+/// The zero matrix of the given size.
+pub(crate) fn zero_matrix(rows: Dim, cols: Dim) -> RecExpr<Math> {
+    let mut zero = RecExpr::default();
+    let r = zero.add(Math::Dim(DimNode(rows)));
+    let c = zero.add(Math::Dim(DimNode(cols)));
+    zero.add(Math::Zeros([r, c]));
+    zero
+}
+
+/// The line saying a result is shown as 0 and what was derived (its first 100 characters).
+pub(crate) fn zero_note(derived: &str) -> String {
+    let shown: String = derived.chars().take(100).collect();
+    let more = if derived.chars().count() > 100 { "…" } else { "" };
+    format!(
+        "identically 0: the derived form {shown}{more} was 0 at every entry on every checked instance (|entry| ≤ {ZERO:.0e}); the rules did not cancel it"
+    )
+}
+
+/// An entry this small, with the check's inputs of order one, is a rounding error of 0.
+pub(crate) const ZERO: f64 = 1e-9;
 
 /// The entries of a matrix row by row, as one column (numpy's ravel).
 fn ravel(m: &Matrix) -> Matrix {
@@ -735,6 +773,9 @@ impl std::fmt::Display for FullForm {
                     self.matrix_text()
                 )?;
             }
+        }
+        if let Some(derived) = &self.derived_zero {
+            writeln!(f, "{}", zero_note(derived))?;
         }
         if let Some(index) = &self.index_form {
             writeln!(f, "index form: {index}")?;

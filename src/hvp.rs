@@ -25,6 +25,9 @@ pub struct Hvp {
     pub derivation: Derivation,
     /// Against finite differences of the checked gradient along v.
     pub check: Check,
+    /// When H·v was 0 on every checked instance, it is shown as the zero of x's shape and
+    /// this holds the form as derived (which the rules did not cancel).
+    pub derived_zero: Option<String>,
 }
 
 /// H·v, where H is the Hessian of the script's scalar target in `wrt` and v is `dir`.
@@ -90,8 +93,9 @@ pub fn hvp(checked: &Checked, wrt: &str, dir: &str, options: &Options) -> Result
     product_script.target.shape = Shape::scalar();
     product_script.target.name = None;
     // Its own check (against ⟨∇ₓf, v⟩) is replaced by the directional one below.
-    let derivation = crate::grad_checked(&product_script, wrt, &unchecked)?;
+    let mut derivation = crate::grad_checked(&product_script, wrt, &unchecked)?;
 
+    let mut all_zero = false;
     let check = if options.no_check {
         Check::Skipped
     } else {
@@ -105,11 +109,23 @@ pub fn hvp(checked: &Checked, wrt: &str, dir: &str, options: &Options) -> Result
         )?
         .check;
         if gradient_check.passed() {
-            along(checked, &gradient.formula, &derivation.formula, wrt, dir, options)
+            let (check, zero) = along(checked, &gradient.formula, &derivation.formula, wrt, dir, options);
+            all_zero = zero;
+            check
         } else {
             gradient_check
         }
     };
+    let already_zero = matches!(derivation.formula.as_ref().last(), Some(Math::Zeros(_)));
+    let mut derived_zero = None;
+    if check.passed() && all_zero && !already_zero {
+        // As for full forms: a cancellation the rules do not see (a softmax's shift invariance).
+        derived_zero = Some(derivation.formula_text());
+        let zero = crate::fullform::zero_matrix(x_shape.rows.clone(), x_shape.cols.clone());
+        derivation.formula = zero.clone();
+        derivation.named = zero;
+        derivation.definitions.clear();
+    }
     Ok(Hvp {
         target_label: target.name.clone().unwrap_or_else(|| "f".into()),
         target_text: render::render(&target.expr, &Text).text,
@@ -118,10 +134,12 @@ pub fn hvp(checked: &Checked, wrt: &str, dir: &str, options: &Options) -> Result
         dir: dir.to_string(),
         derivation,
         check,
+        derived_zero,
     })
 }
 
-/// The formula against the derivative of the gradient along v, on random instances.
+/// The formula against the derivative of the gradient along v, on random instances; and
+/// whether the formula was 0 on every one of them.
 fn along(
     checked: &Checked,
     gradient: &RecExpr<Math>,
@@ -129,7 +147,7 @@ fn along(
     wrt: &str,
     dir: &str,
     options: &Options,
-) -> Check {
+) -> (Check, bool) {
     let (x, v) = (Symbol::from(wrt), Symbol::from(dir));
     let domain = Domain {
         env: &checked.env,
@@ -137,8 +155,10 @@ fn along(
         target: &checked.target.expr,
         upstream: None,
     };
-    check_in(&domain, &options.check, |inst| {
+    let mut all_zero = true;
+    let check = check_in(&domain, &options.check, |inst| {
         let analytic = numeric::eval(formula, inst)?;
+        all_zero &= analytic.amax() <= crate::fullform::ZERO;
         let x0 = inst.values.get(&x).cloned().ok_or(EvalError::Missing(wrt.into()))?;
         let v0 = inst.values.get(&v).cloned().ok_or(EvalError::Missing(dir.into()))?;
         let mut probe = inst.clone();
@@ -147,7 +167,8 @@ fn along(
             numeric::eval(gradient, &probe)
         })?;
         Ok(relative_error(&numeric_hv, &analytic))
-    })
+    });
+    (check, all_zero)
 }
 
 impl Hvp {
@@ -242,6 +263,7 @@ impl Hvp {
             "numpy": self.numpy(),
             "latex": self.formula_latex(),
             "check": render::json::check(&self.check),
+            "derived_zero": self.derived_zero,
         })
     }
 }
@@ -270,6 +292,9 @@ impl std::fmt::Display for Hvp {
         )?;
         if let Some(w) = self.derivation.where_text() {
             writeln!(f, "  {w}")?;
+        }
+        if let Some(derived) = &self.derived_zero {
+            writeln!(f, "{}", crate::fullform::zero_note(derived))?;
         }
         write!(f, "{}", self.check_text())
     }

@@ -422,6 +422,8 @@ fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
                 None,
             )
             .in_argument("--wrt", wrt)),
+            // `--wrt all` with one variable is that variable's Hessian.
+            [x] => matdiff::fullform::hessian(source.checked(), x, &options),
             _ => matdiff::fullform::hessian(source.checked(), wrt, &options),
         },
     });
@@ -439,6 +441,7 @@ fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
             "latex": form.matrix_latex(),
             "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
             "numpy": form.numpy(),
+            "derived_zero": form.derived_zero,
             "index_form": form.index_form,
             "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
             "check": form.check_text(),

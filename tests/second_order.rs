@@ -84,6 +84,7 @@ fn jacobians_and_hessians_in_numpy_agree_with_finite_differences_in_numpy() {
         hessian_case("mixed_least_squares_W_b", MATRIX_LEAST_SQUARES, "W", "b"),
         hessian_case("mixed_least_squares_b_W", MATRIX_LEAST_SQUARES, "b", "W"),
         hessian_case("mixed_softmax_ce_l_t", SOFTMAX_CE, "l", "t"),
+        hessian_case("hessian_sum_of_softmax_is_zero", "X : m x n; sum(softmax(X))", "X", "X"),
     ];
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/second_order_check.py");
     common::run_python_check(script, &lines, "second order");
@@ -128,6 +129,13 @@ fn hessian_vector_products_in_numpy_agree_with_the_gradient_along_v() {
             "V",
         ),
         hvp_case("hvp_logsumexp", "x : n; logsumexp(x)", "v : n", "x", "v"),
+        hvp_case(
+            "hvp_sum_of_softmax_is_zero",
+            "X : m x n; sum(softmax(X))",
+            "V : m x n",
+            "X",
+            "V",
+        ),
     ];
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/second_order_check.py");
     common::run_python_check(script, &lines, "second order");
@@ -173,4 +181,23 @@ fn a_planted_fault_in_a_hessian_vector_product_fails_its_check() {
     let product = matdiff::hvp::hvp(&checked, "x", "v", &options).unwrap();
     assert!(!product.check.passed(), "{product}");
     assert!(product.check_text().contains("CHECK FAILED"), "{product}");
+}
+
+#[test]
+fn a_hessian_equal_to_zero_prints_as_zero_with_its_shape() {
+    // softmax is invariant to adding a constant per row, so the sum of a softmax is constant.
+    let checked = check_script("X : m x n; sum(softmax(X))").unwrap();
+    let form = hessian(&checked, "X", &Options::default()).unwrap();
+    assert!(form.check.passed(), "{form}");
+    assert_eq!(form.matrix_text(), "0_(m·n x m·n)");
+    assert!(form.derived_zero.as_ref().is_some_and(|d| d.len() > 100), "{form}");
+    assert!(form.to_string().contains("identically 0: the derived form"), "{form}");
+    assert_eq!(form.numpy(), "np.zeros((m*n, m*n))");
+    let checked = check_script("X : m x n; V : m x n; sum(softmax(X))").unwrap();
+    let product = matdiff::hvp::hvp(&checked, "X", "V", &Options::default()).unwrap();
+    assert_eq!(product.formula_text(), "0_(m x n)", "{product}");
+    assert!(product.derived_zero.is_some(), "{product}");
+    // A Hessian that is not zero keeps its formula.
+    let least_squares = hessian(&check_script(LEAST_SQUARES).unwrap(), "w", &Options::default()).unwrap();
+    assert!(least_squares.derived_zero.is_none());
 }
