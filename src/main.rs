@@ -412,53 +412,86 @@ fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
         };
     let wrt = &args.input.wrt;
     let result = Source::read(&args.input, &name, &script).and_then(|source| match kind {
-        matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(source.checked(), wrt, &options),
+        matdiff::fullform::FullKind::Jacobian => {
+            matdiff::fullform::jacobian(source.checked(), wrt, &options).map(|f| vec![f])
+        }
         matdiff::fullform::FullKind::Hessian => match source.wrt(wrt).as_slice() {
             // `--wrt x,y`: the mixed block, the Jacobian in y of the gradient in x.
-            [x, y] if wrt.contains(',') => matdiff::fullform::hessian_mixed(source.checked(), x, y, &options),
+            [x, y] if wrt.contains(',') => {
+                matdiff::fullform::hessian_mixed(source.checked(), x, y, &options).map(|f| vec![f])
+            }
+            // `--wrt all`: every block, row by row (the gradient in each variable).
+            all @ [_, _, ..] if wrt.trim() == "all" => all
+                .iter()
+                .flat_map(|x| all.iter().map(move |y| (x, y)))
+                .map(|(x, y)| matdiff::fullform::hessian_mixed(source.checked(), x, y, &options))
+                .collect(),
             [_, _, ..] => Err(matdiff::Error::new(
                 matdiff::ErrorKind::Input,
-                "a Hessian takes one variable, or two (`--wrt x,y`) for the mixed block ∂²f/∂x∂y",
+                "a Hessian takes one variable, two (`--wrt x,y`) for the mixed block ∂²f/∂x∂y, or `all`",
                 None,
             )
             .in_argument("--wrt", wrt)),
             // `--wrt all` with one variable is that variable's Hessian.
-            [x] => matdiff::fullform::hessian(source.checked(), x, &options),
-            _ => matdiff::fullform::hessian(source.checked(), wrt, &options),
+            [x] => matdiff::fullform::hessian(source.checked(), x, &options).map(|f| vec![f]),
+            _ => matdiff::fullform::hessian(source.checked(), wrt, &options).map(|f| vec![f]),
         },
     });
-    let form = match result {
+    let forms = match result {
         Ok(f) => f,
         Err(e) => return report(&e, &name, &script),
     };
-    let rendered = match args.emit {
-        FullEmit::Numpy if args.function => form.numpy_function(),
-        FullEmit::Numpy => form.numpy(),
-        FullEmit::Latex => matdiff::render::notes::full_form(&form).latex(args.standalone),
-        FullEmit::Markdown => matdiff::render::notes::full_form(&form).markdown(),
-        FullEmit::Json => serde_json::json!({
-            "matrix": form.matrix_text(),
-            "latex": form.matrix_latex(),
-            "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-            "numpy": form.numpy(),
-            "derived_zero": form.derived_zero,
-            "index_form": form.index_form,
-            "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
-            "check": form.check_text(),
-        })
-        .to_string(),
-        FullEmit::Text => form.to_string(),
-    };
-    match form.check {
-        Check::Passed { .. } | Check::Skipped if form.contraction.as_ref().is_none_or(|(_, ok)| *ok) => {
-            out!("{rendered}");
-            ExitCode::SUCCESS
-        }
+    let rendered = match (args.emit, forms.as_slice()) {
+        (FullEmit::Numpy, [form]) if args.function => form.numpy_function(),
+        (FullEmit::Numpy, [form]) => form.numpy(),
+        (FullEmit::Latex, [form]) => matdiff::render::notes::full_form(form).latex(args.standalone),
+        (FullEmit::Markdown, [form]) => matdiff::render::notes::full_form(form).markdown(),
+        (FullEmit::Json, [form]) => full_json(form).to_string(),
+        (FullEmit::Text, forms) => forms.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n\n"),
+        (FullEmit::Json, forms) => serde_json::Value::Array(forms.iter().map(full_json).collect()).to_string(),
+        (FullEmit::Numpy, forms) if !args.function => block_numpy(forms),
         _ => {
-            err!("{rendered}");
-            ExitCode::from(EXIT_CHECK)
+            err!("error: the whole Hessian (`--wrt all`) is shown as text, json or numpy (one expression); ask for a block with `--wrt x,y`");
+            return ExitCode::from(EXIT_INPUT);
         }
+    };
+    let passed = forms.iter().all(|form| {
+        matches!(form.check, Check::Passed { .. } | Check::Skipped)
+            && form.contraction.as_ref().is_none_or(|(_, ok)| *ok)
+    });
+    if passed {
+        out!("{rendered}");
+        ExitCode::SUCCESS
+    } else {
+        err!("{rendered}");
+        ExitCode::from(EXIT_CHECK)
     }
+}
+
+fn full_json(form: &matdiff::fullform::FullForm) -> serde_json::Value {
+    serde_json::json!({
+        "rows": form.gradient_variable(),
+        "wrt": form.wrt,
+        "matrix": form.matrix_text(),
+        "latex": form.matrix_latex(),
+        "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "numpy": form.numpy(),
+        "derived_zero": form.derived_zero,
+        "index_form": form.index_form,
+        "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
+        "check": form.check_text(),
+    })
+}
+
+/// The whole Hessian as one `np.block`: block (i, j) is ∂vec(∇ᵢf)/∂vec(xⱼ), so rows and columns
+/// both follow the variables' ravels concatenated in order. `forms` is square, row by row.
+fn block_numpy(forms: &[matdiff::fullform::FullForm]) -> String {
+    let n = (forms.len() as f64).sqrt().round() as usize;
+    let rows: Vec<String> = forms
+        .chunks(n.max(1))
+        .map(|row| format!("[{}]", row.iter().map(|f| f.numpy()).collect::<Vec<_>>().join(", ")))
+        .collect();
+    format!("np.block([{}])", rows.join(", "))
 }
 
 fn hvp(args: HvpArgs) -> ExitCode {

@@ -302,3 +302,20 @@ fn second_order_commands_emit_every_form() {
     let fault = matdiff(&["hvp", script, "--wrt", "w", "--dir", "v", "--plant-fault"]);
     assert_eq!(fault.status.code(), Some(3));
 }
+
+#[test]
+fn the_whole_hessian_is_every_block() {
+    let script = "x : n; y : m; A : n x m; sum(exp(x)) + x'*A*y";
+    let out = matdiff(&["hessian", script, "--wrt", "all", "--emit", "numpy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let numpy = text(&out.stdout);
+    assert!(numpy.starts_with("np.block([[np.diagflat("), "{numpy}");
+    let blocks = text(&matdiff(&["hessian", script, "--wrt", "all"]).stdout);
+    assert!(
+        blocks.contains("∂vec(∇_x f)/∂vec(y) = A") && blocks.contains("∂vec(∇_y f)/∂vec(x) = Aᵀ"),
+        "{blocks}"
+    );
+    let refused = matdiff(&["hessian", script, "--wrt", "all", "--emit", "latex"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("--wrt x,y"), "{}", text(&refused.stderr));
+}
