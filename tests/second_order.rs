@@ -201,3 +201,32 @@ fn a_hessian_equal_to_zero_prints_as_zero_with_its_shape() {
     let least_squares = hessian(&check_script(LEAST_SQUARES).unwrap(), "w", &Options::default()).unwrap();
     assert!(least_squares.derived_zero.is_none());
 }
+
+#[test]
+fn the_whole_hessian_as_one_np_block_agrees_with_finite_differences_in_numpy() {
+    let script = "x : n; y : m; A : n x m; sum(exp(x)) + x'*A*y + norm(y)^2";
+    let matdiff = env!("CARGO_BIN_EXE_matdiff");
+    let out = std::process::Command::new(matdiff)
+        .args(["hessian", script, "--wrt", "all", "--emit", "numpy"])
+        .output()
+        .expect("matdiff runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let checked = check_script(script).unwrap();
+    let wrts = ["x", "y", "A"];
+    let ofs: Vec<String> = wrts
+        .iter()
+        .map(|w| grad_checked(&checked, w, &Options::default()).unwrap().numpy())
+        .collect();
+    let line = json!({
+        "name": "hessian_all_blocks",
+        "kind": "block",
+        "dims": checked.dims.iter().collect::<Vec<_>>(),
+        "variables": variables(&checked.env),
+        "wrts": wrts,
+        "ofs": ofs,
+        "numpy": String::from_utf8_lossy(&out.stdout).trim(),
+    })
+    .to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/second_order_check.py");
+    common::run_python_check(script, &[line], "second order");
+}

@@ -37,8 +37,28 @@ def run_case(case, rng):
             local[name] = at
             return np.asarray(eval(expr, local), dtype=float).reshape(-1)
 
-        x0 = np.asarray(env[case["wrt"]], dtype=float)
         emitted = np.asarray(eval(case["numpy"], dict(env)), dtype=float)
+        if case["kind"] == "block":
+            # The whole Hessian: rows and columns follow the variables' ravels concatenated.
+            def gradients(local):
+                return np.concatenate([np.asarray(eval(g, local), dtype=float).reshape(-1) for g in case["ofs"]])
+
+            columns = []
+            for name in case["wrts"]:
+                x0 = np.asarray(env[name], dtype=float)
+                for k in range(x0.size):
+                    def moved(t, k=k, name=name, x0=x0):
+                        x = x0.copy().reshape(-1)
+                        x[k] += t
+                        return gradients({**env, name: x.reshape(x0.shape) if x0.ndim else float(x[0])})
+                    columns.append(stencil(moved))
+            numeric = np.stack(columns, axis=1)
+            if emitted.shape != numeric.shape:
+                return False, f"emitted shape {emitted.shape}, finite differences {numeric.shape}"
+            scale = max(np.max(np.abs(numeric)), np.max(np.abs(emitted)), 1e-3)
+            worst = max(worst, float(np.max(np.abs(numeric - emitted)) / scale))
+            continue
+        x0 = np.asarray(env[case["wrt"]], dtype=float)
         if case["kind"] == "matrix":
             columns = []
             for k in range(x0.size):
