@@ -22,6 +22,14 @@ pub struct FullForm {
     pub target_shape: Shape,
     pub wrt: String,
     pub wrt_shape: Shape,
+    /// For a mixed Hessian block ∂²f/∂vec(x)∂vec(y): x and its shape. The rows follow ∇ₓf,
+    /// the columns `wrt` (y); `None` for a Jacobian and for a Hessian in one variable.
+    pub gradient_of: Option<(String, Shape)>,
+    /// The script's variables in order (the arguments of `--function`).
+    pub variables: Vec<String>,
+    /// When the simplified matrix was 0 at every entry on every checked instance, it is shown
+    /// as the zero matrix, and this holds the form as derived (which the rules did not cancel).
+    pub derived_zero: Option<String>,
     /// ∂ravel(T)/∂ravel(X): rows follow T's entries row by row, columns X's.
     pub matrix: RecExpr<Math>,
     pub env: crate::ir::Env,
@@ -159,6 +167,9 @@ impl FullForm {
             target_shape: target.shape.clone(),
             wrt: wrt.to_string(),
             wrt_shape,
+            gradient_of: None,
+            variables: checked.variables.clone(),
+            derived_zero: None,
             index_latex: index_form.as_ref().map(|[_, l]| l.clone()),
             index_form: index_form.map(|[t, _]| t),
             nonzeros: structural_nonzeros(&matrix),
@@ -222,6 +233,24 @@ pub fn jacobian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullF
 /// # Ok::<(), matdiff::Error>(())
 /// ```
 pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullForm, Error> {
+    hessian_block(checked, wrt, wrt, options)
+}
+
+/// The mixed block ∂²f/∂vec(x)∂vec(y) of a scalar target: the Jacobian with respect to `y`
+/// of the gradient with respect to `x` (rows follow ravel(∇ₓf), columns ravel(y)).
+///
+/// ```
+/// let checked = matdiff::check_script("x : n; y : m; A : n x m; x'*A*y")?;
+/// let h = matdiff::fullform::hessian_mixed(&checked, "x", "y", &matdiff::Options::default())?;
+/// assert_eq!(h.matrix_text(), "A");
+/// assert!(h.check.passed());
+/// # Ok::<(), matdiff::Error>(())
+/// ```
+pub fn hessian_mixed(checked: &Checked, x: &str, y: &str, options: &Options) -> Result<FullForm, Error> {
+    hessian_block(checked, x, y, options)
+}
+
+fn hessian_block(checked: &Checked, of: &str, wrt: &str, options: &Options) -> Result<FullForm, Error> {
     let target = &checked.target;
     if !target.shape.is_scalar() {
         return Err(Error::shape(
@@ -230,6 +259,7 @@ pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullFo
         )
         .with_note("use `jacobian` for the full-form derivative of a non-scalar target"));
     }
+    let wrt_shape = crate::resolve_wrt(checked, wrt)?;
     // The Hessian is the Jacobian of the gradient in the variable's own shape.
     let denominator = Options {
         layout: crate::Layout::Denominator,
@@ -239,17 +269,20 @@ pub fn hessian(checked: &Checked, wrt: &str, options: &Options) -> Result<FullFo
         no_check: true,
         ..denominator.clone()
     };
-    let gradient = crate::grad_checked(checked, wrt, &unchecked)?;
-    let wrt_shape = gradient.wrt_shape.clone();
+    let gradient = crate::grad_checked(checked, of, &unchecked)?;
+    let of_shape = gradient.wrt_shape.clone();
     let wrt_sym = Symbol::from(wrt);
     let env = checked.env.clone();
-    let matrix = simplified_jacobian(&env, &gradient.formula, &wrt_shape, wrt_sym, &wrt_shape, options)
+    let matrix = simplified_jacobian(&env, &gradient.formula, &of_shape, wrt_sym, &wrt_shape, options)
         .map_err(|m| Error::unsupported(m, target.span))?;
     let mut form = FullForm::unchecked(FullKind::Hessian, checked, wrt, wrt_shape, matrix, None);
+    if of != wrt {
+        form.gradient_of = Some((of.to_string(), of_shape));
+    }
     if !options.no_check {
         // The gradient is first checked against the target; the Hessian is then checked
         // against finite differences of that checked gradient.
-        let gradient_check = crate::grad_checked(checked, wrt, &denominator)?.check;
+        let gradient_check = crate::grad_checked(checked, of, &denominator)?.check;
         if !gradient_check.passed() {
             form.check = gradient_check;
             return Ok(form);
@@ -269,9 +302,11 @@ fn check_jacobian(form: &mut FullForm, expr: &RecExpr<Math>, options: &Options) 
         upstream: None,
     };
     let mut counted = None;
+    let mut all_zero = true;
     let matrix = form.matrix.clone();
     form.check = check_in(&domain, &options.check, |inst| {
         let analytic = numeric::eval(&matrix, inst)?;
+        all_zero &= analytic.amax() <= ZERO;
         let x0 = inst
             .values
             .get(&wrt)
@@ -301,7 +336,39 @@ fn check_jacobian(form: &mut FullForm, expr: &RecExpr<Math>, options: &Options) 
         Ok(relative_error(&numeric_j, &analytic))
     });
     form.counted = counted;
+    let already_zero = matches!(form.matrix.as_ref().last(), Some(Math::Zeros(_)));
+    if form.check.passed() && all_zero && !already_zero {
+        // Cancellations the rules do not see (softmax's shift invariance: the Hessian of the
+        // sum of a softmax) leave a long formula equal to 0; show 0 and keep what was derived.
+        form.derived_zero = Some(form.matrix_text());
+        let (rows, cols) = (FullForm::size(form.row_shape()), FullForm::size(&form.wrt_shape));
+        form.matrix = zero_matrix(rows, cols);
+        form.index_form = None;
+        form.index_latex = None;
+        form.nonzeros = None;
+    }
 }
+
+/// The zero matrix of the given size.
+pub(crate) fn zero_matrix(rows: Dim, cols: Dim) -> RecExpr<Math> {
+    let mut zero = RecExpr::default();
+    let r = zero.add(Math::Dim(DimNode(rows)));
+    let c = zero.add(Math::Dim(DimNode(cols)));
+    zero.add(Math::Zeros([r, c]));
+    zero
+}
+
+/// The line saying a result is shown as 0 and what was derived (its first 100 characters).
+pub(crate) fn zero_note(derived: &str) -> String {
+    let shown: String = derived.chars().take(100).collect();
+    let more = if derived.chars().count() > 100 { "…" } else { "" };
+    format!(
+        "identically 0: the derived form {shown}{more} was 0 at every entry on every checked instance (|entry| ≤ {ZERO:.0e}); the rules did not cancel it"
+    )
+}
+
+/// An entry this small, with the check's inputs of order one, is a rounding error of 0.
+pub(crate) const ZERO: f64 = 1e-9;
 
 /// The entries of a matrix row by row, as one column (numpy's ravel).
 fn ravel(m: &Matrix) -> Matrix {
@@ -544,6 +611,71 @@ fn entry(m: &RecExpr<Math>, id: Id, rows: &[&str], cols: &[&str], n: Notation) -
 }
 
 impl FullForm {
+    /// The shape whose entries the rows follow: the target's (Jacobian), the gradient's (Hessian).
+    pub fn row_shape(&self) -> &Shape {
+        match (self.kind, &self.gradient_of) {
+            (FullKind::Jacobian, _) => &self.target_shape,
+            (FullKind::Hessian, Some((_, s))) => s,
+            (FullKind::Hessian, None) => &self.wrt_shape,
+        }
+    }
+
+    /// The variable whose gradient a Hessian differentiates (`wrt` unless a mixed block).
+    pub fn gradient_variable(&self) -> &str {
+        self.gradient_of.as_ref().map_or(self.wrt.as_str(), |(x, _)| x.as_str())
+    }
+
+    /// The matrix as one numpy expression: a 2-D array of shape (entries of the rows'
+    /// shape, entries of the variable), both over row-major vec (numpy's `ravel`).
+    pub fn numpy(&self) -> String {
+        let body = crate::render::render(&self.matrix, &crate::render::numpy::Numpy { env: &self.env });
+        let matrix_shape = crate::ir::expr_data(&self.env, &self.matrix)
+            .last()
+            .and_then(|d| d.shape().cloned());
+        // A 1 x 1 matrix may evaluate to a Python float; everything else is already 2-D.
+        if matrix_shape.is_some_and(|s| s.is_scalar()) {
+            format!("np.reshape({}, (1, 1))", body.text)
+        } else {
+            body.text
+        }
+    }
+
+    /// The function's name in `--function`: `jacobian_b`, `hessian_w`, `hessian_W_b`.
+    pub fn function_name(&self) -> String {
+        match (self.kind, &self.gradient_of) {
+            (FullKind::Jacobian, _) => format!("jacobian_{}", self.wrt),
+            (FullKind::Hessian, None) => format!("hessian_{}", self.wrt),
+            (FullKind::Hessian, Some((x, _))) => format!("hessian_{x}_{}", self.wrt),
+        }
+    }
+
+    /// A complete Python function returning the matrix, with shape asserts on its arguments
+    /// (the script's variables).
+    pub fn numpy_function(&self) -> String {
+        let body = crate::render::numpy::bind_arguments(&self.variables, &self.env);
+        let (rows, cols) = (Self::size(self.row_shape()), Self::size(&self.wrt_shape));
+        let of = match self.kind {
+            FullKind::Jacobian => self.target_label.clone(),
+            FullKind::Hessian if self.gradient_of.is_some() => {
+                format!("∇_{} {}", self.gradient_variable(), self.target_label)
+            }
+            FullKind::Hessian => format!("∇{}", self.target_label),
+        };
+        let doc = format!(
+            "    \"\"\"∂vec({of})/∂vec({}), a ({}, {}) array over row-major vec (numpy's ravel), derived and checked by matdiff.\"\"\"",
+            self.wrt,
+            rows.render("*"),
+            cols.render("*")
+        );
+        format!(
+            "import numpy as np\n\n\ndef {}({}):\n{doc}\n{}\n    return {}\n",
+            self.function_name(),
+            self.variables.join(", "),
+            body.join("\n"),
+            self.numpy()
+        )
+    }
+
     pub fn matrix_text(&self) -> String {
         crate::render::render(&self.matrix, &crate::render::text::Text).text
     }
@@ -560,10 +692,7 @@ impl FullForm {
                 .filter(|d| !d.is_one())
                 .collect::<Vec<_>>()
         };
-        let mut dims = match self.kind {
-            FullKind::Jacobian => of(&self.target_shape),
-            FullKind::Hessian => of(&self.wrt_shape),
-        };
+        let mut dims = of(self.row_shape());
         dims.extend(of(&self.wrt_shape));
         dims
     }
@@ -597,10 +726,7 @@ impl std::fmt::Display for FullForm {
         let target_text = crate::render::render(&self.target, &crate::render::text::Text).text;
         writeln!(f, "{} = {}    ({})", self.target_label, target_text, self.target_shape)?;
         let shape: Vec<String> = self.tensor_shape().iter().map(|d| d.to_string()).collect();
-        let (rows, cols) = match self.kind {
-            FullKind::Jacobian => (Self::size(&self.target_shape), Self::size(&self.wrt_shape)),
-            FullKind::Hessian => (Self::size(&self.wrt_shape), Self::size(&self.wrt_shape)),
-        };
+        let (rows, cols) = (Self::size(self.row_shape()), Self::size(&self.wrt_shape));
         match self.kind {
             FullKind::Jacobian => {
                 let t_idx = indices(&self.target_shape, ["i", "j"]);
@@ -627,15 +753,33 @@ impl std::fmt::Display for FullForm {
                 )?;
             }
             FullKind::Hessian => {
-                writeln!(f, "∇²{} : shape ({})", self.target_label, shape.join(", "))?;
+                let gradient = match &self.gradient_of {
+                    Some((x, _)) => {
+                        writeln!(
+                            f,
+                            "∂²{}/∂{x}∂{} : shape ({}); the Jacobian in {} of the gradient in {x}",
+                            self.target_label,
+                            self.wrt,
+                            shape.join(", "),
+                            self.wrt
+                        )?;
+                        format!("∇_{x} {}", self.target_label)
+                    }
+                    None => {
+                        writeln!(f, "∇²{} : shape ({})", self.target_label, shape.join(", "))?;
+                        format!("∇{}", self.target_label)
+                    }
+                };
                 writeln!(
                     f,
-                    "∂vec(∇{})/∂vec({}) = {}    ({rows} x {cols}; vec lists entries row by row, as numpy's ravel)",
-                    self.target_label,
+                    "∂vec({gradient})/∂vec({}) = {}    ({rows} x {cols}; vec lists entries row by row, as numpy's ravel)",
                     self.wrt,
                     self.matrix_text()
                 )?;
             }
+        }
+        if let Some(derived) = &self.derived_zero {
+            writeln!(f, "{}", zero_note(derived))?;
         }
         if let Some(index) = &self.index_form {
             writeln!(f, "index form: {index}")?;

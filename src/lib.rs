@@ -46,6 +46,7 @@ pub mod diagnostic;
 pub mod dim;
 pub mod explain;
 pub mod fullform;
+pub mod hvp;
 mod infer;
 pub mod ir;
 pub mod lower;

@@ -18,8 +18,10 @@ enum Command {
     Grad(GradArgs),
     /// The full-form derivative ∂T/∂X of a vector or matrix target, as a matrix over vec.
     Jacobian(FullArgs),
-    /// The Hessian of a scalar target (the Jacobian of its gradient).
+    /// The Hessian of a scalar target (the Jacobian of its gradient); `--wrt x,y` the mixed block.
     Hessian(FullArgs),
+    /// A Hessian-vector product H·v (v a declared variable of x's shape), without forming H.
+    Hvp(HvpArgs),
     /// The derivative three ways (per example, compact chain rule, full Jacobian), every step checked.
     Explain(ExplainArgs),
     /// The interactive session (also what `matdiff` alone starts); piped input runs as a script.
@@ -96,6 +98,25 @@ struct FullArgs {
     /// With `--emit latex`: a complete document instead of a fragment.
     #[arg(long)]
     standalone: bool,
+    /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
+    #[arg(long)]
+    function: bool,
+    #[command(flatten)]
+    check: CheckArgs,
+}
+
+#[derive(clap::Args)]
+struct HvpArgs {
+    #[command(flatten)]
+    input: Input,
+    /// The direction v: a declared variable of the same shape as `--wrt`.
+    #[arg(long)]
+    dir: String,
+    #[arg(long, value_enum, default_value_t = HvpEmit::Text)]
+    emit: HvpEmit,
+    /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
+    #[arg(long)]
+    function: bool,
     #[command(flatten)]
     check: CheckArgs,
 }
@@ -134,8 +155,17 @@ enum GradEmit {
 enum FullEmit {
     Text,
     Json,
+    Numpy,
     Latex,
     Markdown,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum HvpEmit {
+    Text,
+    Json,
+    Numpy,
+    Latex,
 }
 
 /// `explain` writes notes, not code: numpy or JSON of its result is `grad`'s.
@@ -167,6 +197,7 @@ fn run() -> ExitCode {
         Some(Command::Grad(args)) => grad(args),
         Some(Command::Jacobian(args)) => full_form(args, matdiff::fullform::FullKind::Jacobian),
         Some(Command::Hessian(args)) => full_form(args, matdiff::fullform::FullKind::Hessian),
+        Some(Command::Hvp(args)) => hvp(args),
         Some(Command::Explain(args)) => explain(args),
         Some(Command::Repl { file }) => ExitCode::from(matdiff::repl::run(file.as_deref()).clamp(0, 255) as u8),
         None => ExitCode::from(matdiff::repl::run(None).clamp(0, 255) as u8),
@@ -360,43 +391,137 @@ fn render_gradients(args: &GradArgs, source: &Source, derivations: &[matdiff::De
     }
 }
 
+/// `prepare` for `jacobian`, `hessian` and `hvp`, refusing `--function` without `--emit numpy`.
+fn prepare_second_order(
+    input: &Input,
+    check: &CheckArgs,
+    function_without_numpy: bool,
+) -> Result<(String, String, Options), ExitCode> {
+    if function_without_numpy {
+        err!("error: `--function` writes a Python function; add `--emit numpy`");
+        return Err(ExitCode::from(EXIT_INPUT));
+    }
+    prepare(input, LayoutArg::Denominator, check)
+}
+
 fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
-    let (name, script, options) = match prepare(&args.input, LayoutArg::Denominator, &args.check) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let (name, script, options) =
+        match prepare_second_order(&args.input, &args.check, args.function && args.emit != FullEmit::Numpy) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
     let wrt = &args.input.wrt;
     let result = Source::read(&args.input, &name, &script).and_then(|source| match kind {
-        matdiff::fullform::FullKind::Jacobian => matdiff::fullform::jacobian(source.checked(), wrt, &options),
-        matdiff::fullform::FullKind::Hessian => matdiff::fullform::hessian(source.checked(), wrt, &options),
+        matdiff::fullform::FullKind::Jacobian => {
+            matdiff::fullform::jacobian(source.checked(), wrt, &options).map(|f| vec![f])
+        }
+        matdiff::fullform::FullKind::Hessian => match source.wrt(wrt).as_slice() {
+            // `--wrt x,y`: the mixed block, the Jacobian in y of the gradient in x.
+            [x, y] if wrt.contains(',') => {
+                matdiff::fullform::hessian_mixed(source.checked(), x, y, &options).map(|f| vec![f])
+            }
+            // `--wrt all`: every block, row by row (the gradient in each variable).
+            all @ [_, _, ..] if wrt.trim() == "all" => all
+                .iter()
+                .flat_map(|x| all.iter().map(move |y| (x, y)))
+                .map(|(x, y)| matdiff::fullform::hessian_mixed(source.checked(), x, y, &options))
+                .collect(),
+            [_, _, ..] => Err(matdiff::Error::new(
+                matdiff::ErrorKind::Input,
+                "a Hessian takes one variable, two (`--wrt x,y`) for the mixed block ∂²f/∂x∂y, or `all`",
+                None,
+            )
+            .in_argument("--wrt", wrt)),
+            // `--wrt all` with one variable is that variable's Hessian.
+            [x] => matdiff::fullform::hessian(source.checked(), x, &options).map(|f| vec![f]),
+            _ => matdiff::fullform::hessian(source.checked(), wrt, &options).map(|f| vec![f]),
+        },
     });
-    let form = match result {
+    let forms = match result {
         Ok(f) => f,
         Err(e) => return report(&e, &name, &script),
     };
-    let rendered = match args.emit {
-        FullEmit::Latex => matdiff::render::notes::full_form(&form).latex(args.standalone),
-        FullEmit::Markdown => matdiff::render::notes::full_form(&form).markdown(),
-        FullEmit::Json => serde_json::json!({
-            "matrix": form.matrix_text(),
-            "latex": form.matrix_latex(),
-            "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-            "index_form": form.index_form,
-            "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
-            "check": form.check_text(),
-        })
-        .to_string(),
-        FullEmit::Text => form.to_string(),
-    };
-    match form.check {
-        Check::Passed { .. } | Check::Skipped if form.contraction.as_ref().is_none_or(|(_, ok)| *ok) => {
-            out!("{rendered}");
-            ExitCode::SUCCESS
-        }
+    let rendered = match (args.emit, forms.as_slice()) {
+        (FullEmit::Numpy, [form]) if args.function => form.numpy_function(),
+        (FullEmit::Numpy, [form]) => form.numpy(),
+        (FullEmit::Latex, [form]) => matdiff::render::notes::full_form(form).latex(args.standalone),
+        (FullEmit::Markdown, [form]) => matdiff::render::notes::full_form(form).markdown(),
+        (FullEmit::Json, [form]) => full_json(form).to_string(),
+        (FullEmit::Text, forms) => forms.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n\n"),
+        (FullEmit::Json, forms) => serde_json::Value::Array(forms.iter().map(full_json).collect()).to_string(),
+        (FullEmit::Numpy, forms) if !args.function => block_numpy(forms),
         _ => {
-            err!("{rendered}");
-            ExitCode::from(EXIT_CHECK)
+            err!("error: the whole Hessian (`--wrt all`) is shown as text, json or numpy (one expression); ask for a block with `--wrt x,y`");
+            return ExitCode::from(EXIT_INPUT);
         }
+    };
+    let passed = forms.iter().all(|form| {
+        matches!(form.check, Check::Passed { .. } | Check::Skipped)
+            && form.contraction.as_ref().is_none_or(|(_, ok)| *ok)
+    });
+    if passed {
+        out!("{rendered}");
+        ExitCode::SUCCESS
+    } else {
+        err!("{rendered}");
+        ExitCode::from(EXIT_CHECK)
+    }
+}
+
+fn full_json(form: &matdiff::fullform::FullForm) -> serde_json::Value {
+    serde_json::json!({
+        "rows": form.gradient_variable(),
+        "wrt": form.wrt,
+        "matrix": form.matrix_text(),
+        "latex": form.matrix_latex(),
+        "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "numpy": form.numpy(),
+        "derived_zero": form.derived_zero,
+        "index_form": form.index_form,
+        "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
+        "check": form.check_text(),
+    })
+}
+
+/// The whole Hessian as one `np.block`: block (i, j) is ∂vec(∇ᵢf)/∂vec(xⱼ), so rows and columns
+/// both follow the variables' ravels concatenated in order. `forms` is square, row by row.
+fn block_numpy(forms: &[matdiff::fullform::FullForm]) -> String {
+    let n = (forms.len() as f64).sqrt().round() as usize;
+    let rows: Vec<String> = forms
+        .chunks(n.max(1))
+        .map(|row| format!("[{}]", row.iter().map(|f| f.numpy()).collect::<Vec<_>>().join(", ")))
+        .collect();
+    format!("np.block([{}])", rows.join(", "))
+}
+
+fn hvp(args: HvpArgs) -> ExitCode {
+    let (name, script, options) =
+        match prepare_second_order(&args.input, &args.check, args.function && args.emit != HvpEmit::Numpy) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+    let result = Source::read(&args.input, &name, &script)
+        .and_then(|source| matdiff::hvp::hvp(source.checked(), &args.input.wrt, &args.dir, &options));
+    let product = match result {
+        Ok(p) => p,
+        Err(e) => return report(&e, &name, &script),
+    };
+    let rendered = match args.emit {
+        HvpEmit::Text => product.to_string(),
+        HvpEmit::Json => serde_json::to_string_pretty(&product.json()).unwrap_or_default(),
+        HvpEmit::Numpy if args.function => product.numpy_function(),
+        HvpEmit::Numpy => product.numpy(),
+        HvpEmit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", product.latex()),
+    };
+    if matches!(product.check, Check::Passed { .. } | Check::Skipped) {
+        out!("{rendered}");
+        ExitCode::SUCCESS
+    } else {
+        err!("{rendered}");
+        if args.emit != HvpEmit::Text {
+            err!("{}", product.check_text());
+        }
+        ExitCode::from(EXIT_CHECK)
     }
 }
 

@@ -15,6 +15,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+const SEED_LOSS: &str = "X : B x N; W : N x M; b : M; Y : B x M; norm(X*W + b - Y)^2";
 const SEED: &str = "X : B x N; W : N x M; b : M; h = X*W + b";
 
 #[test]
@@ -188,7 +189,25 @@ fn options_that_do_not_apply_are_refused() {
         &["explain", SEED, "--wrt", "b", "--emit", "numpy"][..],
         &["explain", SEED, "--wrt", "b", "--function"][..],
         &["explain", SEED, "--wrt", "b", "--steps"][..],
-        &["jacobian", SEED, "--wrt", "b", "--emit", "numpy"][..],
+        // `jacobian --emit numpy` is now produced (tests/second_order.rs); `--function` needs it.
+        &["jacobian", SEED, "--wrt", "b", "--function"][..],
+        &[
+            "hessian",
+            "x : n; y : m; z : n; sum(x) * sum(y) * sum(z)",
+            "--wrt",
+            "x,y,z",
+        ][..],
+        &[
+            "hvp",
+            "x : n; v : n; sum(exp(x))",
+            "--wrt",
+            "x",
+            "--dir",
+            "v",
+            "--emit",
+            "markdown",
+        ][..],
+        &["hvp", "x : n; u : m; sum(exp(x))", "--wrt", "x", "--dir", "u"][..],
         &["hessian", SEED, "--wrt", "b", "--layout", "numerator"][..],
         &["grad", SEED, "--wrt", "b", "--steps", "--emit", "json"][..],
     ] {
@@ -234,4 +253,69 @@ fn explain_writes_notes_as_latex_and_markdown() {
         "{}",
         text(&numpy.stdout)
     );
+}
+
+#[test]
+fn second_order_commands_emit_every_form() {
+    let script = "X : m x n; w : n; y : m; v : n; norm(X*w - y)^2";
+    let numpy = text(&matdiff(&["hessian", script, "--wrt", "w", "--emit", "numpy"]).stdout);
+    assert_eq!(numpy.trim(), "2.0 * (X.T @ X)");
+    let json = text(&matdiff(&["jacobian", SEED, "--wrt", "b", "--emit", "json"]).stdout);
+    assert!(
+        json.contains("\"numpy\":\"np.kron(np.ones((B, 1)), np.eye(M))\""),
+        "{json}"
+    );
+    let function = text(&matdiff(&["jacobian", SEED, "--wrt", "b", "--emit", "numpy", "--function"]).stdout);
+    assert!(function.contains("def jacobian_b(X, W, b):"), "{function}");
+    let mixed = matdiff(&["hessian", SEED_LOSS, "--wrt", "W,b"]);
+    assert_eq!(mixed.status.code(), Some(0), "{}", text(&mixed.stderr));
+    assert!(
+        text(&mixed.stdout).contains("∂vec(∇_W f)/∂vec(b) = 2·((Xᵀ·1_B) ⊗ I_M)"),
+        "{}",
+        text(&mixed.stdout)
+    );
+    let hvp = text(&matdiff(&["hvp", script, "--wrt", "w", "--dir", "v"]).stdout);
+    assert!(hvp.contains("H·v = ∂⟨∇f, v⟩/∂w = 2·Xᵀ·X·v"), "{hvp}");
+    assert!(
+        hvp.contains("checked against finite differences of ∇f along v"),
+        "{hvp}"
+    );
+    for emit in ["json", "latex", "numpy"] {
+        let out = matdiff(&["hvp", script, "--wrt", "w", "--dir", "v", "--emit", emit]);
+        assert_eq!(out.status.code(), Some(0), "{emit}: {}", text(&out.stderr));
+    }
+    let function = text(
+        &matdiff(&[
+            "hvp",
+            script,
+            "--wrt",
+            "w",
+            "--dir",
+            "v",
+            "--emit",
+            "numpy",
+            "--function",
+        ])
+        .stdout,
+    );
+    assert!(function.contains("def hvp_w(X, w, y, v):"), "{function}");
+    let fault = matdiff(&["hvp", script, "--wrt", "w", "--dir", "v", "--plant-fault"]);
+    assert_eq!(fault.status.code(), Some(3));
+}
+
+#[test]
+fn the_whole_hessian_is_every_block() {
+    let script = "x : n; y : m; A : n x m; sum(exp(x)) + x'*A*y";
+    let out = matdiff(&["hessian", script, "--wrt", "all", "--emit", "numpy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let numpy = text(&out.stdout);
+    assert!(numpy.starts_with("np.block([[np.diagflat("), "{numpy}");
+    let blocks = text(&matdiff(&["hessian", script, "--wrt", "all"]).stdout);
+    assert!(
+        blocks.contains("∂vec(∇_x f)/∂vec(y) = A") && blocks.contains("∂vec(∇_y f)/∂vec(x) = Aᵀ"),
+        "{blocks}"
+    );
+    let refused = matdiff(&["hessian", script, "--wrt", "all", "--emit", "latex"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("--wrt x,y"), "{}", text(&refused.stderr));
 }

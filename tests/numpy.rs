@@ -4,22 +4,9 @@
 
 mod common;
 
-use common::{load_cases, options_for};
+use common::{load_cases, options_for, shape_json};
 use matdiff::ir::Math;
 use serde_json::json;
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-fn python() -> String {
-    if let Ok(p) = std::env::var("MATDIFF_PYTHON") {
-        return p;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    if std::path::Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "python3".to_string()
-}
 
 fn under_inverse(d: &matdiff::Derivation, name: &str) -> bool {
     // Mirrors the contract's domain: variables inside inv/det/logdet get well-conditioned values.
@@ -36,22 +23,6 @@ fn under_inverse(d: &matdiff::Derivation, name: &str) -> bool {
         }
     }
     false
-}
-
-fn shape_json(shape: &matdiff::dim::Shape, symmetric: bool, invertible: bool) -> serde_json::Value {
-    let kind = if shape.is_scalar() {
-        "scalar"
-    } else if shape.is_column() {
-        "vector"
-    } else {
-        "matrix"
-    };
-    json!({
-        "kind": kind,
-        "dims": [shape.rows.render("*"), shape.cols.render("*")],
-        "symmetric": symmetric,
-        "invertible": invertible,
-    })
 }
 
 #[test]
@@ -98,28 +69,5 @@ fn emitted_numpy_agrees_with_finite_differences_in_numpy() {
         lines.push(line.to_string());
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/numpy_check.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("a Python with numpy: set MATDIFF_PYTHON or run scripts/test");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.join("\n").as_bytes())
-        .expect("write cases");
-    let out = child.wait_with_output().expect("python ran");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "numpy disagreed or failed to run:\n{stdout}\n{stderr}\n(needs numpy: set MATDIFF_PYTHON or run scripts/test)"
-    );
-    assert!(
-        stdout.contains(&format!("{} passed, 0 failed", lines.len())),
-        "{stdout}"
-    );
+    common::run_python_check(script, &lines, "numpy");
 }

@@ -126,8 +126,9 @@ def run_case(case, rng):
     return worst < 1e-6, f"max relative error {worst:.1e}"
 
 
-def main():
-    rng = np.random.default_rng(20261125)
+def main(run_case=run_case, label="numpy", seed=20261125):
+    """Runs `run_case` on every JSON line of stdin; tests/second_order_check.py reuses it."""
+    rng = np.random.default_rng(seed)
     failures = 0
     count = 0
     for line in sys.stdin:
@@ -141,8 +142,9 @@ def main():
             ok, detail = False, f"{type(e).__name__}: {e}"
         print(("ok   " if ok else "FAIL ") + case["name"] + ": " + detail)
         failures += not ok
-    print(f"numpy: {count - failures} passed, {failures} failed")
+    print(f"{label}: {count - failures} passed, {failures} failed")
     sys.exit(1 if failures or count == 0 else 0)
 
 
-main()
+if __name__ == "__main__":
+    main()

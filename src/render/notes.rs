@@ -285,7 +285,14 @@ fn full(f: &FullForm, shown: Option<&egg::RecExpr<crate::ir::Math>>, compact: Op
     let size = |s: &crate::dim::Shape| dim_tex(&s.rows.times(&s.cols));
     let (of, rows, cols) = match f.kind {
         FullKind::Jacobian => (target.clone(), size(&f.target_shape), size(&f.wrt_shape)),
-        FullKind::Hessian => (format!("\\nabla {target}"), size(&f.wrt_shape), size(&f.wrt_shape)),
+        FullKind::Hessian => match &f.gradient_of {
+            Some((x, _)) => (
+                format!("\\nabla_{{{}}} {target}", name_tex(x)),
+                size(f.row_shape()),
+                size(&f.wrt_shape),
+            ),
+            None => (format!("\\nabla {target}"), size(&f.wrt_shape), size(&f.wrt_shape)),
+        },
     };
     let mut lines = vec![Line {
         lhs: format!("J = \\frac{{\\partial \\operatorname{{vec}}({of})}}{{\\partial \\operatorname{{vec}}({wrt})}}"),
@@ -297,7 +304,13 @@ fn full(f: &FullForm, shown: Option<&egg::RecExpr<crate::ir::Math>>, compact: Op
     }
     let what = match f.kind {
         FullKind::Jacobian => format!("The Jacobian of ${target}$ with respect to ${wrt}$"),
-        FullKind::Hessian => format!("The Hessian of ${target}$ in ${wrt}$, the Jacobian of its gradient,"),
+        FullKind::Hessian => match &f.gradient_of {
+            Some((x, _)) => format!(
+                "The mixed second derivative of ${target}$, the Jacobian in ${wrt}$ of its gradient in ${}$,",
+                name_tex(x)
+            ),
+            None => format!("The Hessian of ${target}$ in ${wrt}$, the Jacobian of its gradient,"),
+        },
     };
     let mut said = format!(
         "{what} is a tensor of shape $({})$; listing entries row by row (numpy's ravel) makes it the ${rows} \\times {cols}$ matrix below",
@@ -415,7 +428,17 @@ pub fn full_form(f: &FullForm) -> Document {
     };
     let (what, title_math) = match f.kind {
         FullKind::Jacobian => ("The Jacobian", partial(&target, &name_tex(&f.wrt))),
-        FullKind::Hessian => ("The Hessian", format!("\\nabla^2_{{{}}} {target}", name_tex(&f.wrt))),
+        FullKind::Hessian => match &f.gradient_of {
+            Some((x, _)) => (
+                "The mixed second derivative",
+                format!(
+                    "\\frac{{\\partial^2 {target}}}{{\\partial {} \\partial {}}}",
+                    name_tex(x),
+                    name_tex(&f.wrt)
+                ),
+            ),
+            None => ("The Hessian", format!("\\nabla^2_{{{}}} {target}", name_tex(&f.wrt))),
+        },
     };
     let contraction_compact = f.contraction.as_ref().map(|(c, _)| super::document::math_of_text(c));
     Document {

@@ -65,3 +65,62 @@ pub fn snapshot_text(d: &matdiff::Derivation) -> String {
         None => text,
     }
 }
+
+/// The Python that runs the numpy checks: `MATDIFF_PYTHON`, else `.venv/bin/python`, else `python3`.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("MATDIFF_PYTHON") {
+        return p;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    if std::path::Path::new(venv).exists() {
+        return venv.to_string();
+    }
+    "python3".to_string()
+}
+
+/// A variable's shape as tests/numpy_check.py draws it.
+pub fn shape_json(shape: &matdiff::dim::Shape, symmetric: bool, invertible: bool) -> serde_json::Value {
+    let kind = if shape.is_scalar() {
+        "scalar"
+    } else if shape.is_column() {
+        "vector"
+    } else {
+        "matrix"
+    };
+    serde_json::json!({
+        "kind": kind,
+        "dims": [shape.rows.render("*"), shape.cols.render("*")],
+        "symmetric": symmetric,
+        "invertible": invertible,
+    })
+}
+
+/// Runs a Python checker over JSON lines; panics with its output unless every line passed.
+pub fn run_python_check(script: &str, lines: &[String], summary: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("a Python with numpy: set MATDIFF_PYTHON or run scripts/test");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.join("\n").as_bytes())
+        .expect("write cases");
+    let out = child.wait_with_output().expect("python ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "numpy disagreed or failed to run:\n{stdout}\n{stderr}\n(needs numpy: set MATDIFF_PYTHON or run scripts/test)"
+    );
+    assert!(
+        stdout.contains(&format!("{summary}: {} passed, 0 failed", lines.len())),
+        "{stdout}"
+    );
+}
