@@ -205,6 +205,9 @@ impl Inference<'_> {
         if self.dims.contains(name) {
             return (one(), one());
         }
+        if let Some(n) = identity_size(name, self.dims) {
+            return Self::known_pair(&Shape::new(n.clone(), n));
+        }
         if let Some((_, s)) = self.undeclared.iter().find(|(n, _)| n == name) {
             return s.clone();
         }
@@ -366,4 +369,14 @@ fn fresh_dim(base: &str, used: &mut BTreeSet<String>) -> Dim {
     }
     used.insert(name.clone());
     Dim::named(&name)
+}
+
+/// `I_N` (or `I_3`) as printed: the identity of a size the script names, when no variable
+/// or definition takes that name first.
+pub fn identity_size(name: &str, dims: &BTreeSet<String>) -> Option<Dim> {
+    let size = name.strip_prefix("I_")?;
+    if dims.contains(size) {
+        return Some(Dim::named(size));
+    }
+    size.parse::<u64>().ok().filter(|n| *n > 0).map(Dim::size)
 }

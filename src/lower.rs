@@ -368,6 +368,10 @@ impl Lowering<'_> {
             let dim = self.builder.dim(&crate::dim::Dim::named(n));
             return Ok((self.add(Math::DimValue(dim)), Shape::scalar()));
         }
+        if let Some(size) = crate::infer::identity_size(n, self.dims) {
+            let d = self.builder.dim(&size);
+            return Ok((self.add(Math::Eye(d)), Shape::new(size.clone(), size)));
+        }
         if is_function(n) {
             return Err(Error::name(
                 format!("`{n}` is a function; call it with arguments, e.g. `{n}(X)`"),

@@ -218,13 +218,13 @@ functions! {
         text: Call("relu"), latex: Operator("relu"), numpy: Template("np.maximum($x, 0)", Sum, Atom),
     },
     Sign => Spec {
-        name: "sign", aliases: &[], callable: false, parameter: None,
+        name: "sign", aliases: &[], callable: true, parameter: None,
         eval: |x, _| signum0(x), domain: Kink,
         derivative: "(zeros (rows ?a) (cols ?a))", identity: "sign is constant away from 0",
         text: Call("sign"), latex: Operator("sign"), numpy: Call("np.sign"),
     },
     Step => Spec {
-        name: "step", aliases: &[], callable: false, parameter: None,
+        name: "step", aliases: &[], callable: true, parameter: None,
         eval: |x, _| step(x), domain: Kink,
         derivative: "(zeros (rows ?a) (cols ?a))", identity: "step is constant away from 0",
         text: Call("step"), latex: Operator("step"), numpy: Template("np.heaviside($x, 0.0)", Sum, Atom),

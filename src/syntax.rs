@@ -118,7 +118,7 @@ fn pratt() -> &'static PrattParser<Rule> {
                 | Op::infix(Rule::kron_op, Assoc::Left))
             .op(Op::prefix(Rule::neg))
             .op(Op::infix(Rule::pow, Assoc::Right) | Op::infix(Rule::elem_pow, Assoc::Right))
-            .op(Op::postfix(Rule::transpose) | Op::postfix(Rule::inverse))
+            .op(Op::postfix(Rule::transpose) | Op::postfix(Rule::inverse) | Op::postfix(Rule::inverse_transpose))
     })
 }
 
@@ -249,6 +249,17 @@ fn expr(pairs: Pairs<Rule>) -> Result<Expr, Error> {
             let op = match op.as_rule() {
                 Rule::transpose => PostfixOp::Transpose,
                 Rule::inverse => PostfixOp::Inverse,
+                Rule::inverse_transpose => {
+                    // X⁻ᵀ is (X⁻¹)ᵀ.
+                    let inverse = Expr {
+                        kind: ExprKind::Postfix(PostfixOp::Inverse, Box::new(lhs)),
+                        span,
+                    };
+                    return Ok(Expr {
+                        kind: ExprKind::Postfix(PostfixOp::Transpose, Box::new(inverse)),
+                        span,
+                    });
+                }
                 other => unreachable!("postfix {other:?}"),
             };
             Ok(Expr {
@@ -304,9 +315,46 @@ fn primary(pair: Pair<Rule>) -> Result<Expr, Error> {
                 args,
             }
         }
+        Rule::ones_lit | Rule::zeros_lit | Rule::eye_lit => {
+            let name = match pair.as_rule() {
+                Rule::ones_lit => "ones",
+                Rule::eye_lit => "eye",
+                _ => "zeros",
+            };
+            let args = pair.into_inner().map(|d| dim_expr(&d)).collect();
+            ExprKind::Call {
+                name: name.to_string(),
+                name_span: span,
+                args,
+            }
+        }
+        Rule::norm_bars | Rule::abs_bars => {
+            let name = if pair.as_rule() == Rule::norm_bars {
+                "norm"
+            } else {
+                "abs"
+            };
+            let inner = pair.into_inner().next().expect("bars hold an expression");
+            ExprKind::Call {
+                name: name.to_string(),
+                name_span: span,
+                args: vec![expr(inner.into_inner())?],
+            }
+        }
         other => unreachable!("primary {other:?}"),
     };
     Ok(Expr { kind, span })
+}
+
+/// A size written in notation (`B` in `1_B`) as the expression a call's argument is.
+fn dim_expr(pair: &Pair<Rule>) -> Expr {
+    let span = span_of(pair);
+    let text = pair.as_str();
+    let kind = match text.parse::<f64>() {
+        Ok(n) => ExprKind::Number(n),
+        Err(_) => ExprKind::Name(text.to_string()),
+    };
+    Expr { kind, span }
 }
 
 /// Turns a pest error into one a person can act on: an unclosed bracket or a stray
@@ -320,7 +368,7 @@ fn explain(source: &str, err: pest::error::Error<Rule>) -> Error {
         pest::error::InputLocation::Span((s, _)) => s,
     };
     if let Some(c) = source[at.min(source.len())..].chars().next() {
-        let known = c.is_alphanumeric() || c.is_whitespace() || "+-*/^.'()[],;:=#_\\−·⊙⊘⊗×ᵀ⁻¹".contains(c);
+        let known = c.is_alphanumeric() || c.is_whitespace() || "+-*/^.'()[],;:=#_\\−·⊙⊘⊗×ᵀ⁻¹σ‖|".contains(c);
         if !known {
             return Error::syntax(format!("unexpected character `{c}`"), Span::new(at, at + c.len_utf8()))
                 .with_note("operators are + - * / .* ./ .^ ^ ' and functions such as tr(...)");
@@ -350,6 +398,7 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("Tr", "tr"),
     ("Trace", "tr"),
     ("inverse", "inv"),
+    ("σ", "sigmoid"),
     ("Inverse", "inv"),
     ("determinant", "det"),
     ("Determinant", "det"),
@@ -396,7 +445,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::elem_pow
         | Rule::kron_op
         | Rule::pow => "an operator",
-        Rule::transpose | Rule::inverse => "an operator",
+        Rule::transpose | Rule::inverse | Rule::inverse_transpose => "an operator",
         Rule::shape | Rule::dim | Rule::scalar_kw | Rule::integer => "a shape (`scalar`, `n` or `m x n`)",
         Rule::symmetric => "`symmetric`",
         Rule::EOI => "end of input",
