@@ -135,3 +135,25 @@ fn the_printed_notation_is_input() {
         assert!(agree(&va, &vb), "{printed}: {va} vs {vb}");
     }
 }
+
+#[test]
+fn a_quotient_of_a_quotient_keeps_its_brackets() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for script in [
+        "X : n x n; Y : n x n; Z : n x n; sum(X ./ (Y ./ Z))",
+        "X : n x n; Y : n x n; Z : n x n; sum(X ./ (Y .* Z))",
+        "X : n x n; Y : n x n; Z : n x n; sum((X ./ Y) ./ Z)",
+    ] {
+        let d = matdiff::grad(script, "X").expect("derives");
+        assert!(d.check.passed(), "{d}");
+        let shown = d.target_text();
+        let decls = script.rsplit_once(';').expect("declarations").0;
+        let back = matdiff::check_script(&format!("{decls}; {shown}")).expect("the target reads back");
+        let inst = instance(&back, &mut rng);
+        let (a, b) = (
+            eval(&d.target, &inst).expect("evaluates"),
+            eval(&back.target.expr, &inst).expect("evaluates"),
+        );
+        assert!(agree(&a, &b), "{script} shows as {shown}");
+    }
+}

@@ -102,8 +102,9 @@ impl Form for Latex {
                 Product if a[0].op == Some(op) || a[0].op == Some(SCALE) => a[0].text.clone(),
                 _ => paren(a[0], Neg),
             };
+            // ⊘ does not associate: X ⊘ (Y ⊘ Z) keeps its brackets.
             let right = match a[1].prec {
-                Product if a[1].op == Some(op) => a[1].text.clone(),
+                Product if a[1].op == Some(op) && op != "\\oslash" => a[1].text.clone(),
                 _ => paren(a[1], Neg),
             };
             let sep = if op.is_empty() {

@@ -49,7 +49,13 @@ impl Form for Text {
         let a = args(expr, id, pieces);
         let call = |name: &str| Piece::new(format!("{name}({})", a[0].text), Atom);
         let infix = |op: &'static str| {
-            Piece::new(format!("{}{op}{}", a[0].left_of(op), a[1].right_of(op)), Product).with_op(op)
+            // ⊘ does not associate: X ⊘ (Y ⊘ Z) keeps its brackets.
+            let right = if op == " ⊘ " {
+                a[1].at(Prec::Neg)
+            } else {
+                a[1].right_of(op)
+            };
+            Piece::new(format!("{}{op}{right}", a[0].left_of(op)), Product).with_op(op)
         };
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
