@@ -71,8 +71,8 @@ struct GradArgs {
     input: Input,
     #[arg(long, value_enum, default_value_t = LayoutArg::Denominator)]
     layout: LayoutArg,
-    #[arg(long, value_enum, default_value_t = GradEmit::Text)]
-    emit: GradEmit,
+    #[arg(long, value_enum, default_value_t = Emit::Text)]
+    emit: Emit,
     /// With `--emit latex`: a complete document instead of an `align*` body.
     #[arg(long)]
     standalone: bool,
@@ -93,8 +93,8 @@ struct GradArgs {
 struct FullArgs {
     #[command(flatten)]
     input: Input,
-    #[arg(long, value_enum, default_value_t = FullEmit::Text)]
-    emit: FullEmit,
+    #[arg(long, value_enum, default_value_t = Emit::Text)]
+    emit: Emit,
     /// With `--emit latex`: a complete document instead of a fragment.
     #[arg(long)]
     standalone: bool,
@@ -142,17 +142,9 @@ enum LayoutArg {
     Numerator,
 }
 
+/// What `grad`, `jacobian` and `hessian` can write.
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum GradEmit {
-    Text,
-    Json,
-    Numpy,
-    Latex,
-    Markdown,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum FullEmit {
+enum Emit {
     Text,
     Json,
     Numpy,
@@ -293,10 +285,10 @@ impl Source {
 fn grad(args: GradArgs) -> ExitCode {
     if args.steps {
         let emit = match args.emit {
-            GradEmit::Text => NotesEmit::Text,
-            GradEmit::Latex => NotesEmit::Latex,
-            GradEmit::Markdown => NotesEmit::Markdown,
-            GradEmit::Json | GradEmit::Numpy => {
+            Emit::Text => NotesEmit::Text,
+            Emit::Latex => NotesEmit::Latex,
+            Emit::Markdown => NotesEmit::Markdown,
+            Emit::Json | Emit::Numpy => {
                 err!("error: `--steps` shows the derivation as text, latex or markdown, not as json or numpy");
                 return ExitCode::from(EXIT_INPUT);
             }
@@ -354,7 +346,7 @@ fn grad(args: GradArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         err!("{rendered}");
-        if args.emit != GradEmit::Text {
+        if args.emit != Emit::Text {
             for d in &derivations {
                 err!("∂/∂{}: {}", d.wrt, d.check_text());
             }
@@ -369,25 +361,25 @@ fn render_gradients(args: &GradArgs, source: &Source, derivations: &[matdiff::De
         Source::Script(_) => d.numpy(),
     };
     match (args.emit, derivations) {
-        (GradEmit::Text, ds) => matdiff::derivations_text(ds),
-        (GradEmit::Json, [d]) => serde_json::to_string_pretty(&d.json()).unwrap_or_default(),
-        (GradEmit::Json, ds) => {
+        (Emit::Text, ds) => matdiff::derivations_text(ds),
+        (Emit::Json, [d]) => serde_json::to_string_pretty(&d.json()).unwrap_or_default(),
+        (Emit::Json, ds) => {
             serde_json::to_string_pretty(&ds.iter().map(|d| d.json()).collect::<Vec<_>>()).unwrap_or_default()
         }
-        (GradEmit::Numpy, ds) if args.function => match source {
+        (Emit::Numpy, ds) if args.function => match source {
             Source::Numpy(p) => p.python_function(ds),
             Source::Script(_) => ds.iter().map(|d| d.numpy_function()).collect::<Vec<_>>().join("\n\n"),
         },
-        (GradEmit::Numpy, [d]) => numpy_expression(d),
-        (GradEmit::Numpy, ds) => ds
+        (Emit::Numpy, [d]) => numpy_expression(d),
+        (Emit::Numpy, ds) => ds
             .iter()
             .map(|d| format!("d{} = {}", d.wrt, numpy_expression(d)))
             .collect::<Vec<_>>()
             .join("\n"),
-        (GradEmit::Latex, [d]) if args.standalone => d.latex_document(),
-        (GradEmit::Latex, ds) if args.standalone => matdiff::render::notes::gradients(ds).latex(true),
-        (GradEmit::Latex, ds) => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", matdiff::derivations_latex(ds)),
-        (GradEmit::Markdown, ds) => matdiff::render::notes::gradients(ds).markdown(),
+        (Emit::Latex, [d]) if args.standalone => d.latex_document(),
+        (Emit::Latex, ds) if args.standalone => matdiff::render::notes::gradients(ds).latex(true),
+        (Emit::Latex, ds) => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", matdiff::derivations_latex(ds)),
+        (Emit::Markdown, ds) => matdiff::render::notes::gradients(ds).markdown(),
     }
 }
 
@@ -406,7 +398,7 @@ fn prepare_second_order(
 
 fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
     let (name, script, options) =
-        match prepare_second_order(&args.input, &args.check, args.function && args.emit != FullEmit::Numpy) {
+        match prepare_second_order(&args.input, &args.check, args.function && args.emit != Emit::Numpy) {
             Ok(p) => p,
             Err(code) => return code,
         };
@@ -442,14 +434,14 @@ fn full_form(args: FullArgs, kind: matdiff::fullform::FullKind) -> ExitCode {
         Err(e) => return report(&e, &name, &script),
     };
     let rendered = match (args.emit, forms.as_slice()) {
-        (FullEmit::Numpy, [form]) if args.function => form.numpy_function(),
-        (FullEmit::Numpy, [form]) => form.numpy(),
-        (FullEmit::Latex, [form]) => matdiff::render::notes::full_form(form).latex(args.standalone),
-        (FullEmit::Markdown, [form]) => matdiff::render::notes::full_form(form).markdown(),
-        (FullEmit::Json, [form]) => full_json(form).to_string(),
-        (FullEmit::Text, forms) => forms.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n\n"),
-        (FullEmit::Json, forms) => serde_json::Value::Array(forms.iter().map(full_json).collect()).to_string(),
-        (FullEmit::Numpy, forms) if !args.function => block_numpy(forms),
+        (Emit::Numpy, [form]) if args.function => form.numpy_function(),
+        (Emit::Numpy, [form]) => form.numpy(),
+        (Emit::Latex, [form]) => matdiff::render::notes::full_form(form).latex(args.standalone),
+        (Emit::Markdown, [form]) => matdiff::render::notes::full_form(form).markdown(),
+        (Emit::Json, [form]) => full_json(form).to_string(),
+        (Emit::Text, forms) => forms.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n\n"),
+        (Emit::Json, forms) => serde_json::Value::Array(forms.iter().map(full_json).collect()).to_string(),
+        (Emit::Numpy, forms) if !args.function => block_numpy(forms),
         _ => {
             err!("error: the whole Hessian (`--wrt all`) is shown as text, json or numpy (one expression); ask for a block with `--wrt x,y`");
             return ExitCode::from(EXIT_INPUT);

@@ -4,20 +4,13 @@
 //! differences of the file's own function (tests/numpy_dialect_check.py). Every file in
 //! `tests/cases/numpy_errors/` is refused with a located message, snapshotted.
 
+mod common;
+
+use common::python;
+
 use matdiff::{numpy_dialect, Options};
 use std::path::Path;
 use std::process::Command;
-
-fn python() -> String {
-    if let Ok(p) = std::env::var("MATDIFF_PYTHON") {
-        return p;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    if Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "python3".to_string()
-}
 
 fn derived(path: &Path) -> String {
     let source = std::fs::read_to_string(path).expect("case file reads");

@@ -20,6 +20,10 @@
 //! A failing generated function is printed in full; there is no shrinking (the checks run
 //! in one batch), but the cases are small.
 
+mod common;
+
+use common::python;
+
 use matdiff::{numpy_dialect, Options};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -57,17 +61,6 @@ fn case_seeds(seed: u64, salt: u8, count: u64) -> Vec<u64> {
     (0..count)
         .map(|_| any::<u64>().new_tree(&mut runner).expect("a seed").current())
         .collect()
-}
-
-fn python() -> String {
-    if let Ok(p) = std::env::var("MATDIFF_PYTHON") {
-        return p;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    if Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "python3".to_string()
 }
 
 /// Runs `f` on a thread with the CLI's large stack, returning its result, its panic message,

@@ -2,18 +2,11 @@
 //! maximum, σ through `logaddexp`. Evaluated by real numpy against a reference computed in
 //! Python in the stable form (scripts/test sets up `.venv` with numpy).
 
-use std::process::Command;
+mod common;
 
-fn python() -> String {
-    std::env::var("MATDIFF_PYTHON").unwrap_or_else(|_| {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-        if std::path::Path::new(venv).exists() {
-            venv.into()
-        } else {
-            "python3".into()
-        }
-    })
-}
+use common::python;
+
+use std::process::Command;
 
 fn numpy_of(script: &str, wrt: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_matdiff"))

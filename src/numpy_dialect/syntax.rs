@@ -824,37 +824,26 @@ impl Parser {
         Ok(e)
     }
 
+    /// `+ -`, left-associative, over terms.
     fn arith(&mut self) -> Result<Expr, Error> {
-        let mut left = self.term()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Op("+") => BinOp::Add,
-                Tok::Op("-") => BinOp::Sub,
-                _ => return Ok(left),
-            };
-            self.advance();
-            let right = self.term()?;
-            let span = left.span.join(right.span);
-            left = Expr {
-                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
-                span,
-            };
-        }
+        self.left_assoc(&["+", "-"], Self::term)
     }
 
+    /// `* / @ // %`, left-associative, over unary expressions.
     fn term(&mut self) -> Result<Expr, Error> {
-        let mut left = self.unary()?;
+        self.left_assoc(&["*", "/", "@", "//", "%"], Self::unary)
+    }
+
+    /// One precedence level of Python's binary operators: operands from `operand`, joined left to right.
+    fn left_assoc(&mut self, ops: &[&str], operand: fn(&mut Self) -> Result<Expr, Error>) -> Result<Expr, Error> {
+        let mut left = operand(self)?;
         loop {
             let op = match self.peek() {
-                Tok::Op("*") => BinOp::Mul,
-                Tok::Op("/") => BinOp::Div,
-                Tok::Op("@") => BinOp::MatMul,
-                Tok::Op("//") => BinOp::FloorDiv,
-                Tok::Op("%") => BinOp::Mod,
+                Tok::Op(o) if ops.contains(o) => BinOp::from_symbol(o).expect("a binary operator"),
                 _ => return Ok(left),
             };
             self.advance();
-            let right = self.unary()?;
+            let right = operand(self)?;
             let span = left.span.join(right.span);
             left = Expr {
                 kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
