@@ -662,12 +662,22 @@ impl Derivation {
     }
 }
 
-/// Lines `text   (note)` with the notes aligned.
+/// Lines `text   (note)` with the notes of the lines that fit a screen aligned; a longer
+/// line keeps its note four spaces after it, so one long formula does not push every note
+/// off the screen.
 fn aligned(lines: &[(String, String)]) -> Vec<String> {
-    let width = lines.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(0) + 4;
+    const SCREEN: usize = 100;
+    let length = |t: &String| t.chars().count();
+    let width = lines
+        .iter()
+        .map(|(t, _)| length(t))
+        .filter(|&l| l <= SCREEN)
+        .max()
+        .unwrap_or(0)
+        + 4;
     lines
         .iter()
-        .map(|(t, n)| format!("{t}{}({n})", " ".repeat(width - t.chars().count())))
+        .map(|(t, n)| format!("{t}{}({n})", " ".repeat(width.saturating_sub(length(t)).max(4))))
         .collect()
 }
 
