@@ -617,13 +617,10 @@ impl Derivation {
         lines
     }
 
-    /// A complete LaTeX document showing the derivation (compiles with pdflatex).
+    /// A complete LaTeX document showing the derivation (compiles with pdflatex): the notes
+    /// document of one gradient, as `--wrt` with several variables gives.
     pub fn latex_document(&self) -> String {
-        format!(
-            "\\documentclass{{article}}\n\\usepackage{{amsmath,amssymb}}\n\\begin{{document}}\n\\begin{{align*}}\n{}\n\\end{{align*}}\n{}\n\\end{{document}}\n",
-            self.latex(),
-            latex_escape_text(&self.check_text())
-        )
+        render::notes::gradients(std::slice::from_ref(self)).latex(true)
     }
 
     pub fn json(&self) -> serde_json::Value {

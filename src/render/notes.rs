@@ -482,8 +482,13 @@ pub fn gradients(ds: &[Derivation]) -> Document {
         })
         .collect();
     let wrts: Vec<String> = ds.iter().map(|d| format!("${}$", name_tex(&d.wrt))).collect();
+    let shapes = if ds.len() == 1 {
+        "with the shape of the variable"
+    } else {
+        "each with the shape of its variable"
+    };
     let said = format!(
-        "The gradient of ${loss}$ with respect to {}, each with the shape of its variable{}:",
+        "The gradient of ${loss}$ with respect to {}, {shapes}{}:",
         wrts.join(", "),
         if first.upstream.is_some() {
             ", backpropagated from the upstream gradient"
