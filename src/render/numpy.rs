@@ -155,7 +155,9 @@ fn py_number(c: f64) -> String {
 /// Wraps the gradient so it has exactly the shape the variable was passed in: a float
 /// for a scalar, the variable's own shape for a vector, the 2-D result for a matrix.
 pub fn finish(body: &Piece, wrt: &str, wrt_shape: &Shape) -> String {
-    if wrt_shape.is_scalar() {
+    if wrt_shape.is_scalar() && body.op == Some(layout::SCALAR) {
+        format!("float({})", body.text)
+    } else if wrt_shape.is_scalar() {
         format!("float(np.reshape({}, -1)[0])", body.text)
     } else if wrt_shape.is_column() {
         // A column materialised from a 1-D value is reshaped from the 1-D value.

@@ -101,14 +101,19 @@ pub fn lay_out(expr: &RecExpr<Math>, env: &Env, names: &Names) -> Laid {
     }
 }
 
+/// The `op` of a scalar root, which is a Python float as it is written.
+pub const SCALAR: &str = "scalar";
+
 /// The `op` of a materialised column `v[:, None]` whose `v` is 1-D, so that a caller
 /// reshaping the column again can reshape `v` instead.
 pub const FLAT_COLUMN: &str = "[:, None]";
 
 impl Laid {
-    /// The value as the 2-D array of its shape (a scalar stays a scalar at 1 x 1).
+    /// The value as the 2-D array of its shape (a scalar stays a scalar at 1 x 1, marked
+    /// [`SCALAR`]).
     pub fn materialised(&self) -> Piece {
         match &self.shape {
+            Some(shape) if shape.is_scalar() && self.layout == Layout::Scalar => self.piece.clone().with_op(SCALAR),
             Some(shape) => materialise(&self.piece, self.layout, shape),
             None => self.piece.clone(),
         }
