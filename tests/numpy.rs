@@ -95,7 +95,7 @@ fn backward_functions_use_numpy_broadcasting_and_reductions() {
         "    xhat = xc / np.sqrt(0.00001 + var)\n",
         "    dgamma = (dout * xhat).sum(axis=0)\n",
         "    dbeta = dout.sum(axis=0)\n",
-        "    assert np.ndim(gamma) == 1, \"gamma must have shape (D,)\"\n",
+        "    assert np.shape(gamma) == (D,), \"gamma must have shape (D,)\"\n",
     ] {
         assert!(batchnorm.contains(line), "{line}in\n{batchnorm}");
     }

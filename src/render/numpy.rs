@@ -231,6 +231,16 @@ pub fn bind_arguments_ranked(args: &[String], env: &Env, rank: impl Fn(&str) -> 
             format!("({rows}, {})", shape.cols.render("*"))
         };
         body.push(format!("    {name} = np.asarray({name}, dtype=float)"));
+        // A 1-D array whose length is known already is one assert of its whole shape.
+        let binds =
+            |d: &crate::dim::Dim| d.as_size().is_none() && matches!(d.factors().as_slice(), [f] if !bound.contains(*f));
+        if one_d && !binds(&shape.rows) {
+            body.push(format!(
+                "    assert np.shape({name}) == ({},), \"{name} must have shape {expected}\"",
+                shape.rows.render(" * ")
+            ));
+            continue;
+        }
         if one_d {
             body.push(format!(
                 "    assert np.ndim({name}) == 1, \"{name} must have shape {expected}\""
