@@ -35,6 +35,8 @@ pub struct Program {
     /// The upstream gradients the backward pass takes (`dout`, or `dnext_h`, `dnext_c`),
     /// with their shapes; none for a scalar loss.
     pub upstreams: Vec<(String, Shape)>,
+    /// The upstreams of 1-D outputs, which numpy passes as 1-D arrays.
+    pub flat_upstreams: BTreeSet<String>,
     /// The parameters a gradient can be taken with respect to, in order.
     pub variables: Vec<String>,
 }
@@ -136,10 +138,14 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
 
     let outputs = std::mem::take(&mut reading.outputs);
     let mut upstreams = Vec::new();
+    let mut flat_upstreams = BTreeSet::new();
     let (root, target_name, shape) = if let [(out, name, _)] = outputs.as_slice() {
         let shape = ir_shape(&out.shape);
         if !shape.is_scalar() {
             upstreams.push((fresh(&mut taken, "dout".into()), shape.clone()));
+            if out.shape.len() == 1 {
+                flat_upstreams.insert(upstreams[0].0.clone());
+            }
         }
         let defined = name
             .as_ref()
@@ -167,6 +173,9 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
                 Some(t) => reading.arrays.add(Math::Add([t, term])),
                 None => term,
             });
+            if out.shape.len() == 1 {
+                flat_upstreams.insert(up.clone());
+            }
             upstreams.push((up, shape));
         }
         (total.expect("at least one output"), None, Shape::scalar())
@@ -236,6 +245,7 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
         function: f.name.clone(),
         params: reading.params,
         upstreams,
+        flat_upstreams,
         variables,
     })
 }
@@ -263,16 +273,19 @@ impl Program {
     /// The number of axes of each array parameter as the function takes it (0 a scalar, 1 a
     /// 1-D vector, 2 a matrix); `None` for labels and constants.
     fn rank(&self, name: &str) -> Option<usize> {
+        if self.flat_upstreams.contains(name) {
+            return Some(1);
+        }
         self.params.iter().find(|p| p.name == name).and_then(|p| match &p.kind {
             ParamKind::Variable(shape) => Some(shape.len()),
             _ => None,
         })
     }
 
-    /// The parameters as numpy has them: a 1-D parameter broadcasts onto rows as it is.
+    /// The parameters and upstreams as numpy has them: a 1-D parameter broadcasts onto rows as it is.
     fn names(&self) -> Names {
         let mut names = Names::new();
-        for v in &self.variables {
+        for v in self.variables.iter().chain(&self.flat_upstreams) {
             let layout = match self.rank(v) {
                 Some(0) => Layout::Scalar,
                 Some(1) => Layout::Flat,

@@ -285,13 +285,20 @@ impl Pass<'_> {
     /// The node as the notation writes it from its children, with the children in
     /// `full` materialised first.
     fn write(&mut self, id: Id, full: &[Id]) -> Piece {
-        let mut saved = Vec::new();
-        for &c in full {
-            if self.lay(c) != Layout::Full && self.shape(c).is_some() {
-                let m = self.materialised(c);
-                saved.push((c, std::mem::replace(&mut self.lazy[usize::from(c)], m)));
-            }
-        }
+        let materialised: Vec<(Id, Piece)> = full
+            .iter()
+            .filter(|c| self.lay(**c) != Layout::Full && self.shape(**c).is_some())
+            .map(|c| (*c, self.materialised(*c)))
+            .collect();
+        self.write_with(id, materialised)
+    }
+
+    /// The node as the notation writes it, with the children in `instead` written so.
+    fn write_with(&mut self, id: Id, instead: Vec<(Id, Piece)>) -> Piece {
+        let saved: Vec<(Id, Piece)> = instead
+            .into_iter()
+            .map(|(c, p)| (c, std::mem::replace(&mut self.lazy[usize::from(c)], p)))
+            .collect();
         let piece = self.writer.piece(self.expr, id, &self.lazy);
         for (c, p) in saved.into_iter().rev() {
             self.lazy[usize::from(c)] = p;
@@ -402,8 +409,13 @@ impl Pass<'_> {
                 if let Some(mean) = self.mean(k, x) {
                     return mean;
                 }
+                // A keepdims column's 1-D form scales alike.
+                let flat = self.flats[usize::from(x)]
+                    .clone()
+                    .map(|f| self.write_with(id, vec![(x, f)]));
                 Out {
                     konst,
+                    flat,
                     ..Out::new(self.write(id, &[]), self.lay(x))
                 }
             }
