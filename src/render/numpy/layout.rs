@@ -141,13 +141,15 @@ impl Laid {
         }
     }
 
-    /// The layout a named intermediate keeps: a row or scalar broadcast to a larger matrix is
-    /// materialised, so that every name holds a value of the script's own shape or its 1-D form.
+    /// The layout a named intermediate keeps: a row, column or scalar broadcast to a larger
+    /// matrix is materialised, so that every name holds a value of the script's own shape or
+    /// its 1-D form.
     pub fn for_definition(self) -> Laid {
         let spread = |s: &Shape| match self.layout {
             Layout::Row => !s.rows.is_one(),
             Layout::Scalar => !s.is_scalar(),
-            _ => false,
+            Layout::Col => true,
+            Layout::Full | Layout::Flat => false,
         };
         match &self.shape {
             Some(s) if spread(s) => Laid {
