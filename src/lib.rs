@@ -177,7 +177,7 @@ pub fn grad(script: &str, wrt: &str) -> Result<Derivation, Error> {
 /// let numerator = Options { layout: Layout::Numerator, ..Options::default() };
 /// let d = grad_with("X : B x N; W : N x M; b : M; h = X*W + b", "b", &numerator)?;
 /// assert_eq!(d.formula_text(), "1_Bᵀ·G");
-/// assert_eq!(d.numpy(), "np.ones((1, B)) @ G");
+/// assert_eq!(d.numpy(), "np.reshape(G.sum(axis=0), (1, -1))");
 /// # Ok::<(), matdiff::Error>(())
 /// ```
 pub fn grad_with(script: &str, wrt: &str, options: &Options) -> Result<Derivation, Error> {

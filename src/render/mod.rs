@@ -123,16 +123,22 @@ pub fn spelled(spelling: Spelling, a: &[&Piece], style: &CallStyle) -> Piece {
 pub trait Form {
     /// Writes `expr[id]`, whose children are already written in `pieces`.
     fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece;
+
+    /// Writes the expression rooted at its last node, bottom-up. A notation whose writing of
+    /// a node depends on more than its children's text (numpy's broadcast layouts) overrides it.
+    fn whole(&self, expr: &RecExpr<Math>) -> Piece {
+        let mut pieces: Vec<Piece> = Vec::with_capacity(expr.len());
+        for i in 0..expr.len() {
+            let p = self.piece(expr, Id::from(i), &pieces);
+            pieces.push(p);
+        }
+        pieces.pop().unwrap_or_else(|| Piece::new("", Prec::Atom))
+    }
 }
 
 /// Writes the expression rooted at its last node.
 pub fn render(expr: &RecExpr<Math>, form: &dyn Form) -> Piece {
-    let mut pieces: Vec<Piece> = Vec::with_capacity(expr.len());
-    for i in 0..expr.len() {
-        let p = form.piece(expr, Id::from(i), &pieces);
-        pieces.push(p);
-    }
-    pieces.pop().unwrap_or_else(|| Piece::new("", Prec::Atom))
+    form.whole(expr)
 }
 
 /// Writes a number the way a person would: `2`, `0.5`, `-1`.
