@@ -67,7 +67,8 @@ pub(super) fn flatten_product(expr: &RecExpr<Math>, id: Id, out: &mut Vec<Id>) {
 }
 
 impl Canon<'_> {
-    /// `A·B` for matrices: a single term's scalars move out; a sum stays one factor.
+    /// `A·B` for matrices: a single term's scalars move out; a sum stays one factor, unless
+    /// a definition's fact makes a term vanish (`facts.rs`).
     pub(super) fn matrix_product(&mut self, a: &Poly, b: &Poly, data: &Data) -> Poly {
         if a.0.is_empty() || b.0.is_empty() {
             return Poly::default();
@@ -77,8 +78,14 @@ impl Canon<'_> {
             unreachable!("a matrix factor has a matrix part")
         };
         let core = self.word(x, y, data);
+        if core.is_some_and(|c| self.vanishes(c)) {
+            return Poly::default();
+        }
         let scalars = Term { core: None, ..ta }.times(&Term { core: None, ..tb });
         let mut term = Term { core, ..scalars };
+        if let Some(expanded) = self.expanded(&term) {
+            return expanded;
+        }
         if data.is_scalar() {
             if let Some(c) = term.core.take() {
                 term = term.times(&Term {
@@ -111,6 +118,18 @@ impl Canon<'_> {
         self.factors(y, &mut list);
         let mut stack: Vec<Id> = Vec::new();
         for f in list {
+            // 1_m·1_nᵀ is the block 1_(m x n): one form, so that a definition's body and the
+            // derivative's copy of it (where the target's run merged them) are one node.
+            if let Some(&top) = stack.last() {
+                if let (Math::Ones([m, k]), Math::Ones([k2, n])) = (&self.out.expr()[top], &self.out.expr()[f]) {
+                    let (m, n) = (*m, *n);
+                    if k == k2 && matches!(&self.data[usize::from(*k)].kind, crate::ir::Kind::Dim(d) if d.is_one()) {
+                        stack.pop();
+                        stack.push(self.add(Math::Ones([m, n])));
+                        continue;
+                    }
+                }
+            }
             let mut next = Some(f);
             while let (Some(f), Some(&top)) = (next, stack.last()) {
                 next = if self.inverse_of(top) == Some(f) || self.inverse_of(f) == Some(top) {
