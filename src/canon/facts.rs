@@ -21,11 +21,22 @@ pub(super) struct Facts {
 impl Canon<'_> {
     /// Probes a definition's body (read with every definition inlined, so that `μ` in
     /// `x − 1·μᵀ` can cancel) and records what is zero about its name.
-    pub(super) fn probe(&mut self, symbol: Id, body: &RecExpr<Math>) {
+    ///
+    /// The inlined body is also a form to recognise: the derivative may hold it where the
+    /// earlier names it was read with never appear as nodes (`x·1_(D x D)/D`, no `x·1_D`).
+    pub(super) fn probe(&mut self, symbol: Id, body: &RecExpr<Math>, named: &Poly) {
         let before = self.data.len();
         let known = std::mem::take(&mut self.known);
         let (poly, data) = self.read(body);
         self.known = known;
+        if poly.0 != named.0 && !poly.0.is_empty() {
+            let transposed = (!data.is_scalar()).then(|| self.transposed(&poly));
+            self.known.push(Known {
+                symbol,
+                poly: poly.clone(),
+                transposed,
+            });
+        }
         // A single term (a product, a quotient) sums to zero only by accident of its
         // values; a sum can cancel term by term.
         if poly.0.len() >= 2 && poly.0.iter().all(|t| t.core.is_some()) {
@@ -136,12 +147,13 @@ impl Canon<'_> {
     /// `A·diag(w)` and `diag(v)·A`, which a product from that side passes through.
     fn scaled(&mut self, id: Id, columns: bool) -> Option<Id> {
         let mut factors = Vec::new();
-        self.elementwise_factors(id, 1.0, false, &mut factors);
+        // Through the names of elementwise quotients: x̂ = xc ⊘ (1·σᵀ) is xc with its columns scaled.
+        self.elementwise_factors(id, 1.0, true, &mut factors);
         let mut rest = elementwise::merge_factors(factors)
             .into_iter()
             .filter(|&(f, _)| !self.broadcast(f, columns));
         match (rest.next(), rest.next()) {
-            (Some((f, e)), None) if e == 1.0 => Some(f),
+            (Some((f, 1.0)), None) => Some(f),
             _ => None,
         }
     }
@@ -178,7 +190,7 @@ impl Canon<'_> {
             let mut out = Poly::default();
             let mut vanished = false;
             for t in &sum.0 {
-                let Some(core) = t.core else { return None };
+                let core = t.core?;
                 let mut factors = list[..k].to_vec();
                 self.factors(core, &mut factors);
                 factors.extend_from_slice(&list[k + 1..]);

@@ -124,7 +124,7 @@ pub fn canonical(
         if known {
             let symbol = canon.add(Math::Symbol(*name));
             // What follows from the body (`1ᵀ·xc = 0`): facts.rs.
-            canon.probe(symbol, body);
+            canon.probe(symbol, body, &poly);
             if let Some(Term {
                 coeff,
                 scalars,
