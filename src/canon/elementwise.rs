@@ -117,7 +117,7 @@ impl Canon<'_> {
     /// `xc ⊙ G ⊘ S.^2` is `xhat ⊙ G ⊘ S` for `xhat = xc ⊘ S`, as a backward pass writes it.
     fn named(&mut self, mut merged: Vec<(Id, f64)>) -> Vec<(Id, f64)> {
         let mut names: Vec<(Id, Id)> = self.elementwise_definitions.iter().map(|(&n, &b)| (n, b)).collect();
-        names.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        names.sort_unstable_by_key(|&(name, _)| std::cmp::Reverse(name));
         for (name, body) in names {
             let mut own = Vec::new();
             self.elementwise_factors(body, 1.0, false, &mut own);
