@@ -55,6 +55,19 @@ impl Canon<'_> {
                 }
             }
         }
+        // A definition that scales a name's columns (`x̂ = xc ⊘ (1·σᵀ)`) sums to zero along
+        // the axis that name does (`1ᵀ·x̂ = (1ᵀ·xc)·diag(1 ⊘ σ)`).
+        if let Some(core) = named.as_single().and_then(|t| t.core) {
+            let transposed = self.transpose(symbol);
+            if self.scaled(core, true).is_some_and(|c| self.facts.columns.contains(&c)) {
+                self.facts.columns.insert(symbol);
+                self.facts.rows.insert(transposed);
+            }
+            if self.scaled(core, false).is_some_and(|c| self.facts.rows.contains(&c)) {
+                self.facts.rows.insert(symbol);
+                self.facts.columns.insert(transposed);
+            }
+        }
         // The probes' nodes are not the canonical form's growth.
         self.budget += self.data.len() - before;
     }
@@ -151,29 +164,33 @@ impl Canon<'_> {
         self.elementwise_factors(id, 1.0, true, &mut factors);
         let mut rest = elementwise::merge_factors(factors)
             .into_iter()
-            .filter(|&(f, _)| !self.broadcast(f, columns));
+            .filter(|&(f, _)| !self.repeats(f, columns));
         match (rest.next(), rest.next()) {
             (Some((f, 1.0)), None) => Some(f),
             _ => None,
         }
     }
 
-    /// Whether a node is a ones column times a row (`1·wᵀ`, constant along each column:
-    /// `columns`) or a column times a ones row (`v·1ᵀ`).
-    fn broadcast(&self, id: Id, columns: bool) -> bool {
-        let Math::Mul([a, b]) = self.out.expr()[id] else {
+    /// Whether a node is constant along its columns (`columns`: `1·wᵀ`) or rows (`v·1ᵀ`), also
+    /// as the transpose of a monomial of broadcasts the other way (`((v·1ᵀ) ⊘ (σ·1ᵀ))ᵀ`).
+    fn repeats(&mut self, id: Id, columns: bool) -> bool {
+        if self.broadcast(id, columns).is_some() {
+            return true;
+        }
+        let Math::Transpose(inner) = self.out.expr()[id] else {
             return false;
         };
-        let ones = if columns { a } else { b };
-        matches!(self.out.expr()[ones], Math::Ones(_))
-            && self
-                .shape(ones)
-                .is_some_and(|s| if columns { s.cols.is_one() } else { s.rows.is_one() })
+        if !matches!(self.out.expr()[inner], Math::Had(_) | Math::HDiv(_)) {
+            return false;
+        }
+        let mut factors = Vec::new();
+        self.elementwise_factors(inner, 1.0, false, &mut factors);
+        factors.into_iter().all(|(f, _)| self.broadcast(f, !columns).is_some())
     }
 
     /// A term whose word has a sum for a factor, multiplied out over that sum's terms when a
     /// fact makes one of them vanish (`(G − xc ⊙ (w·1ᵀ))·1 = G·1`); `None` otherwise.
-    pub(super) fn expanded(&mut self, term: &Term) -> Option<Poly> {
+    pub(super) fn expanded(&mut self, term: &Term, data: &Data) -> Option<Poly> {
         let word = term.core?;
         if self.facts.columns.is_empty() && self.facts.rows.is_empty() {
             return None;
@@ -211,6 +228,7 @@ impl Canon<'_> {
                     core: None,
                     ..term.clone()
                 });
+                let word = self.scalings_out(word, data).unwrap_or(word);
                 out = out.plus(&Poly::single(Term {
                     core: Some(word),
                     ..scalars

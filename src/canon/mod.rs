@@ -22,6 +22,7 @@ use std::collections::HashMap;
 mod elementwise;
 mod facts;
 mod product;
+mod scaling;
 mod terms;
 mod zeros;
 

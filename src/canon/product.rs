@@ -83,9 +83,10 @@ impl Canon<'_> {
         }
         let scalars = Term { core: None, ..ta }.times(&Term { core: None, ..tb });
         let mut term = Term { core, ..scalars };
-        if let Some(expanded) = self.expanded(&term) {
+        if let Some(expanded) = self.expanded(&term, data) {
             return expanded;
         }
+        term.core = term.core.map(|c| self.scalings_out(c, data).unwrap_or(c));
         if data.is_scalar() {
             if let Some(c) = term.core.take() {
                 term = term.times(&Term {
