@@ -216,7 +216,8 @@ impl Canon<'_> {
     }
 
     /// The transpose of a node of `out`, pushed through products, sums, scalings and
-    /// inverses (not into Hadamard products or functions, where the rules would not pull it back out).
+    /// inverses (not into Hadamard products or functions, where the rules would not pull it
+    /// back out; only into a monomial of broadcasts, which stays one: scaling.rs).
     pub(super) fn transpose(&mut self, id: Id) -> Id {
         if self.is_scalar(id) {
             return id;
@@ -237,9 +238,13 @@ impl Canon<'_> {
                 self.factors(tb, &mut list);
                 self.factors(ta, &mut list);
                 let last = list.pop().expect("a product has factors");
-                list.into_iter()
+                let product = list
+                    .into_iter()
                     .rev()
-                    .fold(last, |acc, f| self.add(Math::Mul([f, acc])))
+                    .fold(last, |acc, f| self.add(Math::Mul([f, acc])));
+                // As any product, with the scalings of its ends taken out (scaling.rs).
+                let data = self.data[usize::from(product)].clone();
+                self.scalings_out(product, &data).unwrap_or(product)
             }
             Math::Add(_) => {
                 let mut terms = Vec::new();
@@ -268,6 +273,9 @@ impl Canon<'_> {
                 let ta = self.transpose(a);
                 self.add(Math::Scale([s, ta]))
             }
+            Math::Had(_) | Math::HDiv(_) => self
+                .transposed_scalings(id)
+                .unwrap_or_else(|| self.add(Math::Transpose(id))),
             Math::Inv(x) => {
                 let tx = self.transpose(x);
                 self.add(Math::Inv(tx))

@@ -120,4 +120,31 @@ impl Canon<'_> {
         outer.push((inner, 1.0));
         Some(self.elementwise_monomial(outer, &shape))
     }
+
+    /// The transpose of an elementwise monomial of broadcasts as the monomial of the
+    /// transposed broadcasts, `((v·1ᵀ) ⊘ (σ·1ᵀ))ᵀ = (1·vᵀ) ⊘ (1·σᵀ)`, a broadcast of a
+    /// monomial split (`1·(a ⊘ b)ᵀ`); `None` when some factor is no broadcast.
+    pub(super) fn transposed_scalings(&mut self, id: Id) -> Option<Id> {
+        let shape = self.shape(id)?;
+        let shape = Shape::new(shape.cols, shape.rows);
+        let mut factors = Vec::new();
+        self.elementwise_factors(id, 1.0, false, &mut factors);
+        let factors = elementwise::merge_factors(factors);
+        let all = factors
+            .iter()
+            .all(|&(f, _)| self.broadcast(f, true).is_some() || self.broadcast(f, false).is_some());
+        if factors.is_empty() || !all {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (f, e) in factors {
+            let t = self.transpose(f);
+            let data = self.data[usize::from(t)].clone();
+            match self.scalings_out(t, &data) {
+                Some(split) => self.elementwise_factors(split, e, false, &mut out),
+                None => out.push((t, e)),
+            }
+        }
+        Some(self.elementwise_monomial(out, &shape))
+    }
 }
