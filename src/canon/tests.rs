@@ -138,6 +138,24 @@ fn a_centred_definition_sums_to_zero_along_its_axis() {
 }
 
 #[test]
+fn row_and_column_scalings_come_out_of_products_and_transposes() {
+    // (A ⊙ x·1ᵀ)·B = diag(x)·A·B = (A·B) ⊙ x·1ᵀ.
+    assert_eq!(
+        canon("(* (.* A (* x (ones @1 @n))) B)"),
+        "(.* (* x (ones @1 @n)) (* A B))"
+    );
+    // ((x·1ᵀ) ⊘ (y·1ᵀ))ᵀ = (1·xᵀ) ⊘ (1·yᵀ), and a broadcast of a monomial is split: (x ⊘ y)·1ᵀ.
+    assert_eq!(
+        canon("(T (./ (* x (ones @1 @n)) (* y (ones @1 @n))))"),
+        "(./ (* (ones @n @1) (T x)) (* (ones @n @1) (T y)))"
+    );
+    assert_eq!(
+        canon("(* (./ x y) (ones @1 @n))"),
+        "(./ (* x (ones @1 @n)) (* y (ones @1 @n)))"
+    );
+}
+
+#[test]
 fn an_elementwise_definition_is_named_inside_a_monomial() {
     let mut env = env(&["A", "B", "X"], &[], &[]);
     env.shapes
