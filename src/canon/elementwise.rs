@@ -72,7 +72,7 @@ impl Canon<'_> {
     /// summed, the cancelled ones gone (`x ⊘ x` is 1 where x has no zero, as the rules'
     /// `hdiv-cancel`), written `n₁ ⊙ n₂ ⊘ (d₁ ⊙ d₂)`; all ones when nothing is left.
     pub(super) fn elementwise_monomial(&mut self, factors: Vec<(Id, f64)>, shape: &Shape) -> Id {
-        let merged = merge_factors(factors);
+        let merged = self.named(merge_factors(factors));
         let chain = |this: &mut Self, part: Vec<(Id, f64)>| -> Option<Id> {
             let powers: Vec<Id> = part
                 .into_iter()
@@ -110,6 +110,27 @@ impl Canon<'_> {
             Some(r) => self.add(Math::Had([first, r])),
             None => first,
         }
+    }
+
+    /// Merged factors with each elementwise definition's body among them (to at most its
+    /// exponents, with their signs) replaced by its name, the latest definition first:
+    /// `xc ⊙ G ⊘ S.^2` is `xhat ⊙ G ⊘ S` for `xhat = xc ⊘ S`, as a backward pass writes it.
+    fn named(&mut self, mut merged: Vec<(Id, f64)>) -> Vec<(Id, f64)> {
+        let mut names: Vec<(Id, Id)> = self.elementwise_definitions.iter().map(|(&n, &b)| (n, b)).collect();
+        names.sort_unstable_by_key(|&(name, _)| std::cmp::Reverse(name));
+        for (name, body) in names {
+            let mut own = Vec::new();
+            self.elementwise_factors(body, 1.0, false, &mut own);
+            let own = merge_factors(own);
+            let within = |(f, e): &(Id, f64)| merged.iter().any(|(g, k)| g == f && k * e > 0.0 && k.abs() >= e.abs());
+            if own.len() < 2 || !own.iter().all(within) {
+                continue;
+            }
+            merged.extend(own.iter().map(|&(f, e)| (f, -e)));
+            merged.push((name, 1.0));
+            merged = merge_factors(merged);
+        }
+        merged
     }
 
     /// The product of two terms' elementwise factors. Definitions that are elementwise

@@ -20,7 +20,9 @@ use egg::{Id, Language, RecExpr, Symbol};
 use std::collections::HashMap;
 
 mod elementwise;
+mod facts;
 mod product;
+mod scaling;
 mod terms;
 mod zeros;
 
@@ -122,6 +124,8 @@ pub fn canonical(
         let known = poly.0.iter().any(|t| t.core.is_some() || !t.scalars.is_empty());
         if known {
             let symbol = canon.add(Math::Symbol(*name));
+            // What follows from the body (`1ᵀ·xc = 0`): facts.rs.
+            canon.probe(symbol, body, &poly);
             if let Some(Term {
                 coeff,
                 scalars,
@@ -180,6 +184,8 @@ struct Canon<'a> {
     data: Vec<Data>,
     transposed: HashMap<Id, Id>,
     signatures: HashMap<Id, Signature>,
+    /// What follows from the definitions' bodies (facts.rs).
+    facts: facts::Facts,
 }
 
 impl<'a> Canon<'a> {
@@ -196,6 +202,7 @@ impl<'a> Canon<'a> {
             data: Vec::new(),
             transposed: HashMap::new(),
             signatures: HashMap::new(),
+            facts: facts::Facts::default(),
         }
     }
 }

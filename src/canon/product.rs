@@ -67,7 +67,8 @@ pub(super) fn flatten_product(expr: &RecExpr<Math>, id: Id, out: &mut Vec<Id>) {
 }
 
 impl Canon<'_> {
-    /// `A·B` for matrices: a single term's scalars move out; a sum stays one factor.
+    /// `A·B` for matrices: a single term's scalars move out; a sum stays one factor, unless
+    /// a definition's fact makes a term vanish (`facts.rs`).
     pub(super) fn matrix_product(&mut self, a: &Poly, b: &Poly, data: &Data) -> Poly {
         if a.0.is_empty() || b.0.is_empty() {
             return Poly::default();
@@ -77,8 +78,15 @@ impl Canon<'_> {
             unreachable!("a matrix factor has a matrix part")
         };
         let core = self.word(x, y, data);
+        if core.is_some_and(|c| self.vanishes(c)) {
+            return Poly::default();
+        }
         let scalars = Term { core: None, ..ta }.times(&Term { core: None, ..tb });
         let mut term = Term { core, ..scalars };
+        if let Some(expanded) = self.expanded(&term, data) {
+            return expanded;
+        }
+        term.core = term.core.map(|c| self.scalings_out(c, data).unwrap_or(c));
         if data.is_scalar() {
             if let Some(c) = term.core.take() {
                 term = term.times(&Term {
@@ -111,6 +119,18 @@ impl Canon<'_> {
         self.factors(y, &mut list);
         let mut stack: Vec<Id> = Vec::new();
         for f in list {
+            // 1_m·1_nᵀ is the block 1_(m x n): one form, so that a definition's body and the
+            // derivative's copy of it (where the target's run merged them) are one node.
+            if let Some(&top) = stack.last() {
+                if let (Math::Ones([m, k]), Math::Ones([k2, n])) = (&self.out.expr()[top], &self.out.expr()[f]) {
+                    let (m, n) = (*m, *n);
+                    if k == k2 && matches!(&self.data[usize::from(*k)].kind, crate::ir::Kind::Dim(d) if d.is_one()) {
+                        stack.pop();
+                        stack.push(self.add(Math::Ones([m, n])));
+                        continue;
+                    }
+                }
+            }
             let mut next = Some(f);
             while let (Some(f), Some(&top)) = (next, stack.last()) {
                 next = if self.inverse_of(top) == Some(f) || self.inverse_of(f) == Some(top) {
@@ -196,7 +216,8 @@ impl Canon<'_> {
     }
 
     /// The transpose of a node of `out`, pushed through products, sums, scalings and
-    /// inverses (not into Hadamard products or functions, where the rules would not pull it back out).
+    /// inverses (not into Hadamard products or functions, where the rules would not pull it
+    /// back out; only into a monomial of broadcasts, which stays one: scaling.rs).
     pub(super) fn transpose(&mut self, id: Id) -> Id {
         if self.is_scalar(id) {
             return id;
@@ -217,9 +238,13 @@ impl Canon<'_> {
                 self.factors(tb, &mut list);
                 self.factors(ta, &mut list);
                 let last = list.pop().expect("a product has factors");
-                list.into_iter()
+                let product = list
+                    .into_iter()
                     .rev()
-                    .fold(last, |acc, f| self.add(Math::Mul([f, acc])))
+                    .fold(last, |acc, f| self.add(Math::Mul([f, acc])));
+                // As any product, with the scalings of its ends taken out (scaling.rs).
+                let data = self.data[usize::from(product)].clone();
+                self.scalings_out(product, &data).unwrap_or(product)
             }
             Math::Add(_) => {
                 let mut terms = Vec::new();
@@ -248,6 +273,9 @@ impl Canon<'_> {
                 let ta = self.transpose(a);
                 self.add(Math::Scale([s, ta]))
             }
+            Math::Had(_) | Math::HDiv(_) => self
+                .transposed_scalings(id)
+                .unwrap_or_else(|| self.add(Math::Transpose(id))),
             Math::Inv(x) => {
                 let tx = self.transpose(x);
                 self.add(Math::Inv(tx))

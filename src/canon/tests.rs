@@ -119,6 +119,56 @@ fn definitions_stand_for_their_bodies() {
 }
 
 #[test]
+fn a_centred_definition_sums_to_zero_along_its_axis() {
+    let mut env = env(&["A", "X"], &["w"], &[]);
+    let n = || Dim::named("n");
+    env.shapes.insert(Symbol::from("mu"), Shape::new(n(), Dim::one()));
+    env.shapes.insert(Symbol::from("xc"), Shape::new(n(), n()));
+    let mu = "(scale (pow (dim @n) -1) (* (T X) (ones @n @1)))";
+    let xc = format!("(+ X (scale -1 (* (ones @n @1) (T {mu}))))");
+    let definitions = [("mu", mu), ("xc", xc.as_str())];
+    // 1ᵀ·xc = 1ᵀ·X − n·μᵀ = 0, also with xc's columns scaled: 1ᵀ·(xc ⊙ 1·wᵀ) = (1ᵀ·xc)·diag(w).
+    let scaled = format!("(* (ones @1 @n) (.* {xc} (* (ones @n @1) (T w))))");
+    assert_eq!(canon_with(&env, &xc, &definitions, &scaled), "(zeros @1 @n)");
+    // A sum is multiplied out where that makes a term vanish; xc·1 is no zero.
+    let sum = format!("(* (ones @1 @n) (+ A (scale 2 {xc})))");
+    assert_eq!(canon_with(&env, &xc, &definitions, &sum), "(* (ones @1 @n) A)");
+    let rows = format!("(* {xc} (ones @n @1))");
+    assert_eq!(canon_with(&env, &xc, &definitions, &rows), "(* xc (ones @n @1))");
+}
+
+#[test]
+fn row_and_column_scalings_come_out_of_products_and_transposes() {
+    // (A ⊙ x·1ᵀ)·B = diag(x)·A·B = (A·B) ⊙ x·1ᵀ.
+    assert_eq!(
+        canon("(* (.* A (* x (ones @1 @n))) B)"),
+        "(.* (* x (ones @1 @n)) (* A B))"
+    );
+    // ((x·1ᵀ) ⊘ (y·1ᵀ))ᵀ = (1·xᵀ) ⊘ (1·yᵀ), and a broadcast of a monomial is split: (x ⊘ y)·1ᵀ.
+    assert_eq!(
+        canon("(T (./ (* x (ones @1 @n)) (* y (ones @1 @n))))"),
+        "(./ (* (ones @n @1) (T x)) (* (ones @n @1) (T y)))"
+    );
+    assert_eq!(
+        canon("(* (./ x y) (ones @1 @n))"),
+        "(./ (* x (ones @1 @n)) (* y (ones @1 @n)))"
+    );
+}
+
+#[test]
+fn an_elementwise_definition_is_named_inside_a_monomial() {
+    let mut env = env(&["A", "B", "X"], &[], &[]);
+    env.shapes
+        .insert(Symbol::from("h"), Shape::new(Dim::named("n"), Dim::named("n")));
+    let definitions = [("h", "(./ A B)")];
+    // A ⊙ X ⊘ B.^2 = (A ⊘ B) ⊙ X ⊘ B.
+    assert_eq!(
+        canon_with(&env, "(./ A B)", &definitions, "(.* A (./ X (.^ B 2)))"),
+        "(.* (./ h B) X)"
+    );
+}
+
+#[test]
 fn a_canonical_form_that_would_not_share_its_factors_is_refused() {
     let env = env(&["A"], &["x"], &[]);
     // Σ Aᵏ·x·xᵀ·Aᵏ: the input shares each Aᵏ, the flattened products share nothing.

@@ -60,6 +60,12 @@ pub const SIMPLIFY: &[SimplifyRule] = &[
     // Row-wise normalisation (softmax) is a diagonal scaling: these let S = E ⊘ (E·1·1ᵀ) be found.
     guarded("ones-outer", "(* ?a (ones ?k ?n))", "(* (* ?a (ones ?k @1)) (ones @1 ?n))", Guard::DimNotOne("?n"), "1_(k x n) = 1_k·1_nᵀ"),
     guarded("hdiv-rows", "(./ ?a (* ?v (ones @1 ?k)))", "(* (diag (./ (ones (rows ?v) @1) ?v)) ?a)", Guard::Column("?v"), "A ⊘ (v·1ᵀ) = diag(1 ⊘ v)·A: dividing row i by v_i"),
+    // A Hadamard product or quotient of two broadcasts is one broadcast: (1·vᵀ) ⊘ (1·wᵀ) = 1·(v ⊘ w)ᵀ
+    // (the canonical form splits broadcasts to find shared factors; what is left rejoins here).
+    rule("had-bcast-rows",  "(.* (* ?v (ones @1 ?n)) (* ?w (ones @1 ?n)))", "(* (.* ?v ?w) (ones @1 ?n))", "(v·1ᵀ) ∘ (w·1ᵀ) = (v ∘ w)·1ᵀ: every column is v ∘ w"),
+    rule("hdiv-bcast-rows", "(./ (* ?v (ones @1 ?n)) (* ?w (ones @1 ?n)))", "(* (./ ?v ?w) (ones @1 ?n))", "(v·1ᵀ) ⊘ (w·1ᵀ) = (v ⊘ w)·1ᵀ: every column is v ⊘ w"),
+    rule("had-bcast-cols",  "(.* (* (ones ?m @1) ?v) (* (ones ?m @1) ?w))", "(* (ones ?m @1) (.* ?v ?w))", "(1·v) ∘ (1·w) = 1·(v ∘ w): every row is v ∘ w"),
+    rule("hdiv-bcast-cols", "(./ (* (ones ?m @1) ?v) (* (ones ?m @1) ?w))", "(* (ones ?m @1) (./ ?v ?w))", "(1·v) ⊘ (1·w) = 1·(v ⊘ w): every row is v ⊘ w"),
     rule("had-diag",   "(.* ?a (* (diag ?v) ?b))", "(* (diag ?v) (.* ?a ?b))", "A ∘ (D·B) = D·(A ∘ B) for diagonal D"),
     rule("diag-had",   "(* (diag ?v) (.* ?a ?b))", "(.* (* (diag ?v) ?a) ?b)", "D·(A ∘ B) = (D·A) ∘ B for diagonal D"),
 ];
