@@ -3,7 +3,7 @@
 //! as in numpy. Every named intermediate becomes a definition (`xhat`, a second `x` as
 //! `x_2`), so results can be written with the script's own names.
 
-use super::arrays::{ir_shape, np_shape_text, Arr, Arrays, Elementwise, NpShape};
+use super::arrays::{broadcast_shapes, ir_shape, np_shape_text, Arr, Arrays, Elementwise, NpShape};
 use super::syntax::{BinOp, CmpOp, Expr, ExprKind, FunctionDef, Index, Param, Stmt};
 use crate::diagnostic::{closest, Error, Span};
 use crate::dim::{Dim, Shape};
@@ -38,8 +38,17 @@ pub enum Value {
         c: Dim,
         onehot: Symbol,
     },
+    /// `y[:, None]` of labels: the index column `np.take_along_axis` takes.
+    LabelsColumn(Box<Value>),
     /// `np.arange(N)` or `range(N)`: the row indices that pair with labels.
     Arange(Dim),
+    /// The value of a statement matdiff cannot read (`acc = np.mean(np.argmax(s, 1) == y)`):
+    /// harmless while unused, its error when used. `tuple` when it was written as a tuple or
+    /// dictionary (a cache, which may end the returned values).
+    Poison {
+        error: Box<Error>,
+        tuple: bool,
+    },
     /// A value kept but not computed with (a dictionary cache).
     Opaque(&'static str),
 }
@@ -91,6 +100,10 @@ pub struct Interpreter<'a> {
     depth: usize,
     /// Each label gather `(A ⊙ Y)·1` built so far, by its node: A and Y.
     gathers: HashMap<Id, (Arr, Symbol)>,
+    /// The nodes of comparison masks (`x > 0`), which may index an array (`out[out < 0] = 0`).
+    masks: BTreeSet<Id>,
+    /// Functions defined inside the function being read (or a helper), inlined as helpers are.
+    local_functions: HashMap<String, FunctionDef>,
 }
 
 const MAX_CALL_DEPTH: usize = 32;
@@ -117,6 +130,8 @@ impl<'a> Interpreter<'a> {
             parameters: BTreeSet::new(),
             depth: 0,
             gathers: HashMap::new(),
+            masks: BTreeSet::new(),
+            local_functions: HashMap::new(),
         }
     }
 
@@ -188,6 +203,11 @@ impl<'a> Interpreter<'a> {
             return match &a.kind {
                 ExprKind::Str(text) => self.annotation(text, a.span, &p.name),
                 ExprKind::Name(n) if n == "float" => Ok(ParamKind::Variable(vec![])),
+                // `mode: str = "train"`, `bn_param: dict`, `num_classes: int = 10`: not arrays;
+                // read as an unannotated parameter (a numeric default is a constant).
+                ExprKind::Name(n) if matches!(n.as_str(), "int" | "str" | "bool" | "dict" | "list" | "tuple") => {
+                    self.unannotated(p, source)
+                }
                 _ => Err(Error::syntax(
                     format!("the annotation of `{}` is not a shape", p.name),
                     a.span,
@@ -195,6 +215,11 @@ impl<'a> Interpreter<'a> {
                 .with_note("write the shape as a string: `x: \"N x D\"`, `b: \"M\"`, `reg: \"scalar\"`, `y: \"N labels of C\"`")),
             };
         }
+        self.unannotated(p, source)
+    }
+
+    /// A parameter without a shape: a constant (its numeric default), else passed through.
+    fn unannotated(&mut self, p: &Param, source: &str) -> Result<ParamKind, Error> {
         match &p.default {
             Some(d) => match constant_of(d) {
                 Some(value) => Ok(ParamKind::Constant {
@@ -299,7 +324,13 @@ impl<'a> Interpreter<'a> {
         for st in body {
             match st {
                 Stmt::Nothing => {}
-                Stmt::Def(_) => {}
+                Stmt::Def(f) => {
+                    // A function defined in the body: a helper from here on, in this scope only
+                    // (its key, with its place, cannot meet another function's).
+                    let key = format!("{}@{}", f.name, f.span.start);
+                    self.local_functions.insert(key.clone(), f.clone());
+                    scope.insert(f.name.clone(), Value::Helper(key));
+                }
                 Stmt::Unsupported { what, span } => return Err(err_unsupported(what, *span)),
                 Stmt::Expr(e) => match &e.kind {
                     ExprKind::Str(_) | ExprKind::Ellipsis => {}
@@ -314,7 +345,21 @@ impl<'a> Interpreter<'a> {
                     }
                 },
                 Stmt::Assign { targets, value, .. } => {
-                    let v = self.eval(value, scope)?;
+                    let v = match self.eval(value, scope) {
+                        Ok(v) => v,
+                        Err(error) if targets.iter().all(only_names) => {
+                            // Unreadable, but maybe never used (an accuracy, a prediction):
+                            // its names hold the error, raised where they are used.
+                            let tuple = matches!(value.kind, ExprKind::Tuple(_) | ExprKind::Opaque(_));
+                            let poison = Value::Poison {
+                                error: Box::new(error),
+                                tuple,
+                            };
+                            targets.iter().for_each(|t| poison_names(t, &poison, scope));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     for t in targets {
                         self.assign(t, v.clone(), scope)?;
                     }
@@ -325,6 +370,17 @@ impl<'a> Interpreter<'a> {
                     value,
                     span,
                 } => {
+                    if let ExprKind::Subscript(obj, items) = &target.kind {
+                        if let Some(mask) = self.mask_index(items, scope)? {
+                            // `out[out < 0] *= alpha`: the masked entries updated, the others kept.
+                            let base = self.eval(obj, scope)?;
+                            let rhs = self.eval(value, scope)?;
+                            let updated = self.binary(*op, base.clone(), rhs, *span)?;
+                            let new = self.masked_assign(base, &mask, updated, target.span)?;
+                            self.assign(obj, new, scope)?;
+                            continue;
+                        }
+                    }
                     let current = match &target.kind {
                         ExprKind::Name(_) | ExprKind::Subscript(..) => self.eval(target, scope)?,
                         _ => {
@@ -346,8 +402,23 @@ impl<'a> Interpreter<'a> {
                     }
                 }
                 Stmt::Return { value, span } => {
-                    let v = match value {
-                        Some(e) => self.eval(e, scope)?,
+                    let v = match value.as_ref().map(|e| (e, &e.kind)) {
+                        // Item by item: an unreadable cache after the outputs ends them unread.
+                        Some((_, ExprKind::Tuple(items))) => Value::Tuple(
+                            items
+                                .iter()
+                                .map(|i| match (&i.kind, self.eval(i, scope)) {
+                                    (_, Ok(v)) => Ok(v),
+                                    (ExprKind::Name(n), Err(_))
+                                        if matches!(scope.get(n), Some(Value::Poison { .. })) =>
+                                    {
+                                        Ok(scope[n].clone())
+                                    }
+                                    (_, Err(e)) => Err(e),
+                                })
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        Some((e, _)) => self.eval(e, scope)?,
                         None => Value::NoneV,
                     };
                     return Ok(Some((v, *span)));
@@ -482,7 +553,8 @@ impl<'a> Interpreter<'a> {
                 break;
             }
             match v {
-                Value::Tuple(_) | Value::NoneV | Value::Opaque(_) => break,
+                Value::Tuple(_) | Value::NoneV | Value::Opaque(_) | Value::Poison { tuple: true, .. } => break,
+                Value::Poison { error, .. } => return Err(*error),
                 Value::Arr(_) | Value::Number { .. } | Value::Dim(_) => {
                     let a = self.to_arr(v, at)?;
                     let name = written_name.or_else(|| a.name.clone());
@@ -505,8 +577,11 @@ impl<'a> Interpreter<'a> {
 
     fn lookup(&self, name: &str, span: Span, scope: &Scope) -> Result<Value, Error> {
         if let Some(v) = scope.get(name) {
-            if let Value::NoneV = v {
-                return Ok(Value::NoneV);
+            if let Value::Poison { error, .. } = v {
+                return Err(error
+                    .as_ref()
+                    .clone()
+                    .with_note(format!("`{name}` holds this value, and is used later")));
             }
             return Ok(v.clone());
         }
@@ -518,7 +593,8 @@ impl<'a> Interpreter<'a> {
         }
         match name {
             "np" | "numpy" => return Ok(Value::Module("np")),
-            "len" | "range" | "float" | "int" | "abs" | "max" | "min" | "sum" => {
+            "math" => return Ok(Value::Module("math")),
+            "len" | "range" | "float" | "int" | "abs" | "max" | "min" | "sum" | "pow" => {
                 return Ok(Value::Function(format!("builtins.{name}"), None))
             }
             _ => {}
@@ -598,10 +674,12 @@ impl<'a> Interpreter<'a> {
             }
             ExprKind::Attr(obj, name, span) => {
                 let v = self.eval(obj, scope)?;
+                self.refuse_reading_other(&v, obj, &format!("`.{name}`"), e.span)?;
                 self.attribute(v, name, *span, e.span)
             }
             ExprKind::Subscript(obj, items) => {
                 let v = self.eval(obj, scope)?;
+                self.refuse_reading_other(&v, obj, "an entry", e.span)?;
                 self.subscript(v, items, scope, e.span)
             }
             ExprKind::Call { func, args, kwargs } => {
@@ -616,6 +694,21 @@ impl<'a> Interpreter<'a> {
                 }
                 self.call(f, positional, keywords, func.span, e.span)
             }
+        }
+    }
+
+    /// `bn_param.get("eps", 1e-5)`, `bn_param["mode"]`: a parameter that is not an array (a
+    /// dictionary of settings) is passed through, and reading from it is refused by name.
+    fn refuse_reading_other(&self, v: &Value, obj: &Expr, what: &str, span: Span) -> Result<(), Error> {
+        match (v, &obj.kind) {
+            (Value::NoneV, ExprKind::Name(n)) if self.parameters.contains(n) => Err(Error::unsupported(
+                format!("reading {what} from the parameter `{n}` is not supported: it has no shape, so matdiff passes it through"),
+                span,
+            )
+            .with_note(format!(
+                "dictionaries of settings are not read; make each setting a parameter with a default (`eps=1e-5`) instead of `{n}`"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -690,23 +783,75 @@ impl<'a> Interpreter<'a> {
             .with_note("compare labels with `np.eye(C)[y]`, or use `>`/`<`")),
         };
         let diff = self.arrays.elementwise(Elementwise::Sub, &hi, &lo, span)?;
-        Ok(Value::Arr(self.arrays.apply(&diff, "step")))
+        let mask = self.arrays.apply(&diff, "step");
+        self.masks.insert(mask.id);
+        Ok(Value::Arr(mask))
+    }
+
+    /// The mask when `items` is one comparison mask (`out[out < 0]`), else `None`.
+    fn mask_index(&mut self, items: &[Index], scope: &mut Scope) -> Result<Option<Arr>, Error> {
+        let [Index::Expr(e)] = items else {
+            return Ok(None);
+        };
+        if !matches!(e.kind, ExprKind::Compare(..) | ExprKind::Name(_)) {
+            return Ok(None);
+        }
+        Ok(match self.eval(e, scope)? {
+            Value::Arr(m) if self.masks.contains(&m.id) => Some(m),
+            _ => None,
+        })
+    }
+
+    /// `m[mask] = v` for a scalar `v`: `m ⊙ (1 − mask) + mask ⊙ v` (`v` may also be an array
+    /// of `m`'s shape, the update of `m[mask] op= w`).
+    fn masked_assign(&mut self, base: Value, mask: &Arr, value: Value, span: Span) -> Result<Value, Error> {
+        let m = self.to_arr(base, span)?;
+        let v = self.to_arr(value, span)?;
+        if broadcast_shapes(&mask.shape, &m.shape).as_deref() != Some(m.shape.as_slice()) {
+            return Err(Error::shape(
+                format!(
+                    "boolean index did not match: a mask of shape {} indexes an array of shape {}",
+                    np_shape_text(&mask.shape),
+                    np_shape_text(&m.shape)
+                ),
+                span,
+            ));
+        }
+        if !(v.shape.is_empty() || v.shape == m.shape) {
+            return Err(Error::unsupported(
+                "only a scalar can be assigned to the entries a mask selects",
+                span,
+            ));
+        }
+        let one = self.arrays.constant(1.0);
+        let keep = self.arrays.elementwise(Elementwise::Sub, &one, mask, span)?;
+        let kept = self.arrays.elementwise(Elementwise::Mul, &m, &keep, span)?;
+        if matches!(self.arrays.number_at(v.id), Some(z) if z == 0.0) {
+            return Ok(Value::Arr(kept));
+        }
+        let placed = self.arrays.elementwise(Elementwise::Mul, mask, &v, span)?;
+        Ok(Value::Arr(self.arrays.elementwise(
+            Elementwise::Add,
+            &kept,
+            &placed,
+            span,
+        )?))
     }
 
     fn attribute(&mut self, v: Value, name: &str, name_span: Span, span: Span) -> Result<Value, Error> {
         match (&v, name) {
             (Value::Module("np"), "linalg") => Ok(Value::Module("np.linalg")),
             (Value::Module("np"), "random") => Ok(Value::Module("np.random")),
-            (Value::Module("np"), "pi") => Ok(Value::Number {
+            (Value::Module("np" | "math"), "pi") => Ok(Value::Number {
                 value: std::f64::consts::PI,
                 integer: false,
             }),
-            (Value::Module("np"), "e") => Ok(Value::Number {
+            (Value::Module("np" | "math"), "e") => Ok(Value::Number {
                 value: std::f64::consts::E,
                 integer: false,
             }),
             (Value::Module("np"), "newaxis") => Ok(Value::NoneV),
-            (Value::Module("np"), "inf") => Ok(Value::Number {
+            (Value::Module("np" | "math"), "inf") => Ok(Value::Number {
                 value: f64::INFINITY,
                 integer: false,
             }),
@@ -739,6 +884,22 @@ impl<'a> Interpreter<'a> {
     fn subscript(&mut self, v: Value, items: &[Index], scope: &mut Scope, span: Span) -> Result<Value, Error> {
         match v {
             Value::Tuple(vs) => {
+                if let [Index::Slice(lo, hi, None, _)] = items {
+                    // `x.shape[1:]`: a slice of a tuple is a tuple.
+                    let len = vs.len() as i64;
+                    let mut bound = |e: &Option<Expr>, default: i64| -> Result<usize, Error> {
+                        let k = match e {
+                            None => default,
+                            Some(e) => match self.eval(e, scope)? {
+                                Value::Number { value, integer: true } => value as i64,
+                                _ => return Err(Error::unsupported("a tuple's slice takes integer bounds", e.span)),
+                            },
+                        };
+                        Ok((if k < 0 { k + len } else { k }).clamp(0, len) as usize)
+                    };
+                    let (lo, hi) = (bound(lo, 0)?, bound(hi, len)?);
+                    return Ok(Value::Tuple(vs.get(lo..hi.max(lo)).unwrap_or_default().to_vec()));
+                }
                 let [Index::Expr(i)] = items else {
                     return Err(Error::unsupported("a tuple takes one integer index", span));
                 };
@@ -752,6 +913,18 @@ impl<'a> Interpreter<'a> {
                     .ok_or_else(|| Error::shape("tuple index out of range", i.span))
             }
             Value::Arr(a) => self.index_array(a, items, scope, span),
+            Value::Labels { .. } => {
+                // `y[:, None]`: the labels as an index column, for `np.take_along_axis`.
+                if let [Index::Slice(None, None, None, _), Index::Expr(e)] = items {
+                    if let Value::NoneV = self.eval(e, scope)? {
+                        return Ok(Value::LabelsColumn(Box::new(v)));
+                    }
+                }
+                Err(Error::unsupported(
+                    "labels are read only as `x[np.arange(N), y]`, `np.eye(C)[y]`, `W[y]` and `y[:, None]`",
+                    span,
+                ))
+            }
             Value::Function(f, None) if f == "np.eye" => Err(Error::unsupported("index `np.eye(C)` with labels", span)),
             _ => Err(Error::unsupported("this value cannot be indexed", span)),
         }
@@ -795,6 +968,13 @@ impl<'a> Interpreter<'a> {
         if items.iter().all(full) {
             return Ok(Value::Arr(a));
         }
+        if self.mask_index(items, scope)?.is_some() {
+            return Err(Error::unsupported(
+                "boolean mask indexing is not supported: its result's length depends on the data",
+                span,
+            )
+            .with_note("multiply by the mask instead: `np.sum(x[x > 0])` is `np.sum(x * (x > 0))`"));
+        }
         if a.shape.len() == 2 && items.len() == 2 {
             if let (Index::Expr(r), Index::Expr(c)) = (&items[0], &items[1]) {
                 let (rv, cv) = (self.eval(r, scope)?, self.eval(c, scope)?);
@@ -808,17 +988,7 @@ impl<'a> Interpreter<'a> {
                             span,
                         ));
                     }
-                    // x[np.arange(N), y] = (X ⊙ Y)·1_C: each row's entry at its label.
-                    let y = self.arrays.add(Math::Symbol(*onehot));
-                    let picked = self.arrays.add(Math::Had([a.id, y]));
-                    let picked = Arr {
-                        id: picked,
-                        shape: a.shape.clone(),
-                        name: None,
-                    };
-                    let gathered = self.arrays.sum(&picked, Some(1), false);
-                    self.gathers.insert(gathered.id, (a.clone(), *onehot));
-                    return Ok(Value::Arr(gathered));
+                    return Ok(Value::Arr(self.gather(&a, *onehot)));
                 }
             }
         }
@@ -853,6 +1023,19 @@ impl<'a> Interpreter<'a> {
             }
         }
         self.slice(a, items, scope, span)
+    }
+
+    /// x[np.arange(N), y] = (X ⊙ Y)·1_C: each row's entry at its label.
+    fn gather(&mut self, a: &Arr, onehot: Symbol) -> Arr {
+        let y = self.arrays.add(Math::Symbol(onehot));
+        let picked = Arr {
+            id: self.arrays.add(Math::Had([a.id, y])),
+            shape: a.shape.clone(),
+            name: None,
+        };
+        let gathered = self.arrays.sum(&picked, Some(1), false);
+        self.gathers.insert(gathered.id, (a.clone(), onehot));
+        gathered
     }
 
     /// Slices and integer indices: blocks of equal size along each axis (`a[:, H:2*H]`,
@@ -954,9 +1137,12 @@ impl<'a> Interpreter<'a> {
         span: Span,
         is_update: bool,
     ) -> Result<Value, Error> {
+        if let Some(mask) = self.mask_index(items, scope)? {
+            return self.masked_assign(base.clone(), &mask, value, span);
+        }
         let unsupported = || {
             Error::unsupported(
-                "only `m[np.arange(N), y] = v` (labels) can be assigned to by index",
+                "only `m[np.arange(N), y] = v` (labels) and `m[mask] = v` (a comparison mask) can be assigned to by index",
                 span,
             )
         };
@@ -1037,7 +1223,12 @@ impl<'a> Interpreter<'a> {
         kwargs: Vec<(String, Value, Span)>,
         span: Span,
     ) -> Result<Value, Error> {
-        let f = self.functions[name];
+        let local = self.local_functions.get(name).cloned();
+        let f = match &local {
+            Some(f) => f,
+            None => self.functions[name],
+        };
+        let name = f.name.as_str();
         if self.depth >= MAX_CALL_DEPTH {
             return Err(Error::unsupported(
                 format!("calls nest deeper than {MAX_CALL_DEPTH} levels (is `{name}` recursive?)"),
@@ -1092,24 +1283,31 @@ impl<'a> Interpreter<'a> {
     fn numpy_call(&mut self, mut c: Call, method: bool) -> Result<Value, Error> {
         let name = c.name.strip_prefix("np.").unwrap_or(&c.name).to_string();
         let name = name.as_str();
+        if let Some(f) = name.strip_prefix("math.") {
+            let f = f.to_string();
+            return self.math_call(&f, c);
+        }
         match name {
             "sum" | "mean" | "var" | "std" | "max" | "min" | "amax" | "amin" => {
                 let a = c.array(self, 0, "a")?;
                 let axis = c.axis(self, &a, 1)?;
                 let keepdims = c.flag("keepdims")?;
-                let ddof = c.keyword("ddof");
-                if ddof.is_some() {
-                    return Err(Error::unsupported(
-                        "`ddof` is not supported; numpy's default ddof=0 is",
-                        c.span,
-                    ));
-                }
+                let ddof = match c.keyword("ddof") {
+                    None => 0.0,
+                    Some((_, Value::Number { value, integer: true }, _)) if matches!(name, "var" | "std") => *value,
+                    Some((_, _, span)) => {
+                        return Err(Error::unsupported(
+                            "`ddof` is read as an integer of `var` and `std`",
+                            *span,
+                        ))
+                    }
+                };
                 match name {
                     "sum" => Ok(Value::Arr(self.arrays.sum(&a, axis, keepdims))),
                     "mean" => Ok(Value::Arr(self.arrays.mean(&a, axis, keepdims))),
-                    "var" => Ok(Value::Arr(self.arrays.var(&a, axis, keepdims, c.span)?)),
+                    "var" => Ok(Value::Arr(self.arrays.var(&a, axis, keepdims, ddof, c.span)?)),
                     "std" => {
-                        let v = self.arrays.var(&a, axis, keepdims, c.span)?;
+                        let v = self.arrays.var(&a, axis, keepdims, ddof, c.span)?;
                         Ok(Value::Arr(self.arrays.apply(&v, "sqrt")))
                     }
                     "max" | "amax" => Ok(Value::Arr(self.arrays.max(&a, axis, keepdims, c.span)?)),
@@ -1150,34 +1348,20 @@ impl<'a> Interpreter<'a> {
                 shape.reverse();
                 Ok(Value::Arr(Arr { id, shape, name: None }))
             }
-            "trace" | "linalg.det" | "linalg.inv" | "linalg.norm" => {
+            "linalg.norm" => self.norm(&c),
+            "trace" | "linalg.det" | "linalg.inv" => {
                 let a = c.array(self, 0, "a")?;
                 let square = a.shape.len() == 2 && a.shape[0] == a.shape[1];
-                if name != "linalg.norm" && !square {
+                if !square {
                     return Err(Error::shape(
                         format!("`np.{name}` needs a square 2-D array, not {}", np_shape_text(&a.shape)),
-                        c.span,
-                    ));
-                }
-                if name == "linalg.norm" && c.keyword("axis").is_some() && c.args.len() == 1 {
-                    // The 2-norm along an axis: sqrt(sum(x², axis)).
-                    let axis = c.axis(self, &a, usize::MAX)?;
-                    let keepdims = c.flag("keepdims")?;
-                    let squared = self.arrays.power(&a, 2.0);
-                    let total = self.arrays.sum(&squared, axis, keepdims);
-                    return Ok(Value::Arr(self.arrays.apply(&total, "sqrt")));
-                }
-                if name == "linalg.norm" && (c.args.len() > 1 || !c.kwargs.is_empty()) {
-                    return Err(Error::unsupported(
-                        "`np.linalg.norm` takes one argument here (the 2-norm / Frobenius norm)",
                         c.span,
                     ));
                 }
                 let (node, shape) = match name {
                     "trace" => (Math::Trace(a.id), vec![]),
                     "linalg.det" => (Math::Det(a.id), vec![]),
-                    "linalg.inv" => (Math::Inv(a.id), a.shape.clone()),
-                    _ => (Math::Norm(a.id), vec![]),
+                    _ => (Math::Inv(a.id), a.shape.clone()),
                 };
                 Ok(Value::Arr(Arr {
                     id: self.arrays.add(node),
@@ -1405,10 +1589,255 @@ impl<'a> Interpreter<'a> {
                 let a = c.array(self, 0, "x")?;
                 Ok(Value::Arr(self.arrays.apply(&a, "abs")))
             }
-            "builtins.sum" | "builtins.max" | "builtins.min" => Err(Error::unsupported(
-                format!("Python's `{}` is not supported; use `np.{}`", &name[9..], &name[9..]),
-                c.fspan,
-            )),
+            "builtins.max" | "builtins.min" => self.builtin_extreme(&c, name == "builtins.max"),
+            "builtins.sum" => {
+                // Python's `sum` adds the items it iterates: a list's items, an array's rows.
+                let (items, start) = match c.args.as_slice() {
+                    [(Value::Tuple(items), _)] => (items.clone(), None),
+                    [(Value::Tuple(items), _), (s, _)] => (items.clone(), Some(s.clone())),
+                    [(Value::Arr(a), _)] => return Ok(Value::Arr(self.arrays.sum(a, Some(0), false))),
+                    _ => {
+                        return Err(Error::unsupported(
+                            "Python's `sum` is read of a list of values or of one array; use `np.sum`",
+                            c.fspan,
+                        ))
+                    }
+                };
+                let mut total = start.unwrap_or(Value::Number {
+                    value: 0.0,
+                    integer: true,
+                });
+                for item in items {
+                    total = self.binary(BinOp::Add, total, item, c.span)?;
+                }
+                Ok(total)
+            }
+            "builtins.pow" | "float_power" => {
+                let (a, b) = (c.get(0, "x1"), c.get(1, "x2"));
+                let ((a, _), (b, _)) = (a.ok_or_else(|| c.missing("x1"))?, b.ok_or_else(|| c.missing("x2"))?);
+                self.binary(BinOp::Pow, a, b, c.span)
+            }
+            "add" | "subtract" | "multiply" | "divide" | "true_divide" => {
+                // numpy's ufuncs of the operators: the operators themselves.
+                let op = match name {
+                    "add" => BinOp::Add,
+                    "subtract" => BinOp::Sub,
+                    "multiply" => BinOp::Mul,
+                    _ => BinOp::Div,
+                };
+                let (a, b) = (c.get(0, "x1"), c.get(1, "x2"));
+                let ((a, _), (b, _)) = (a.ok_or_else(|| c.missing("x1"))?, b.ok_or_else(|| c.missing("x2"))?);
+                self.binary(op, a, b, c.span)
+            }
+            "negative" => {
+                let (a, _) = c.get(0, "x").ok_or_else(|| c.missing("x"))?;
+                let minus_one = Value::Number {
+                    value: -1.0,
+                    integer: true,
+                };
+                self.binary(BinOp::Mul, minus_one, a, c.span)
+            }
+            "positive" | "float64" | "float32" | "float16" | "float_" | "double" | "longdouble" => {
+                // A cast to a float type changes no value matdiff computes with.
+                match c.get(0, "x") {
+                    Some((v @ (Value::Number { .. } | Value::Dim(_)), _)) if name != "positive" => Ok(v),
+                    _ => Ok(Value::Arr(c.array(self, 0, "x")?)),
+                }
+            }
+            "log2" | "log10" | "exp2" => {
+                // log_b(x) = ln(x)/ln(b); 2^x = exp(x·ln 2).
+                let a = c.array(self, 0, "x")?;
+                let base: f64 = if name == "log10" { 10.0 } else { 2.0 };
+                let ln_base = self.arrays.constant(base.ln());
+                if name == "exp2" {
+                    let scaled = self.arrays.elementwise(Elementwise::Mul, &ln_base, &a, c.span)?;
+                    return Ok(Value::Arr(self.arrays.apply(&scaled, "exp")));
+                }
+                let ln = self.arrays.apply(&a, "log");
+                Ok(Value::Arr(self.arrays.elementwise(
+                    Elementwise::Div,
+                    &ln,
+                    &ln_base,
+                    c.span,
+                )?))
+            }
+            "inner" | "vdot" => {
+                let a = c.array(self, 0, "a")?;
+                let b = c.array(self, 1, "b")?;
+                if name == "vdot" || (a.shape.len() < 2 && b.shape.len() < 2) {
+                    // The sum of the products of corresponding entries.
+                    if name == "vdot" && a.shape != b.shape {
+                        return Err(Error::shape(
+                            format!(
+                                "`np.vdot` of shapes {} and {}: matdiff reads it for arrays of one shape",
+                                np_shape_text(&a.shape),
+                                np_shape_text(&b.shape)
+                            ),
+                            c.span,
+                        ));
+                    }
+                    let product = self.arrays.elementwise(Elementwise::Mul, &a, &b, c.span)?;
+                    return Ok(Value::Arr(self.arrays.sum(&product, None, false)));
+                }
+                // inner(a, b) contracts the last axes: a · bᵀ.
+                let bt = Arr {
+                    id: self.arrays.transpose(b.id, &b.shape),
+                    shape: b.shape.iter().rev().cloned().collect(),
+                    name: None,
+                };
+                Ok(Value::Arr(self.arrays.matmul(&a, &bt, c.span, "inner")?))
+            }
+            "expand_dims" => {
+                let a = c.array(self, 0, "a")?;
+                let axis = match c.get(1, "axis") {
+                    Some((Value::Number { value, integer: true }, _)) => value as i64,
+                    Some((_, span)) => return Err(Error::unsupported("`axis` must be an integer", span)),
+                    None => return Err(c.missing("axis")),
+                };
+                match (a.shape.as_slice(), axis) {
+                    ([], _) => Ok(Value::Arr(Arr {
+                        shape: vec![Dim::one()],
+                        ..a
+                    })),
+                    ([n], 0 | -2) => Ok(Value::Arr(Arr {
+                        id: self.arrays.add(Math::Transpose(a.id)),
+                        shape: vec![Dim::one(), n.clone()],
+                        name: None,
+                    })),
+                    ([n], 1 | -1) => Ok(Value::Arr(Arr {
+                        shape: vec![n.clone(), Dim::one()],
+                        name: None,
+                        ..a
+                    })),
+                    _ => Err(Error::unsupported(
+                        format!(
+                            "`np.expand_dims` of a {} array makes a 3-D array; matdiff's arrays have at most two axes",
+                            np_shape_text(&a.shape)
+                        ),
+                        c.span,
+                    )),
+                }
+            }
+            "prod" => match c.get(0, "a") {
+                // `np.prod(x.shape[1:])`: a product of sizes.
+                Some((Value::Tuple(items), span)) => {
+                    items
+                        .iter()
+                        .try_fold(Value::Dim(Dim::one()), |acc, v| match (dim_of(&acc), dim_of(v)) {
+                            (Some(x), Some(y)) => Ok(Value::Dim(x.times(&y))),
+                            _ => Err(Error::unsupported("`np.prod` is read of sizes (`x.shape[1:]`)", span)),
+                        })
+                }
+                Some((v @ Value::Dim(_), _)) => Ok(v),
+                _ => Err(Error::unsupported(
+                    "`np.prod` is read of sizes (`np.prod(x.shape[1:])`), not of arrays",
+                    c.fspan,
+                )),
+            },
+            "split" | "array_split" | "hsplit" | "vsplit" => {
+                let a = c.array(self, 0, "ary")?;
+                let k = match c.get(1, "indices_or_sections") {
+                    Some((Value::Number { value, integer: true }, _)) if value >= 1.0 => value as u64,
+                    Some((_, span)) => {
+                        return Err(Error::unsupported(
+                            format!("`np.{name}` is read into a number of equal parts (`np.split(a, 4, axis=1)`)"),
+                            span,
+                        ))
+                    }
+                    None => return Err(c.missing("indices_or_sections")),
+                };
+                let axis = match name {
+                    "hsplit" => usize::from(a.shape.len() == 2),
+                    "vsplit" => 0,
+                    _ => c.axis(self, &a, 2)?.unwrap_or(0),
+                };
+                let Some(total) = a.shape.get(axis).cloned() else {
+                    return Err(Error::unsupported(format!("`np.{name}` of a scalar"), c.span));
+                };
+                let parts = Dim::size(k);
+                let len = dim_ratio(&total, &parts).ok_or_else(|| {
+                    Error::unsupported(
+                        format!(
+                            "`np.{name}` into {k} parts of an axis of size {}: the parts must be equal",
+                            total.render("*")
+                        ),
+                        c.span,
+                    )
+                })?;
+                let blocks = (0..k)
+                    .map(|i| Value::Arr(self.arrays.block(&a, axis, &parts, i, &len, true)))
+                    .collect();
+                Ok(Value::Tuple(blocks))
+            }
+            "tile" => {
+                // `np.tile(b, (N, 1))` repeats along axes of size 1 only: a broadcast.
+                let a = c.array(self, 0, "A")?;
+                let (reps, span) = c.get(1, "reps").ok_or_else(|| c.missing("reps"))?;
+                let reps = match reps {
+                    Value::Tuple(vs) => vs,
+                    v => vec![v],
+                };
+                let reps: Vec<Dim> = reps
+                    .iter()
+                    .map(|v| dim_of(v).ok_or_else(|| Error::unsupported("`reps` must be sizes", span)))
+                    .collect::<Result<_, _>>()?;
+                let n = reps.len().max(a.shape.len());
+                if n > 2 {
+                    return Err(Error::unsupported("matdiff's arrays have at most two axes", span));
+                }
+                let pad = |s: &[Dim]| -> Vec<Dim> {
+                    let mut v = vec![Dim::one(); n - s.len()];
+                    v.extend(s.iter().cloned());
+                    v
+                };
+                let (from, reps) = (pad(&a.shape), pad(&reps));
+                let mut to = Vec::new();
+                for (d, r) in from.iter().zip(&reps) {
+                    if r.is_one() {
+                        to.push(d.clone());
+                    } else if d.is_one() {
+                        to.push(r.clone());
+                    } else {
+                        return Err(Error::unsupported(
+                            "`np.tile` is read where it repeats axes of size 1 (a broadcast, `np.tile(b, (N, 1))`)",
+                            c.span,
+                        ));
+                    }
+                }
+                let id = self.arrays.stretch(&a, &to);
+                Ok(Value::Arr(Arr {
+                    id,
+                    shape: to,
+                    name: None,
+                }))
+            }
+            "take_along_axis" => {
+                let a = c.array(self, 0, "arr")?;
+                let axis = c.axis(self, &a, 2)?;
+                match (c.get(1, "indices"), a.shape.as_slice(), axis) {
+                    (Some((Value::LabelsColumn(labels), _)), [rows, _], Some(1)) => {
+                        let Value::Labels { n, onehot, .. } = *labels else {
+                            unreachable!("a labels column holds labels")
+                        };
+                        if n != *rows {
+                            return Err(Error::shape(
+                                format!("the labels and the array's {} rows must agree", rows.render("*")),
+                                c.span,
+                            ));
+                        }
+                        // The gather x[np.arange(N), y] as a column.
+                        let gathered = self.gather(&a, onehot);
+                        Ok(Value::Arr(Arr {
+                            shape: vec![n, Dim::one()],
+                            ..gathered
+                        }))
+                    }
+                    _ => Err(Error::unsupported(
+                        "`np.take_along_axis` is read as `np.take_along_axis(x, y[:, None], axis=1)` with labels `y`",
+                        c.span,
+                    )),
+                }
+            }
             "absolute" | "abs" => {
                 let a = c.array(self, 0, "x")?;
                 Ok(Value::Arr(self.arrays.apply(&a, "abs")))
@@ -1454,6 +1883,184 @@ impl<'a> Interpreter<'a> {
                 Err(Error::unsupported(format!("{what} is not supported"), c.fspan)
                     .with_note("see README's numpy dialect section for the functions matdiff reads"))
             }
+        }
+    }
+
+    /// `np.linalg.norm(x, ord, axis, keepdims)`: the 2-norm of a vector and the Frobenius norm
+    /// of a matrix (`ord=None`, `'fro'`, or 2 along an axis), `ord=1` and `ord=np.inf` as sums and
+    /// maxima of absolute values; the spectral and nuclear norms are refused.
+    fn norm(&mut self, c: &Call) -> Result<Value, Error> {
+        let a = c.array(self, 0, "x")?;
+        let axis = c.axis(self, &a, 2)?;
+        let keepdims = c.flag("keepdims")?;
+        let along = axis.is_some() || a.shape.len() < 2;
+        enum Ord {
+            Two,
+            One,
+            Inf,
+        }
+        let ord = match c.get(1, "ord") {
+            None | Some((Value::NoneV, _)) => Ord::Two,
+            Some((Value::Str(s), _)) if s == "fro" && !along => Ord::Two,
+            Some((Value::Number { value, .. }, _)) if value == 2.0 && along => Ord::Two,
+            Some((Value::Number { value, .. }, _)) if value == 1.0 => Ord::One,
+            Some((Value::Number { value, .. }, _)) if value == f64::INFINITY => Ord::Inf,
+            Some((_, span)) => {
+                return Err(Error::unsupported(
+                    "this `ord` is not supported: matdiff reads the 2-norm (Frobenius for a matrix), `ord=1` and `ord=np.inf`",
+                    span,
+                ))
+            }
+        };
+        let keep = |this: &mut Self, r: Arr| -> Arr {
+            if keepdims && axis.is_none() {
+                let shape = vec![Dim::one(); a.shape.len()];
+                return Arr { shape, ..r };
+            }
+            let _ = this;
+            r
+        };
+        let abs = self.arrays.apply(&a, "abs");
+        let r = match (ord, along) {
+            (Ord::Two, _) if axis.is_none() => Arr {
+                id: self.arrays.add(Math::Norm(a.id)),
+                shape: vec![],
+                name: None,
+            },
+            (Ord::Two, _) => {
+                let squared = self.arrays.power(&a, 2.0);
+                let total = self.arrays.sum(&squared, axis, keepdims);
+                self.arrays.apply(&total, "sqrt")
+            }
+            (Ord::One, true) => self.arrays.sum(&abs, axis, keepdims),
+            (Ord::Inf, true) => self.arrays.max(&abs, axis, keepdims, c.span)?,
+            // A matrix's 1-norm is its largest column sum of absolute values; its ∞-norm, row sum.
+            (Ord::One, false) => {
+                let sums = self.arrays.sum(&abs, Some(0), false);
+                self.arrays.max(&sums, None, false, c.span)?
+            }
+            (Ord::Inf, false) => {
+                let sums = self.arrays.sum(&abs, Some(1), false);
+                self.arrays.max(&sums, None, false, c.span)?
+            }
+        };
+        Ok(Value::Arr(keep(self, r)))
+    }
+
+    /// Python's `max`/`min` of numbers and sizes (`1.0 / max(N, 1)`): a size is at least 1,
+    /// so `max(N, 1)` is `N` and `min(N, 1)` is 1; anything that depends on the values is refused.
+    fn builtin_extreme(&mut self, c: &Call, is_max: bool) -> Result<Value, Error> {
+        let which = if is_max { "max" } else { "min" };
+        let refuse = |why: &str| {
+            Error::unsupported(format!("Python's `{which}` {why}"), c.fspan).with_note(format!(
+                "for arrays use `np.{which}imum(a, b)` (entry by entry) or `np.{which}(x, axis=...)`"
+            ))
+        };
+        if c.args.len() < 2 || !c.kwargs.is_empty() {
+            return Err(refuse("is read of two or more numbers or sizes"));
+        }
+        let mut numbers: Vec<f64> = Vec::new();
+        let mut sizes: Vec<Dim> = Vec::new();
+        let mut integer = true;
+        for (v, _) in &c.args {
+            match v {
+                Value::Number { value, integer: i } => {
+                    numbers.push(*value);
+                    integer &= *i;
+                }
+                Value::Dim(d) => match d.as_size() {
+                    Some(n) => numbers.push(n as f64),
+                    None => sizes.push(d.clone()),
+                },
+                _ => return Err(refuse("of arrays is not supported")),
+            }
+        }
+        let pick = |xs: &[f64]| {
+            xs.iter()
+                .copied()
+                .reduce(|a, b| if is_max { a.max(b) } else { a.min(b) })
+        };
+        if sizes.is_empty() {
+            let value = pick(&numbers).expect("two or more arguments");
+            return Ok(Value::Number { value, integer });
+        }
+        let same = sizes.iter().all(|d| *d == sizes[0]);
+        let at_most_one = numbers.iter().all(|x| *x <= 1.0);
+        match (same && at_most_one, is_max, pick(&numbers)) {
+            (true, true, _) | (true, false, None) => Ok(Value::Dim(sizes[0].clone())),
+            (true, false, Some(value)) => Ok(Value::Number { value, integer }),
+            _ => Err(refuse("of these sizes depends on their values")),
+        }
+    }
+
+    /// Python's `math` on a number: computed; on a size or an array: numpy's function.
+    fn math_call(&mut self, f: &str, mut c: Call) -> Result<Value, Error> {
+        let numeric = |x: f64| -> Option<f64> {
+            Some(match f {
+                "sqrt" => x.sqrt(),
+                "exp" => x.exp(),
+                "log" => x.ln(),
+                "log2" => x.log2(),
+                "log10" => x.log10(),
+                "log1p" => x.ln_1p(),
+                "expm1" => x.exp_m1(),
+                "tanh" => x.tanh(),
+                "sin" => x.sin(),
+                "cos" => x.cos(),
+                "tan" => x.tan(),
+                "sinh" => x.sinh(),
+                "cosh" => x.cosh(),
+                "fabs" => x.abs(),
+                _ => return None,
+            })
+        };
+        if let [(Value::Number { value, .. }, _)] = c.args.as_slice() {
+            if let Some(value) = numeric(*value) {
+                return Ok(Value::Number { value, integer: false });
+            }
+        }
+        match f {
+            "log" if c.args.len() == 2 => {
+                // math.log(x, base) = ln(x)/ln(base)
+                let (base, span) = c.args.pop().expect("two arguments");
+                let ln_x = self.math_call(
+                    "log",
+                    Call {
+                        args: c.args.clone(),
+                        ..c
+                    },
+                )?;
+                let ln_base = self.math_call(
+                    "log",
+                    Call {
+                        name: "math.log".into(),
+                        args: vec![(base, span)],
+                        kwargs: vec![],
+                        span,
+                        fspan: span,
+                    },
+                )?;
+                self.binary(BinOp::Div, ln_x, ln_base, span)
+            }
+            "pow" => self.numpy_call(
+                Call {
+                    name: "builtins.pow".into(),
+                    ..c
+                },
+                false,
+            ),
+            _ if numeric(1.0).is_some() => {
+                let numpy = if f == "fabs" { "abs" } else { f };
+                self.numpy_call(
+                    Call {
+                        name: format!("np.{numpy}"),
+                        ..c
+                    },
+                    false,
+                )
+            }
+            _ => Err(Error::unsupported(format!("`math.{f}` is not supported"), c.fspan)
+                .with_note("matdiff reads `math.sqrt exp log log2 log10 tanh sin cos pi e` and numpy's functions")),
         }
     }
 
@@ -1560,6 +2167,25 @@ fn with_coeff(d: &Dim, coeff: u64) -> Dim {
     d.factors()
         .iter()
         .fold(Dim::size(coeff), |acc, f| acc.times(&Dim::named(f)))
+}
+
+/// Whether an assignment target is names only (`acc`, `a, b`), which can hold an unread value.
+fn only_names(target: &Expr) -> bool {
+    match &target.kind {
+        ExprKind::Name(_) => true,
+        ExprKind::Tuple(items) | ExprKind::List(items) => items.iter().all(only_names),
+        _ => false,
+    }
+}
+
+fn poison_names(target: &Expr, poison: &Value, scope: &mut Scope) {
+    match &target.kind {
+        ExprKind::Name(n) => {
+            scope.insert(n.clone(), poison.clone());
+        }
+        ExprKind::Tuple(items) | ExprKind::List(items) => items.iter().for_each(|t| poison_names(t, poison, scope)),
+        _ => {}
+    }
 }
 
 /// Counts the names an assignment target assigns (a label-indexed entry reassigns its array).
@@ -1696,19 +2322,39 @@ impl Call {
     }
 
     fn axis(&self, _it: &mut Interpreter, a: &Arr, index: usize) -> Result<Option<usize>, Error> {
+        let n = a.shape.len() as i64;
+        let one = |value: f64, span: Span| -> Result<usize, Error> {
+            let k = value as i64;
+            let k = if k < 0 { k + n } else { k };
+            if k < 0 || k >= n.max(1) {
+                return Err(Error::shape(
+                    format!("axis {value} is out of bounds for an array of dimension {n}"),
+                    span,
+                ));
+            }
+            Ok(k as usize)
+        };
         match self.get(index, "axis") {
             None | Some((Value::NoneV, _)) => Ok(None),
-            Some((Value::Number { value, integer: true }, span)) => {
-                let n = a.shape.len() as i64;
-                let k = value as i64;
-                let k = if k < 0 { k + n } else { k };
-                if k < 0 || k >= n.max(1) {
-                    return Err(Error::shape(
-                        format!("axis {value} is out of bounds for an array of dimension {n}"),
-                        span,
-                    ));
+            Some((Value::Number { value, integer: true }, span)) => one(value, span).map(Some),
+            // `axis=(0, 1)`: a reduction over every axis is the whole array's; over one, that axis's.
+            Some((Value::Tuple(items), span)) => {
+                let mut axes = BTreeSet::new();
+                for item in &items {
+                    match item {
+                        Value::Number { value, integer: true } => {
+                            if !axes.insert(one(*value, span)?) {
+                                return Err(Error::shape("duplicate value in `axis`", span));
+                            }
+                        }
+                        _ => return Err(Error::unsupported("`axis` must be integers (or None)", span)),
+                    }
                 }
-                Ok(Some(k as usize))
+                match axes.len() {
+                    0 => Err(Error::unsupported("an empty `axis` tuple reduces nothing", span)),
+                    k if k == a.shape.len() => Ok(None),
+                    _ => Ok(axes.first().copied()),
+                }
             }
             Some((_, span)) => Err(Error::unsupported("`axis` must be an integer (or None)", span)),
         }

@@ -523,7 +523,8 @@ impl Parser {
         }
     }
     fn end_of_statement(&mut self) -> Result<(), Error> {
-        if self.eat_op(";") && (self.at(&Tok::Newline) || self.at(&Tok::Eof)) {
+        // `;` ends a statement; another may follow on the same line (`z = x @ w; z = np.tanh(z)`).
+        if self.eat_op(";") {
             self.eat(&Tok::Newline);
             return Ok(());
         }
@@ -650,6 +651,17 @@ impl Parser {
         self.expect_op("(")?;
         let mut params = Vec::new();
         while !self.at_op(")") {
+            // A bare `*` (keyword-only parameters follow) or `/` (positional-only ones precede)
+            // changes how the function is called, not what it computes.
+            let marker = (self.at_op("*") || self.at_op("/"))
+                && matches!(self.tokens.get(self.pos + 1).map(|t| &t.tok), Some(Tok::Op("," | ")")));
+            if marker {
+                self.advance();
+                if !self.eat_op(",") {
+                    break;
+                }
+                continue;
+            }
             if self.at_op("*") || self.at_op("**") || self.at_op("/") {
                 return Err(Error::unsupported(
                     "`*args`, `**kwargs` and positional-only markers are not supported in the numpy dialect",
