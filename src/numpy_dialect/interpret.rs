@@ -104,6 +104,8 @@ pub struct Interpreter<'a> {
     masks: BTreeSet<Id>,
     /// Functions defined inside the function being read (or a helper), inlined as helpers are.
     local_functions: HashMap<String, FunctionDef>,
+    /// What the module's imports bind, visible in every function.
+    imports: Scope,
 }
 
 const MAX_CALL_DEPTH: usize = 32;
@@ -132,12 +134,21 @@ impl<'a> Interpreter<'a> {
             gathers: HashMap::new(),
             masks: BTreeSet::new(),
             local_functions: HashMap::new(),
+            imports: Scope::new(),
         }
     }
 
     /// Reads the forward function: its parameters' shapes, its body, its outputs.
     pub fn read(mut self, f: &FunctionDef, source: &str) -> Result<Reading, Error> {
         let mut scope = Scope::new();
+        // The module's imports (`from numpy.linalg import norm`) name what the functions call.
+        for st in super::syntax::parse(source)? {
+            if let Stmt::Import(bindings) = st {
+                let mut imported = std::mem::take(&mut self.imports);
+                self.import(&bindings, &mut imported);
+                self.imports = imported;
+            }
+        }
         let mut params = Vec::new();
         for p in &f.params {
             self.taken.insert(p.name.clone());
@@ -324,6 +335,7 @@ impl<'a> Interpreter<'a> {
         for st in body {
             match st {
                 Stmt::Nothing => {}
+                Stmt::Import(bindings) => self.import(bindings, scope),
                 Stmt::Def(f) => {
                     // A function defined in the body: a helper from here on, in this scope only
                     // (its key, with its place, cannot meet another function's).
@@ -482,6 +494,22 @@ impl<'a> Interpreter<'a> {
         }
     }
 
+    /// Binds what an import names: numpy and its functions (`np`, `xp`, `from numpy import exp`),
+    /// `math` and its functions. Other modules stay unbound, so using them is an unknown name.
+    fn import(&mut self, bindings: &[(String, Vec<String>)], scope: &mut Scope) {
+        for (name, path) in bindings {
+            let value = match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["numpy"] => Value::Module("np"),
+                ["numpy", "linalg"] => Value::Module("np.linalg"),
+                ["math"] => Value::Module("math"),
+                ["numpy", rest @ ..] => Value::Function(format!("np.{}", rest.join(".")), None),
+                ["math", f] => Value::Function(format!("math.{f}"), None),
+                _ => continue,
+            };
+            scope.insert(name.clone(), value);
+        }
+    }
+
     /// Names an array: a definition of the target, under a fresh version of the name when
     /// the name already has a value (`x = x - mu` makes `x_2`).
     fn define(&mut self, name: &str, a: Arr) -> Arr {
@@ -585,7 +613,7 @@ impl<'a> Interpreter<'a> {
             }
             return Ok(v.clone());
         }
-        if let Some(v) = self.constants.get(name) {
+        if let Some(v) = self.constants.get(name).or_else(|| self.imports.get(name)) {
             return Ok(v.clone());
         }
         if self.functions.contains_key(name) {
@@ -855,6 +883,23 @@ impl<'a> Interpreter<'a> {
                 value: f64::INFINITY,
                 integer: false,
             }),
+            // `np.finfo(float).eps`: float64's constants.
+            (Value::Module("finfo"), f) => {
+                let value = match f {
+                    "eps" => f64::EPSILON,
+                    "tiny" | "smallest_normal" => f64::MIN_POSITIVE,
+                    "max" => f64::MAX,
+                    "min" => f64::MIN,
+                    "resolution" => 1e-15,
+                    _ => {
+                        return Err(Error::unsupported(
+                            format!("`np.finfo(...).{f}` is not supported"),
+                            name_span,
+                        ))
+                    }
+                };
+                Ok(Value::Number { value, integer: false })
+            }
             (Value::Module(m), f) => Ok(Value::Function(format!("{m}.{f}"), None)),
             (Value::Arr(a), "T") => {
                 let id = self.arrays.transpose(a.id, &a.shape);
@@ -1572,6 +1617,13 @@ impl<'a> Interpreter<'a> {
                     )),
                 }
             }
+            "item" if c.array(self, 0, "a")?.shape.iter().all(Dim::is_one) => {
+                // A one-entry array's value (`loss.item()`).
+                let a = c.array(self, 0, "a")?;
+                Ok(Value::Arr(Arr { shape: vec![], ..a }))
+            }
+            "finfo" => Ok(Value::Module("finfo")),
+            "einsum" => self.einsum(&c),
             "copy" | "astype" | "array" | "asarray" | "builtins.float" => {
                 let a = c.array(self, 0, "a")?;
                 Ok(Value::Arr(a))
@@ -1883,6 +1935,157 @@ impl<'a> Interpreter<'a> {
                 Err(Error::unsupported(format!("{what} is not supported"), c.fspan)
                     .with_note("see README's numpy dialect section for the functions matdiff reads"))
             }
+        }
+    }
+
+    /// `np.einsum` of one or two operands of at most two axes: each operand's own indices
+    /// summed out first, then a matrix product (one contracted index between two others) or a
+    /// Hadamard product with broadcasting summed over the contracted indices.
+    fn einsum(&mut self, c: &Call) -> Result<Value, Error> {
+        let refuse = |why: &str| {
+            Error::unsupported(format!("this `np.einsum` is not supported: {why}"), c.span).with_note(
+                "matdiff reads einsum of one or two arrays of at most two axes (`ij,jk->ik`, `ij,ij->i`, `ij->`)",
+            )
+        };
+        let Some((Value::Str(spec), _)) = c.args.first() else {
+            return Err(refuse("the subscripts must be a string"));
+        };
+        let spec: String = spec.chars().filter(|ch| !ch.is_whitespace()).collect();
+        if spec.contains("...") {
+            return Err(refuse("`...` subscripts"));
+        }
+        let (inputs, output) = match spec.split_once("->") {
+            Some((i, o)) => (i.to_string(), o.chars().collect::<Vec<char>>()),
+            None => {
+                // Implicit mode: the indices that appear once, in alphabetical order.
+                let all: Vec<char> = spec.chars().filter(|ch| *ch != ',').collect();
+                let mut once: Vec<char> = all
+                    .iter()
+                    .copied()
+                    .filter(|x| all.iter().filter(|y| *y == x).count() == 1)
+                    .collect();
+                once.sort_unstable();
+                (spec.clone(), once)
+            }
+        };
+        let subscripts: Vec<Vec<char>> = inputs.split(',').map(|s| s.chars().collect()).collect();
+        let operands: Vec<Arr> = (1..c.args.len())
+            .map(|k| c.array(self, k, "operands"))
+            .collect::<Result<_, _>>()?;
+        if operands.len() != subscripts.len() || operands.is_empty() || operands.len() > 2 {
+            return Err(refuse("one or two operands, one subscript each"));
+        }
+        if output.len() > 2 {
+            return Err(refuse("the result would have more than two axes"));
+        }
+        let mut sizes: HashMap<char, Dim> = HashMap::new();
+        for (sub, a) in subscripts.iter().zip(&operands) {
+            if sub.len() != a.shape.len() {
+                return Err(Error::shape(
+                    format!(
+                        "einstein sum subscripts string `{}` has {} indices for an operand of shape {}",
+                        sub.iter().collect::<String>(),
+                        sub.len(),
+                        np_shape_text(&a.shape)
+                    ),
+                    c.span,
+                ));
+            }
+            for (ch, d) in sub.iter().zip(&a.shape) {
+                if sizes.get(ch).is_some_and(|e| e != d) {
+                    return Err(Error::shape(
+                        format!(
+                            "einsum: the sizes of index `{ch}` disagree ({} and {})",
+                            sizes[ch].render("*"),
+                            d.render("*")
+                        ),
+                        c.span,
+                    ));
+                }
+                sizes.insert(*ch, d.clone());
+            }
+        }
+        // Each operand alone: its repeated index (a diagonal) and the indices nothing else uses.
+        let mut reduced: Vec<(Arr, Vec<char>)> = Vec::new();
+        for (k, (sub, a)) in subscripts.iter().zip(&operands).enumerate() {
+            let (mut a, mut sub) = (a.clone(), sub.clone());
+            if sub.len() == 2 && sub[0] == sub[1] {
+                a = Arr {
+                    id: self.arrays.add(Math::DiagVec(a.id)),
+                    shape: vec![a.shape[0].clone()],
+                    name: None,
+                };
+                sub = vec![sub[0]];
+            }
+            let used_elsewhere = |ch: char| {
+                output.contains(&ch) || subscripts.iter().enumerate().any(|(j, s)| j != k && s.contains(&ch))
+            };
+            for axis in (0..sub.len()).rev() {
+                if !used_elsewhere(sub[axis]) {
+                    a = self.arrays.sum(&a, Some(axis).filter(|_| a.shape.len() == 2), false);
+                    sub.remove(axis);
+                }
+            }
+            reduced.push((a, sub));
+        }
+        let mut union: Vec<char> = output.clone();
+        for (_, sub) in &reduced {
+            for ch in sub {
+                if !union.contains(ch) {
+                    union.push(*ch);
+                }
+            }
+        }
+        let result = match (reduced.as_slice(), union.len()) {
+            ([(a, sa)], _) => self.align(a, sa, &union),
+            ([(a, sa), (b, sb)], 3) => {
+                // A matrix product: one index in both and not kept, one of each operand's own.
+                let k = *sa
+                    .iter()
+                    .find(|ch| sb.contains(ch) && !output.contains(ch))
+                    .ok_or_else(|| refuse("three indices, none contracted"))?;
+                let (Some(i), Some(j)) = (sa.iter().find(|ch| **ch != k), sb.iter().find(|ch| **ch != k)) else {
+                    return Err(refuse("three indices that are not a matrix product"));
+                };
+                if sb.contains(i) || sa.contains(j) || output != [*i, *j] && output != [*j, *i] {
+                    return Err(refuse("three indices that are not a matrix product"));
+                }
+                let left = self.align(a, sa, &[*i, k]);
+                let right = self.align(b, sb, &[k, *j]);
+                let product = self.arrays.matmul(&left, &right, c.span, "einsum")?;
+                // The product has contracted its index already.
+                return Ok(Value::Arr(self.align(&product, &[*i, *j], &output)));
+            }
+            ([(a, sa), (b, sb)], n) if n <= 2 => {
+                let left = self.align(a, sa, &union);
+                let right = self.align(b, sb, &union);
+                self.arrays.elementwise(Elementwise::Mul, &left, &right, c.span)?
+            }
+            _ => return Err(refuse("more than three indices")),
+        };
+        // Sum the contracted indices, which `union` lists after the output's.
+        let kept = match (union.len() - output.len(), output.len()) {
+            (0, _) => result,
+            (_, 0) => self.arrays.sum(&result, None, false),
+            _ => self.arrays.sum(&result, Some(1), false),
+        };
+        Ok(Value::Arr(kept))
+    }
+
+    /// An operand with indices `sub` laid out along `order` (a superset, at most two): a
+    /// transpose, or a 1-D operand as a column where its index comes first (a row broadcasts).
+    fn align(&mut self, a: &Arr, sub: &[char], order: &[char]) -> Arr {
+        match (sub, order) {
+            ([x, y], [p, q]) if x == q && y == p => Arr {
+                id: self.arrays.transpose(a.id, &a.shape),
+                shape: a.shape.iter().rev().cloned().collect(),
+                name: None,
+            },
+            ([x], [p, _]) if x == p => Arr {
+                shape: vec![a.shape[0].clone(), Dim::one()],
+                ..a.clone()
+            },
+            _ => a.clone(),
         }
     }
 
