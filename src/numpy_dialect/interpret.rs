@@ -2106,8 +2106,8 @@ impl<'a> Interpreter<'a> {
             None | Some((Value::NoneV, _)) => Ord::Two,
             Some((Value::Str(s), _)) if s == "fro" && !along => Ord::Two,
             Some((Value::Number { value, .. }, _)) if value == 2.0 && along => Ord::Two,
-            Some((Value::Number { value, .. }, _)) if value == 1.0 => Ord::One,
-            Some((Value::Number { value, .. }, _)) if value == f64::INFINITY => Ord::Inf,
+            Some((Value::Number { value: 1.0, .. }, _)) => Ord::One,
+            Some((Value::Number { value: f64::INFINITY, .. }, _)) => Ord::Inf,
             Some((_, span)) => {
                 return Err(Error::unsupported(
                     "this `ord` is not supported: matdiff reads the 2-norm (Frobenius for a matrix), `ord=1` and `ord=np.inf`",
