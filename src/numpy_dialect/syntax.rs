@@ -1000,7 +1000,16 @@ impl Parser {
                                 self.span(),
                             ));
                         }
-                        args.push(self.expr()?);
+                        let arg = self.expr()?;
+                        if self.at_name("for") {
+                            // `sum(np.sum(W * W) for W in weights)`
+                            return Err(Error::unsupported(
+                                "generator expressions are not supported in the numpy dialect",
+                                arg.span.join(self.span()),
+                            )
+                            .with_note("matdiff derives straight-line numpy code: write each term out (`np.sum(W1 * W1) + np.sum(W2 * W2)`)"));
+                        }
+                        args.push(arg);
                     }
                     if !self.eat_op(",") {
                         break;
