@@ -106,6 +106,13 @@ pub struct Interpreter<'a> {
     local_functions: HashMap<String, FunctionDef>,
     /// What the module's imports bind, visible in every function.
     imports: Scope,
+    /// Names bound to the same array (`probs = scores`), with the call depth they were bound at:
+    /// numpy changes both when one is changed in place.
+    aliases: Vec<(usize, String, String)>,
+    /// Each inlined helper's parameters and the arrays they were called with, innermost last.
+    helper_params: Vec<HashMap<String, Id>>,
+    /// The arrays a helper changed in place (its arguments), for the caller to follow.
+    mutated: Vec<Id>,
 }
 
 const MAX_CALL_DEPTH: usize = 32;
@@ -135,6 +142,9 @@ impl<'a> Interpreter<'a> {
             masks: BTreeSet::new(),
             local_functions: HashMap::new(),
             imports: Scope::new(),
+            aliases: Vec::new(),
+            helper_params: Vec::new(),
+            mutated: Vec::new(),
         }
     }
 
@@ -372,6 +382,15 @@ impl<'a> Interpreter<'a> {
                         }
                         Err(e) => return Err(e),
                     };
+                    if let (ExprKind::Name(source), Value::Arr(a)) = (&value.kind, &v) {
+                        if !a.shape.is_empty() {
+                            for t in targets {
+                                if let ExprKind::Name(n) = &t.kind {
+                                    self.aliases.push((self.depth, n.clone(), source.clone()));
+                                }
+                            }
+                        }
+                    }
                     for t in targets {
                         self.assign(t, v.clone(), scope)?;
                     }
@@ -382,6 +401,17 @@ impl<'a> Interpreter<'a> {
                     value,
                     span,
                 } => {
+                    let changed = match &target.kind {
+                        ExprKind::Name(n) => Some(n.clone()),
+                        ExprKind::Subscript(obj, _) => match &obj.kind {
+                            ExprKind::Name(n) => Some(n.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(n) = changed {
+                        self.in_place(&n, *span, scope);
+                    }
                     if let ExprKind::Subscript(obj, items) = &target.kind {
                         if let Some(mask) = self.mask_index(items, scope)? {
                             // `out[out < 0] *= alpha`: the masked entries updated, the others kept.
@@ -484,6 +514,9 @@ impl<'a> Interpreter<'a> {
                     // `cache['x'] = x`: a store into a cache.
                     return Ok(());
                 }
+                if let ExprKind::Name(n) = &obj.kind {
+                    self.in_place(n, target.span, scope);
+                }
                 let new = self.scatter(&base, items, value, scope, target.span, false)?;
                 self.assign(obj, new, scope)
             }
@@ -491,6 +524,54 @@ impl<'a> Interpreter<'a> {
                 "only names, tuples of names and label-indexed entries can be assigned to",
                 target.span,
             )),
+        }
+    }
+
+    /// Before `name` is changed in place (`probs /= s`, `m[idx] = 0`): numpy changes every
+    /// other name for the same array too. Those names are bound to an error, raised if they
+    /// are used; a helper's argument changed in place is recorded for its caller.
+    fn in_place(&mut self, name: &str, span: Span, scope: &mut Scope) {
+        let Some(Value::Arr(old)) = scope.get(name) else {
+            return;
+        };
+        if old.shape.is_empty() {
+            // A numpy scalar is immutable: `loss += x` makes a new one.
+            return;
+        }
+        let old = old.id;
+        let others: Vec<String> = self
+            .aliases
+            .iter()
+            .filter(|(d, _, _)| *d == self.depth)
+            .filter_map(|(_, a, b)| match (a == name, b == name) {
+                (true, _) => Some(b.clone()),
+                (_, true) => Some(a.clone()),
+                _ => None,
+            })
+            .filter(|other| matches!(scope.get(other), Some(Value::Arr(a)) if a.id == old))
+            .collect();
+        for other in others {
+            let error = Error::unsupported(
+                format!(
+                    "this changes `{name}` in place, and `{other}` is the same array: numpy changes `{other}` too, which matdiff does not follow"
+                ),
+                span,
+            )
+            .with_note(format!(
+                "make a new array instead: `{name} = {other}.copy()` before, or `{name} = {name} - ...` here"
+            ));
+            scope.insert(
+                other,
+                Value::Poison {
+                    error: Box::new(error),
+                    tuple: false,
+                },
+            );
+        }
+        if let Some(params) = self.helper_params.last() {
+            if params.get(name) == Some(&old) {
+                self.mutated.push(old);
+            }
         }
     }
 
@@ -720,7 +801,30 @@ impl<'a> Interpreter<'a> {
                 for (k, v, span) in kwargs {
                     keywords.push((k.clone(), self.eval(v, scope)?, *span));
                 }
-                self.call(f, positional, keywords, func.span, e.span)
+                let result = self.call(f, positional, keywords, func.span, e.span)?;
+                for id in std::mem::take(&mut self.mutated) {
+                    // A helper changed an argument in place: the caller's names for it changed too.
+                    let names: Vec<String> = scope
+                        .iter()
+                        .filter(|(_, v)| matches!(v, Value::Arr(a) if a.id == id))
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    for n in names {
+                        let error = Error::unsupported(
+                            format!("this call changes `{n}` in place (the function assigns into its argument), which matdiff does not follow"),
+                            e.span,
+                        )
+                        .with_note("in the function, make a new array: `x = x.copy()` first, or `np.maximum(x, 0)`");
+                        scope.insert(
+                            n,
+                            Value::Poison {
+                                error: Box::new(error),
+                                tuple: false,
+                            },
+                        );
+                    }
+                }
+                Ok(result)
             }
         }
     }
@@ -1316,9 +1420,20 @@ impl<'a> Interpreter<'a> {
                 }
             }
         }
+        let params: HashMap<String, Id> = scope
+            .iter()
+            .filter_map(|(n, v)| match v {
+                Value::Arr(a) => Some((n.clone(), a.id)),
+                _ => None,
+            })
+            .collect();
+        self.helper_params.push(params);
         self.depth += 1;
         let result = self.body(&f.body, &mut scope);
         self.depth -= 1;
+        self.helper_params.pop();
+        let depth = self.depth;
+        self.aliases.retain(|(d, _, _)| *d <= depth);
         match result? {
             Some((v, _)) => Ok(v),
             None => Ok(Value::NoneV),
