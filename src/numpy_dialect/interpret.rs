@@ -904,6 +904,33 @@ impl<'a> Interpreter<'a> {
 
     /// A comparison is a mask, a constant of differentiation: `[a > b]` is `step(a − b)`.
     fn compare(&mut self, op: CmpOp, a: Value, b: Value, span: Span) -> Result<Value, Error> {
+        if let (Value::LabelsColumn(l), Value::Arange(classes)) | (Value::Arange(classes), Value::LabelsColumn(l)) =
+            (&a, &b)
+        {
+            // `y[:, None] == np.arange(C)`: the one-hot matrix of the labels (`!=`, its complement).
+            if let (Value::Labels { n, c, onehot, .. }, CmpOp::Eq | CmpOp::Ne) = (l.as_ref(), op) {
+                if c != classes {
+                    return Err(Error::shape(
+                        format!(
+                            "the labels take values below {}, compared with np.arange({})",
+                            c.render("*"),
+                            classes.render("*")
+                        ),
+                        span,
+                    ));
+                }
+                let y = Arr {
+                    id: self.arrays.add(Math::Symbol(*onehot)),
+                    shape: vec![n.clone(), c.clone()],
+                    name: Some(onehot.to_string()),
+                };
+                if op == CmpOp::Eq {
+                    return Ok(Value::Arr(y));
+                }
+                let one = self.arrays.constant(1.0);
+                return Ok(Value::Arr(self.arrays.elementwise(Elementwise::Sub, &one, &y, span)?));
+            }
+        }
         let (a, b) = (self.to_arr(a, span)?, self.to_arr(b, span)?);
         let (hi, lo) = match op {
             CmpOp::Gt | CmpOp::Ge => (a, b),
@@ -1062,6 +1089,22 @@ impl<'a> Interpreter<'a> {
                     .ok_or_else(|| Error::shape("tuple index out of range", i.span))
             }
             Value::Arr(a) => self.index_array(a, items, scope, span),
+            Value::Arange(_) => {
+                // `np.arange(C)[None, :]`: the class indices as a row, compared with labels.
+                let row = match items {
+                    [Index::Expr(e)] | [Index::Expr(e), Index::Slice(None, None, None, _)] => {
+                        matches!(self.eval(e, scope)?, Value::NoneV)
+                    }
+                    _ => false,
+                };
+                if row {
+                    return Ok(v);
+                }
+                Err(Error::unsupported(
+                    "`np.arange` is read as row indices with labels (`x[np.arange(N), y]`) or compared with `y[:, None]`",
+                    span,
+                ))
+            }
             Value::Labels { .. } => {
                 // `y[:, None]`: the labels as an index column, for `np.take_along_axis`.
                 if let [Index::Slice(None, None, None, _), Index::Expr(e)] = items {
@@ -1575,8 +1618,8 @@ impl<'a> Interpreter<'a> {
                 Ok(Value::Arr(self.arrays.power(&a, -1.0)))
             }
             "maximum" | "minimum" => self.maximum(&mut c, name == "maximum"),
-            "concatenate" | "hstack" | "vstack" => {
-                let parts = match c.get(0, "arrays") {
+            "concatenate" | "hstack" | "vstack" | "row_stack" | "stack" | "column_stack" => {
+                let parts = match c.get(0, "arrays").or_else(|| c.get(0, "tup")) {
                     Some((Value::Tuple(vs), span)) => {
                         vs.into_iter()
                             .map(|v| self.to_arr(v, span))
@@ -1590,15 +1633,43 @@ impl<'a> Interpreter<'a> {
                     }
                 };
                 let ndim = parts.first().map_or(0, |p| p.shape.len());
+                // Stacking 1-D arrays: each one a row (`vstack`, `stack`) or a column
+                // (`column_stack`, `stack(..., axis=1)`), then those concatenated.
+                let as_rows = matches!(name, "vstack" | "row_stack") || (name == "stack" && c.axis_of_stack()? == 0);
+                let as_columns = name == "column_stack" || (name == "stack" && c.axis_of_stack()? == 1);
+                if ndim == 1 && (as_rows || as_columns) {
+                    let parts: Vec<Arr> = parts
+                        .iter()
+                        .map(|p| {
+                            if as_rows {
+                                Arr {
+                                    id: self.arrays.add(Math::Transpose(p.id)),
+                                    shape: vec![Dim::one(), p.shape[0].clone()],
+                                    name: None,
+                                }
+                            } else {
+                                Arr {
+                                    shape: vec![p.shape[0].clone(), Dim::one()],
+                                    ..p.clone()
+                                }
+                            }
+                        })
+                        .collect();
+                    if parts.iter().any(|p| p.shape != parts[0].shape) {
+                        return Err(Error::shape("all input arrays must have the same shape", c.span));
+                    }
+                    return Ok(Value::Arr(self.arrays.concatenate(&parts, usize::from(as_columns))));
+                }
+                if name == "stack" && ndim >= 2 {
+                    return Err(Error::unsupported(
+                        "`np.stack` of 2-D arrays makes a 3-D array; matdiff's arrays have at most two axes",
+                        c.span,
+                    ));
+                }
                 let axis = match name {
                     "hstack" => usize::from(ndim == 2),
-                    "vstack" if ndim == 2 => 0,
-                    "vstack" => {
-                        return Err(Error::unsupported(
-                            "`np.vstack` of 1-D arrays is not supported; stack 2-D rows",
-                            c.span,
-                        ))
-                    }
+                    "vstack" | "row_stack" => 0,
+                    "column_stack" => 1,
                     _ => match c.get(1, "axis") {
                         None => 0,
                         Some((Value::Number { value, integer: true }, _)) if value >= 0.0 => value as usize,
@@ -2675,6 +2746,15 @@ impl Call {
                 }
             }
             Some((_, span)) => Err(Error::unsupported("`axis` must be an integer (or None)", span)),
+        }
+    }
+
+    /// `np.stack`'s axis for 1-D arrays: 0 (rows) or 1 (columns, also -1).
+    fn axis_of_stack(&self) -> Result<usize, Error> {
+        match self.get(1, "axis") {
+            None | Some((Value::Number { value: 0.0, .. }, _)) => Ok(0),
+            Some((Value::Number { value: 1.0 | -1.0, .. }, _)) => Ok(1),
+            Some((_, span)) => Err(Error::unsupported("`np.stack` of 1-D arrays takes axis 0 or 1", span)),
         }
     }
 
