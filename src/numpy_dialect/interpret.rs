@@ -38,6 +38,13 @@ pub enum Value {
         c: Dim,
         onehot: Symbol,
     },
+    /// `x[mask]` for a comparison mask: the selected entries, kept at their places (`values`
+    /// has `x`'s shape), usable only entry by entry and stored back through the same mask
+    /// (`z[neg] = np.exp(x[neg])`, CS231n's stable sigmoid).
+    Masked {
+        values: Arr,
+        mask: Arr,
+    },
     /// `y[:, None]` of labels: the index column `np.take_along_axis` takes.
     LabelsColumn(Box<Value>),
     /// `np.arange(N)` or `range(N)`: the row indices that pair with labels.
@@ -732,6 +739,11 @@ impl<'a> Interpreter<'a> {
                 "`None` (or a parameter without a shape) is used as an array",
                 span,
             )),
+            Value::Masked { .. } => Err(Error::unsupported(
+                "boolean mask indexing is read only entry by entry and stored back through its mask (`z[m] = np.exp(x[m])`): otherwise its length depends on the data",
+                span,
+            )
+            .with_note("multiply by the mask instead: `np.sum(x[x > 0])` is `np.sum(x * (x > 0))`")),
             Value::Tuple(_) => Err(Error::unsupported("a tuple is used as an array", span)
                 .with_note("`np.array` of several arrays is not supported; use `np.concatenate`")),
             _ => Err(Error::unsupported("this value is used as an array", span)),
@@ -760,6 +772,13 @@ impl<'a> Interpreter<'a> {
             ExprKind::Opaque(what) => Ok(Value::Opaque(what)),
             ExprKind::Neg(a) => {
                 let v = self.eval(a, scope)?;
+                if let Value::Masked { .. } = v {
+                    let minus_one = Value::Number {
+                        value: -1.0,
+                        integer: true,
+                    };
+                    return self.binary(BinOp::Mul, minus_one, v, e.span);
+                }
                 match v {
                     Value::Number { value, integer } => Ok(Value::Number { value: -value, integer }),
                     v => {
@@ -829,6 +848,14 @@ impl<'a> Interpreter<'a> {
         }
     }
 
+    /// A result computed from a masked selection's entries, still that selection.
+    fn masked(v: Value, mask: Arr) -> Result<Value, Error> {
+        match v {
+            Value::Arr(values) => Ok(Value::Masked { values, mask }),
+            other => Ok(other),
+        }
+    }
+
     /// `bn_param.get("eps", 1e-5)`, `bn_param["mode"]`: a parameter that is not an array (a
     /// dictionary of settings) is passed through, and reading from it is refused by name.
     fn refuse_reading_other(&self, v: &Value, obj: &Expr, what: &str, span: Span) -> Result<(), Error> {
@@ -845,6 +872,27 @@ impl<'a> Interpreter<'a> {
     }
 
     fn binary(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> Result<Value, Error> {
+        // Masked selections combine entry by entry with scalars and with selections by the same mask.
+        let scalar = |v: &Value| {
+            matches!(v, Value::Number { .. } | Value::Dim(_)) || matches!(v, Value::Arr(x) if x.shape.is_empty())
+        };
+        match (&a, &b) {
+            (Value::Masked { values: x, mask: m }, Value::Masked { values: y, mask: n })
+                if m.id == n.id && op != BinOp::MatMul =>
+            {
+                let (x, y, mask) = (Value::Arr(x.clone()), Value::Arr(y.clone()), m.clone());
+                return Self::masked(self.binary(op, x, y, span)?, mask);
+            }
+            (Value::Masked { values: x, mask }, other) if scalar(other) && op != BinOp::MatMul => {
+                let (x, mask, other) = (Value::Arr(x.clone()), mask.clone(), other.clone());
+                return Self::masked(self.binary(op, x, other, span)?, mask);
+            }
+            (other, Value::Masked { values: y, mask }) if scalar(other) && op != BinOp::MatMul => {
+                let (y, mask, other) = (Value::Arr(y.clone()), mask.clone(), other.clone());
+                return Self::masked(self.binary(op, other, y, span)?, mask);
+            }
+            _ => {}
+        }
         // Sizes and plain numbers stay sizes and numbers (`4 * H`, `N - 1`, `0.5 * reg`).
         if let (Some(x), Some(y)) = (dim_of(&a), dim_of(&b)) {
             if op == BinOp::Mul {
@@ -964,6 +1012,11 @@ impl<'a> Interpreter<'a> {
     /// `m[mask] = v` for a scalar `v`: `m ⊙ (1 − mask) + mask ⊙ v` (`v` may also be an array
     /// of `m`'s shape, the update of `m[mask] op= w`).
     fn masked_assign(&mut self, base: Value, mask: &Arr, value: Value, span: Span) -> Result<Value, Error> {
+        let value = match value {
+            // `z[m] = np.exp(x[m])`: the selection's entries go back to their places.
+            Value::Masked { values, mask: n } if n.id == mask.id => Value::Arr(values),
+            v => v,
+        };
         let m = self.to_arr(base, span)?;
         let v = self.to_arr(value, span)?;
         if broadcast_shapes(&mask.shape, &m.shape).as_deref() != Some(m.shape.as_slice()) {
@@ -1160,12 +1213,8 @@ impl<'a> Interpreter<'a> {
         if items.iter().all(full) {
             return Ok(Value::Arr(a));
         }
-        if self.mask_index(items, scope)?.is_some() {
-            return Err(Error::unsupported(
-                "boolean mask indexing is not supported: its result's length depends on the data",
-                span,
-            )
-            .with_note("multiply by the mask instead: `np.sum(x[x > 0])` is `np.sum(x * (x > 0))`"));
+        if let Some(mask) = self.mask_index(items, scope)? {
+            return Ok(Value::Masked { values: a, mask });
         }
         if a.shape.len() == 2 && items.len() == 2 {
             if let (Index::Expr(r), Index::Expr(c)) = (&items[0], &items[1]) {
@@ -1489,6 +1538,18 @@ impl<'a> Interpreter<'a> {
         if let Some(f) = name.strip_prefix("math.") {
             let f = f.to_string();
             return self.math_call(&f, c);
+        }
+        let entrywise = elementwise_by_numpy_name(name).is_some()
+            || matches!(
+                name,
+                "abs" | "absolute" | "square" | "reciprocal" | "negative" | "log2" | "log10" | "exp2" | "copy"
+            );
+        if let (true, [(Value::Masked { values, mask }, span)]) = (entrywise, c.args.as_slice()) {
+            // An entrywise function of a masked selection is the selection of the function.
+            let (values, mask, span) = (values.clone(), mask.clone(), *span);
+            c.args = vec![(Value::Arr(values), span)];
+            let r = self.numpy_call(c, method)?;
+            return Self::masked(r, mask);
         }
         match name {
             "sum" | "mean" | "var" | "std" | "max" | "min" | "amax" | "amin" => {
