@@ -62,7 +62,20 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Option<NpShape> {
 #[derive(Default)]
 pub struct Arrays {
     pub builder: ExprBuilder,
+    /// The notes, one clause per kind of broadcast (`mu, gamma : (D,) broadcast over the N
+    /// rows`), rewritten from `stretched` at each new broadcast.
     pub broadcasts: Vec<String>,
+    /// Each kind of broadcast made (the operand's numpy shape and the axis it stretched over),
+    /// in order of first use, with the names of the arrays stretched that way and the nodes of
+    /// the unnamed ones.
+    stretched: Vec<Stretched>,
+}
+
+struct Stretched {
+    shape: String,
+    over: String,
+    names: Vec<String>,
+    unnamed: Vec<Id>,
 }
 
 impl Arrays {
@@ -143,10 +156,6 @@ impl Arrays {
         }
         let target = ir_shape(to);
         let source = ir_shape(from);
-        let what = match &a.name {
-            Some(n) => format!("{n} : {}", np_shape_text(from)),
-            None => format!("a {} operand", np_shape_text(from)),
-        };
         if source.is_scalar() {
             let ones = self.builder.ones(&target);
             return self.scale(a.id, ones);
@@ -166,20 +175,57 @@ impl Arrays {
                 if stretch_rows {
                     let ones = self.ones_column(m);
                     x = self.add(Math::Mul([ones, x]));
-                    self.broadcasts
-                        .push(format!("{what} broadcast over the {} rows", m.render("·")));
+                    self.note(a, format!("the {} rows", m.render("·")));
                 }
                 if stretch_cols {
                     let ones = self.ones_column(n);
                     let ones_t = self.add(Math::Transpose(ones));
                     x = self.add(Math::Mul([x, ones_t]));
-                    self.broadcasts
-                        .push(format!("{what} broadcast over the {} columns", n.render("·")));
+                    self.note(a, format!("the {} columns", n.render("·")));
                 }
                 x
             }
             _ => a.id,
         }
+    }
+
+    /// Records that `a` was stretched over `over`, and writes the notes again: one clause per
+    /// shape and axis, listing the names (a layer broadcasts several vectors the same way).
+    fn note(&mut self, a: &Arr, over: String) {
+        let shape = np_shape_text(&a.shape);
+        let at = match self.stretched.iter().position(|k| k.shape == shape && k.over == over) {
+            Some(i) => i,
+            None => {
+                self.stretched.push(Stretched {
+                    shape,
+                    over,
+                    names: Vec::new(),
+                    unnamed: Vec::new(),
+                });
+                self.stretched.len() - 1
+            }
+        };
+        let kind = &mut self.stretched[at];
+        match &a.name {
+            Some(n) if !kind.names.contains(n) => kind.names.push(n.clone()),
+            Some(_) => {}
+            None if !kind.unnamed.contains(&a.id) => kind.unnamed.push(a.id),
+            None => {}
+        }
+        self.broadcasts = self
+            .stretched
+            .iter()
+            .map(|k| {
+                let names = k.names.join(", ");
+                let what = match (k.names.len(), k.unnamed.len()) {
+                    (0, 1) => format!("a {} operand", k.shape),
+                    (0, n) => format!("{n} {} operands", k.shape),
+                    (_, 0) => format!("{names} : {}", k.shape),
+                    (_, n) => format!("{names} (and {n} more) : {}", k.shape),
+                };
+                format!("{what} broadcast over {}", k.over)
+            })
+            .collect();
     }
 
     /// An elementwise binary operation with numpy's broadcasting.
@@ -362,8 +408,9 @@ impl Arrays {
         }
     }
 
-    /// numpy's `var` (ddof = 0): the mean of the squared deviations from the mean.
-    pub fn var(&mut self, a: &Arr, axis: Option<usize>, keepdims: bool, span: Span) -> Result<Arr, Error> {
+    /// numpy's `var`: the sum of the squared deviations from the mean over `n − ddof`
+    /// (with numpy's default ddof = 0, their mean).
+    pub fn var(&mut self, a: &Arr, axis: Option<usize>, keepdims: bool, ddof: f64, span: Span) -> Result<Arr, Error> {
         let mu = self.mean(a, axis, true);
         let centred = self.elementwise(Elementwise::Sub, a, &mu, span)?;
         let two = self.builder.num(2.0);
@@ -371,7 +418,19 @@ impl Arrays {
             id: self.add(Math::EPow([centred.id, two])),
             ..centred
         };
-        Ok(self.mean(&squared, axis, keepdims))
+        if ddof == 0.0 {
+            return Ok(self.mean(&squared, axis, keepdims));
+        }
+        let total = self.sum(&squared, axis, keepdims);
+        let count = self.count(a, axis);
+        let count = self.dim_value(&count);
+        let minus = self.constant(-ddof);
+        let dof = self.add(Math::Add([count.id, minus.id]));
+        let r = self.reciprocal(dof);
+        Ok(Arr {
+            id: self.scale(r, total.id),
+            ..total
+        })
     }
 
     /// An elementwise function of the operator table, by name, of one array.

@@ -3,7 +3,7 @@
 //! as in numpy. Every named intermediate becomes a definition (`xhat`, a second `x` as
 //! `x_2`), so results can be written with the script's own names.
 
-use super::arrays::{ir_shape, np_shape_text, Arr, Arrays, Elementwise, NpShape};
+use super::arrays::{broadcast_shapes, ir_shape, np_shape_text, Arr, Arrays, Elementwise, NpShape};
 use super::syntax::{BinOp, CmpOp, Expr, ExprKind, FunctionDef, Index, Param, Stmt};
 use crate::diagnostic::{closest, Error, Span};
 use crate::dim::{Dim, Shape};
@@ -38,8 +38,24 @@ pub enum Value {
         c: Dim,
         onehot: Symbol,
     },
+    /// `x[mask]` for a comparison mask: the selected entries, kept at their places (`values`
+    /// has `x`'s shape), usable only entry by entry and stored back through the same mask
+    /// (`z[neg] = np.exp(x[neg])`, CS231n's stable sigmoid).
+    Masked {
+        values: Arr,
+        mask: Arr,
+    },
+    /// `y[:, None]` of labels: the index column `np.take_along_axis` takes.
+    LabelsColumn(Box<Value>),
     /// `np.arange(N)` or `range(N)`: the row indices that pair with labels.
     Arange(Dim),
+    /// The value of a statement matdiff cannot read (`acc = np.mean(np.argmax(s, 1) == y)`):
+    /// harmless while unused, its error when used. `tuple` when it was written as a tuple or
+    /// dictionary (a cache, which may end the returned values).
+    Poison {
+        error: Box<Error>,
+        tuple: bool,
+    },
     /// A value kept but not computed with (a dictionary cache).
     Opaque(&'static str),
 }
@@ -91,6 +107,19 @@ pub struct Interpreter<'a> {
     depth: usize,
     /// Each label gather `(A ⊙ Y)·1` built so far, by its node: A and Y.
     gathers: HashMap<Id, (Arr, Symbol)>,
+    /// The nodes of comparison masks (`x > 0`), which may index an array (`out[out < 0] = 0`).
+    masks: BTreeSet<Id>,
+    /// Functions defined inside the function being read (or a helper), inlined as helpers are.
+    local_functions: HashMap<String, FunctionDef>,
+    /// What the module's imports bind, visible in every function.
+    imports: Scope,
+    /// Names bound to the same array (`probs = scores`), with the call depth they were bound at:
+    /// numpy changes both when one is changed in place.
+    aliases: Vec<(usize, String, String)>,
+    /// Each inlined helper's parameters and the arrays they were called with, innermost last.
+    helper_params: Vec<HashMap<String, Id>>,
+    /// The arrays a helper changed in place (its arguments), for the caller to follow.
+    mutated: Vec<Id>,
 }
 
 const MAX_CALL_DEPTH: usize = 32;
@@ -117,12 +146,26 @@ impl<'a> Interpreter<'a> {
             parameters: BTreeSet::new(),
             depth: 0,
             gathers: HashMap::new(),
+            masks: BTreeSet::new(),
+            local_functions: HashMap::new(),
+            imports: Scope::new(),
+            aliases: Vec::new(),
+            helper_params: Vec::new(),
+            mutated: Vec::new(),
         }
     }
 
     /// Reads the forward function: its parameters' shapes, its body, its outputs.
     pub fn read(mut self, f: &FunctionDef, source: &str) -> Result<Reading, Error> {
         let mut scope = Scope::new();
+        // The module's imports (`from numpy.linalg import norm`) name what the functions call.
+        for st in super::syntax::parse(source)? {
+            if let Stmt::Import(bindings) = st {
+                let mut imported = std::mem::take(&mut self.imports);
+                self.import(&bindings, &mut imported);
+                self.imports = imported;
+            }
+        }
         let mut params = Vec::new();
         for p in &f.params {
             self.taken.insert(p.name.clone());
@@ -188,6 +231,11 @@ impl<'a> Interpreter<'a> {
             return match &a.kind {
                 ExprKind::Str(text) => self.annotation(text, a.span, &p.name),
                 ExprKind::Name(n) if n == "float" => Ok(ParamKind::Variable(vec![])),
+                // `mode: str = "train"`, `bn_param: dict`, `num_classes: int = 10`: not arrays;
+                // read as an unannotated parameter (a numeric default is a constant).
+                ExprKind::Name(n) if matches!(n.as_str(), "int" | "str" | "bool" | "dict" | "list" | "tuple") => {
+                    self.unannotated(p, source)
+                }
                 _ => Err(Error::syntax(
                     format!("the annotation of `{}` is not a shape", p.name),
                     a.span,
@@ -195,6 +243,11 @@ impl<'a> Interpreter<'a> {
                 .with_note("write the shape as a string: `x: \"N x D\"`, `b: \"M\"`, `reg: \"scalar\"`, `y: \"N labels of C\"`")),
             };
         }
+        self.unannotated(p, source)
+    }
+
+    /// A parameter without a shape: a constant (its numeric default), else passed through.
+    fn unannotated(&mut self, p: &Param, source: &str) -> Result<ParamKind, Error> {
         match &p.default {
             Some(d) => match constant_of(d) {
                 Some(value) => Ok(ParamKind::Constant {
@@ -299,7 +352,14 @@ impl<'a> Interpreter<'a> {
         for st in body {
             match st {
                 Stmt::Nothing => {}
-                Stmt::Def(_) => {}
+                Stmt::Import(bindings) => self.import(bindings, scope),
+                Stmt::Def(f) => {
+                    // A function defined in the body: a helper from here on, in this scope only
+                    // (its key, with its place, cannot meet another function's).
+                    let key = format!("{}@{}", f.name, f.span.start);
+                    self.local_functions.insert(key.clone(), f.clone());
+                    scope.insert(f.name.clone(), Value::Helper(key));
+                }
                 Stmt::Unsupported { what, span } => return Err(err_unsupported(what, *span)),
                 Stmt::Expr(e) => match &e.kind {
                     ExprKind::Str(_) | ExprKind::Ellipsis => {}
@@ -314,7 +374,30 @@ impl<'a> Interpreter<'a> {
                     }
                 },
                 Stmt::Assign { targets, value, .. } => {
-                    let v = self.eval(value, scope)?;
+                    let v = match self.eval(value, scope) {
+                        Ok(v) => v,
+                        Err(error) if targets.iter().all(only_names) => {
+                            // Unreadable, but maybe never used (an accuracy, a prediction):
+                            // its names hold the error, raised where they are used.
+                            let tuple = matches!(value.kind, ExprKind::Tuple(_) | ExprKind::Opaque(_));
+                            let poison = Value::Poison {
+                                error: Box::new(error),
+                                tuple,
+                            };
+                            targets.iter().for_each(|t| poison_names(t, &poison, scope));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if let (ExprKind::Name(source), Value::Arr(a)) = (&value.kind, &v) {
+                        if !a.shape.is_empty() {
+                            for t in targets {
+                                if let ExprKind::Name(n) = &t.kind {
+                                    self.aliases.push((self.depth, n.clone(), source.clone()));
+                                }
+                            }
+                        }
+                    }
                     for t in targets {
                         self.assign(t, v.clone(), scope)?;
                     }
@@ -325,6 +408,28 @@ impl<'a> Interpreter<'a> {
                     value,
                     span,
                 } => {
+                    let changed = match &target.kind {
+                        ExprKind::Name(n) => Some(n.clone()),
+                        ExprKind::Subscript(obj, _) => match &obj.kind {
+                            ExprKind::Name(n) => Some(n.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(n) = changed {
+                        self.in_place(&n, *span, scope);
+                    }
+                    if let ExprKind::Subscript(obj, items) = &target.kind {
+                        if let Some(mask) = self.mask_index(items, scope)? {
+                            // `out[out < 0] *= alpha`: the masked entries updated, the others kept.
+                            let base = self.eval(obj, scope)?;
+                            let rhs = self.eval(value, scope)?;
+                            let updated = self.binary(*op, base.clone(), rhs, *span)?;
+                            let new = self.masked_assign(base, &mask, updated, target.span)?;
+                            self.assign(obj, new, scope)?;
+                            continue;
+                        }
+                    }
                     let current = match &target.kind {
                         ExprKind::Name(_) | ExprKind::Subscript(..) => self.eval(target, scope)?,
                         _ => {
@@ -346,8 +451,23 @@ impl<'a> Interpreter<'a> {
                     }
                 }
                 Stmt::Return { value, span } => {
-                    let v = match value {
-                        Some(e) => self.eval(e, scope)?,
+                    let v = match value.as_ref().map(|e| (e, &e.kind)) {
+                        // Item by item: an unreadable cache after the outputs ends them unread.
+                        Some((_, ExprKind::Tuple(items))) => Value::Tuple(
+                            items
+                                .iter()
+                                .map(|i| match (&i.kind, self.eval(i, scope)) {
+                                    (_, Ok(v)) => Ok(v),
+                                    (ExprKind::Name(n), Err(_))
+                                        if matches!(scope.get(n), Some(Value::Poison { .. })) =>
+                                    {
+                                        Ok(scope[n].clone())
+                                    }
+                                    (_, Err(e)) => Err(e),
+                                })
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        Some((e, _)) => self.eval(e, scope)?,
                         None => Value::NoneV,
                     };
                     return Ok(Some((v, *span)));
@@ -401,6 +521,9 @@ impl<'a> Interpreter<'a> {
                     // `cache['x'] = x`: a store into a cache.
                     return Ok(());
                 }
+                if let ExprKind::Name(n) = &obj.kind {
+                    self.in_place(n, target.span, scope);
+                }
                 let new = self.scatter(&base, items, value, scope, target.span, false)?;
                 self.assign(obj, new, scope)
             }
@@ -408,6 +531,70 @@ impl<'a> Interpreter<'a> {
                 "only names, tuples of names and label-indexed entries can be assigned to",
                 target.span,
             )),
+        }
+    }
+
+    /// Before `name` is changed in place (`probs /= s`, `m[idx] = 0`): numpy changes every
+    /// other name for the same array too. Those names are bound to an error, raised if they
+    /// are used; a helper's argument changed in place is recorded for its caller.
+    fn in_place(&mut self, name: &str, span: Span, scope: &mut Scope) {
+        let Some(Value::Arr(old)) = scope.get(name) else {
+            return;
+        };
+        if old.shape.is_empty() {
+            // A numpy scalar is immutable: `loss += x` makes a new one.
+            return;
+        }
+        let old = old.id;
+        let others: Vec<String> = self
+            .aliases
+            .iter()
+            .filter(|(d, _, _)| *d == self.depth)
+            .filter_map(|(_, a, b)| match (a == name, b == name) {
+                (true, _) => Some(b.clone()),
+                (_, true) => Some(a.clone()),
+                _ => None,
+            })
+            .filter(|other| matches!(scope.get(other), Some(Value::Arr(a)) if a.id == old))
+            .collect();
+        for other in others {
+            let error = Error::unsupported(
+                format!(
+                    "this changes `{name}` in place, and `{other}` is the same array: numpy changes `{other}` too, which matdiff does not follow"
+                ),
+                span,
+            )
+            .with_note(format!(
+                "make a new array instead: `{name} = {other}.copy()` before, or `{name} = {name} - ...` here"
+            ));
+            scope.insert(
+                other,
+                Value::Poison {
+                    error: Box::new(error),
+                    tuple: false,
+                },
+            );
+        }
+        if let Some(params) = self.helper_params.last() {
+            if params.get(name) == Some(&old) {
+                self.mutated.push(old);
+            }
+        }
+    }
+
+    /// Binds what an import names: numpy and its functions (`np`, `xp`, `from numpy import exp`),
+    /// `math` and its functions. Other modules stay unbound, so using them is an unknown name.
+    fn import(&mut self, bindings: &[(String, Vec<String>)], scope: &mut Scope) {
+        for (name, path) in bindings {
+            let value = match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["numpy"] => Value::Module("np"),
+                ["numpy", "linalg"] => Value::Module("np.linalg"),
+                ["math"] => Value::Module("math"),
+                ["numpy", rest @ ..] => Value::Function(format!("np.{}", rest.join(".")), None),
+                ["math", f] => Value::Function(format!("math.{f}"), None),
+                _ => continue,
+            };
+            scope.insert(name.clone(), value);
         }
     }
 
@@ -482,7 +669,8 @@ impl<'a> Interpreter<'a> {
                 break;
             }
             match v {
-                Value::Tuple(_) | Value::NoneV | Value::Opaque(_) => break,
+                Value::Tuple(_) | Value::NoneV | Value::Opaque(_) | Value::Poison { tuple: true, .. } => break,
+                Value::Poison { error, .. } => return Err(*error),
                 Value::Arr(_) | Value::Number { .. } | Value::Dim(_) => {
                     let a = self.to_arr(v, at)?;
                     let name = written_name.or_else(|| a.name.clone());
@@ -505,12 +693,15 @@ impl<'a> Interpreter<'a> {
 
     fn lookup(&self, name: &str, span: Span, scope: &Scope) -> Result<Value, Error> {
         if let Some(v) = scope.get(name) {
-            if let Value::NoneV = v {
-                return Ok(Value::NoneV);
+            if let Value::Poison { error, .. } = v {
+                return Err(error
+                    .as_ref()
+                    .clone()
+                    .with_note(format!("`{name}` holds this value, and is used later")));
             }
             return Ok(v.clone());
         }
-        if let Some(v) = self.constants.get(name) {
+        if let Some(v) = self.constants.get(name).or_else(|| self.imports.get(name)) {
             return Ok(v.clone());
         }
         if self.functions.contains_key(name) {
@@ -518,7 +709,8 @@ impl<'a> Interpreter<'a> {
         }
         match name {
             "np" | "numpy" => return Ok(Value::Module("np")),
-            "len" | "range" | "float" | "int" | "abs" | "max" | "min" | "sum" => {
+            "math" => return Ok(Value::Module("math")),
+            "len" | "range" | "float" | "int" | "abs" | "max" | "min" | "sum" | "pow" => {
                 return Ok(Value::Function(format!("builtins.{name}"), None))
             }
             _ => {}
@@ -547,6 +739,11 @@ impl<'a> Interpreter<'a> {
                 "`None` (or a parameter without a shape) is used as an array",
                 span,
             )),
+            Value::Masked { .. } => Err(Error::unsupported(
+                "boolean mask indexing is read only entry by entry and stored back through its mask (`z[m] = np.exp(x[m])`): otherwise its length depends on the data",
+                span,
+            )
+            .with_note("multiply by the mask instead: `np.sum(x[x > 0])` is `np.sum(x * (x > 0))`")),
             Value::Tuple(_) => Err(Error::unsupported("a tuple is used as an array", span)
                 .with_note("`np.array` of several arrays is not supported; use `np.concatenate`")),
             _ => Err(Error::unsupported("this value is used as an array", span)),
@@ -575,6 +772,13 @@ impl<'a> Interpreter<'a> {
             ExprKind::Opaque(what) => Ok(Value::Opaque(what)),
             ExprKind::Neg(a) => {
                 let v = self.eval(a, scope)?;
+                if let Value::Masked { .. } = v {
+                    let minus_one = Value::Number {
+                        value: -1.0,
+                        integer: true,
+                    };
+                    return self.binary(BinOp::Mul, minus_one, v, e.span);
+                }
                 match v {
                     Value::Number { value, integer } => Ok(Value::Number { value: -value, integer }),
                     v => {
@@ -598,10 +802,12 @@ impl<'a> Interpreter<'a> {
             }
             ExprKind::Attr(obj, name, span) => {
                 let v = self.eval(obj, scope)?;
+                self.refuse_reading_other(&v, obj, &format!("`.{name}`"), e.span)?;
                 self.attribute(v, name, *span, e.span)
             }
             ExprKind::Subscript(obj, items) => {
                 let v = self.eval(obj, scope)?;
+                self.refuse_reading_other(&v, obj, "an entry", e.span)?;
                 self.subscript(v, items, scope, e.span)
             }
             ExprKind::Call { func, args, kwargs } => {
@@ -614,12 +820,79 @@ impl<'a> Interpreter<'a> {
                 for (k, v, span) in kwargs {
                     keywords.push((k.clone(), self.eval(v, scope)?, *span));
                 }
-                self.call(f, positional, keywords, func.span, e.span)
+                let result = self.call(f, positional, keywords, func.span, e.span)?;
+                for id in std::mem::take(&mut self.mutated) {
+                    // A helper changed an argument in place: the caller's names for it changed too.
+                    let names: Vec<String> = scope
+                        .iter()
+                        .filter(|(_, v)| matches!(v, Value::Arr(a) if a.id == id))
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    for n in names {
+                        let error = Error::unsupported(
+                            format!("this call changes `{n}` in place (the function assigns into its argument), which matdiff does not follow"),
+                            e.span,
+                        )
+                        .with_note("in the function, make a new array: `x = x.copy()` first, or `np.maximum(x, 0)`");
+                        scope.insert(
+                            n,
+                            Value::Poison {
+                                error: Box::new(error),
+                                tuple: false,
+                            },
+                        );
+                    }
+                }
+                Ok(result)
             }
         }
     }
 
+    /// A result computed from a masked selection's entries, still that selection.
+    fn masked(v: Value, mask: Arr) -> Result<Value, Error> {
+        match v {
+            Value::Arr(values) => Ok(Value::Masked { values, mask }),
+            other => Ok(other),
+        }
+    }
+
+    /// `bn_param.get("eps", 1e-5)`, `bn_param["mode"]`: a parameter that is not an array (a
+    /// dictionary of settings) is passed through, and reading from it is refused by name.
+    fn refuse_reading_other(&self, v: &Value, obj: &Expr, what: &str, span: Span) -> Result<(), Error> {
+        match (v, &obj.kind) {
+            (Value::NoneV, ExprKind::Name(n)) if self.parameters.contains(n) => Err(Error::unsupported(
+                format!("reading {what} from the parameter `{n}` is not supported: it has no shape, so matdiff passes it through"),
+                span,
+            )
+            .with_note(format!(
+                "dictionaries of settings are not read; make each setting a parameter with a default (`eps=1e-5`) instead of `{n}`"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn binary(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> Result<Value, Error> {
+        // Masked selections combine entry by entry with scalars and with selections by the same mask.
+        let scalar = |v: &Value| {
+            matches!(v, Value::Number { .. } | Value::Dim(_)) || matches!(v, Value::Arr(x) if x.shape.is_empty())
+        };
+        match (&a, &b) {
+            (Value::Masked { values: x, mask: m }, Value::Masked { values: y, mask: n })
+                if m.id == n.id && op != BinOp::MatMul =>
+            {
+                let (x, y, mask) = (Value::Arr(x.clone()), Value::Arr(y.clone()), m.clone());
+                return Self::masked(self.binary(op, x, y, span)?, mask);
+            }
+            (Value::Masked { values: x, mask }, other) if scalar(other) && op != BinOp::MatMul => {
+                let (x, mask, other) = (Value::Arr(x.clone()), mask.clone(), other.clone());
+                return Self::masked(self.binary(op, x, other, span)?, mask);
+            }
+            (other, Value::Masked { values: y, mask }) if scalar(other) && op != BinOp::MatMul => {
+                let (y, mask, other) = (Value::Arr(y.clone()), mask.clone(), other.clone());
+                return Self::masked(self.binary(op, other, y, span)?, mask);
+            }
+            _ => {}
+        }
         // Sizes and plain numbers stay sizes and numbers (`4 * H`, `N - 1`, `0.5 * reg`).
         if let (Some(x), Some(y)) = (dim_of(&a), dim_of(&b)) {
             if op == BinOp::Mul {
@@ -679,6 +952,33 @@ impl<'a> Interpreter<'a> {
 
     /// A comparison is a mask, a constant of differentiation: `[a > b]` is `step(a − b)`.
     fn compare(&mut self, op: CmpOp, a: Value, b: Value, span: Span) -> Result<Value, Error> {
+        if let (Value::LabelsColumn(l), Value::Arange(classes)) | (Value::Arange(classes), Value::LabelsColumn(l)) =
+            (&a, &b)
+        {
+            // `y[:, None] == np.arange(C)`: the one-hot matrix of the labels (`!=`, its complement).
+            if let (Value::Labels { n, c, onehot, .. }, CmpOp::Eq | CmpOp::Ne) = (l.as_ref(), op) {
+                if c != classes {
+                    return Err(Error::shape(
+                        format!(
+                            "the labels take values below {}, compared with np.arange({})",
+                            c.render("*"),
+                            classes.render("*")
+                        ),
+                        span,
+                    ));
+                }
+                let y = Arr {
+                    id: self.arrays.add(Math::Symbol(*onehot)),
+                    shape: vec![n.clone(), c.clone()],
+                    name: Some(onehot.to_string()),
+                };
+                if op == CmpOp::Eq {
+                    return Ok(Value::Arr(y));
+                }
+                let one = self.arrays.constant(1.0);
+                return Ok(Value::Arr(self.arrays.elementwise(Elementwise::Sub, &one, &y, span)?));
+            }
+        }
         let (a, b) = (self.to_arr(a, span)?, self.to_arr(b, span)?);
         let (hi, lo) = match op {
             CmpOp::Gt | CmpOp::Ge => (a, b),
@@ -690,26 +990,100 @@ impl<'a> Interpreter<'a> {
             .with_note("compare labels with `np.eye(C)[y]`, or use `>`/`<`")),
         };
         let diff = self.arrays.elementwise(Elementwise::Sub, &hi, &lo, span)?;
-        Ok(Value::Arr(self.arrays.apply(&diff, "step")))
+        let mask = self.arrays.apply(&diff, "step");
+        self.masks.insert(mask.id);
+        Ok(Value::Arr(mask))
+    }
+
+    /// The mask when `items` is one comparison mask (`out[out < 0]`), else `None`.
+    fn mask_index(&mut self, items: &[Index], scope: &mut Scope) -> Result<Option<Arr>, Error> {
+        let [Index::Expr(e)] = items else {
+            return Ok(None);
+        };
+        if !matches!(e.kind, ExprKind::Compare(..) | ExprKind::Name(_)) {
+            return Ok(None);
+        }
+        Ok(match self.eval(e, scope)? {
+            Value::Arr(m) if self.masks.contains(&m.id) => Some(m),
+            _ => None,
+        })
+    }
+
+    /// `m[mask] = v` for a scalar `v`: `m ⊙ (1 − mask) + mask ⊙ v` (`v` may also be an array
+    /// of `m`'s shape, the update of `m[mask] op= w`).
+    fn masked_assign(&mut self, base: Value, mask: &Arr, value: Value, span: Span) -> Result<Value, Error> {
+        let value = match value {
+            // `z[m] = np.exp(x[m])`: the selection's entries go back to their places.
+            Value::Masked { values, mask: n } if n.id == mask.id => Value::Arr(values),
+            v => v,
+        };
+        let m = self.to_arr(base, span)?;
+        let v = self.to_arr(value, span)?;
+        if broadcast_shapes(&mask.shape, &m.shape).as_deref() != Some(m.shape.as_slice()) {
+            return Err(Error::shape(
+                format!(
+                    "boolean index did not match: a mask of shape {} indexes an array of shape {}",
+                    np_shape_text(&mask.shape),
+                    np_shape_text(&m.shape)
+                ),
+                span,
+            ));
+        }
+        if !(v.shape.is_empty() || v.shape == m.shape) {
+            return Err(Error::unsupported(
+                "only a scalar can be assigned to the entries a mask selects",
+                span,
+            ));
+        }
+        let one = self.arrays.constant(1.0);
+        let keep = self.arrays.elementwise(Elementwise::Sub, &one, mask, span)?;
+        let kept = self.arrays.elementwise(Elementwise::Mul, &m, &keep, span)?;
+        if matches!(self.arrays.number_at(v.id), Some(z) if z == 0.0) {
+            return Ok(Value::Arr(kept));
+        }
+        let placed = self.arrays.elementwise(Elementwise::Mul, mask, &v, span)?;
+        Ok(Value::Arr(self.arrays.elementwise(
+            Elementwise::Add,
+            &kept,
+            &placed,
+            span,
+        )?))
     }
 
     fn attribute(&mut self, v: Value, name: &str, name_span: Span, span: Span) -> Result<Value, Error> {
         match (&v, name) {
             (Value::Module("np"), "linalg") => Ok(Value::Module("np.linalg")),
             (Value::Module("np"), "random") => Ok(Value::Module("np.random")),
-            (Value::Module("np"), "pi") => Ok(Value::Number {
+            (Value::Module("np" | "math"), "pi") => Ok(Value::Number {
                 value: std::f64::consts::PI,
                 integer: false,
             }),
-            (Value::Module("np"), "e") => Ok(Value::Number {
+            (Value::Module("np" | "math"), "e") => Ok(Value::Number {
                 value: std::f64::consts::E,
                 integer: false,
             }),
             (Value::Module("np"), "newaxis") => Ok(Value::NoneV),
-            (Value::Module("np"), "inf") => Ok(Value::Number {
+            (Value::Module("np" | "math"), "inf") => Ok(Value::Number {
                 value: f64::INFINITY,
                 integer: false,
             }),
+            // `np.finfo(float).eps`: float64's constants.
+            (Value::Module("finfo"), f) => {
+                let value = match f {
+                    "eps" => f64::EPSILON,
+                    "tiny" | "smallest_normal" => f64::MIN_POSITIVE,
+                    "max" => f64::MAX,
+                    "min" => f64::MIN,
+                    "resolution" => 1e-15,
+                    _ => {
+                        return Err(Error::unsupported(
+                            format!("`np.finfo(...).{f}` is not supported"),
+                            name_span,
+                        ))
+                    }
+                };
+                Ok(Value::Number { value, integer: false })
+            }
             (Value::Module(m), f) => Ok(Value::Function(format!("{m}.{f}"), None)),
             (Value::Arr(a), "T") => {
                 let id = self.arrays.transpose(a.id, &a.shape);
@@ -739,6 +1113,22 @@ impl<'a> Interpreter<'a> {
     fn subscript(&mut self, v: Value, items: &[Index], scope: &mut Scope, span: Span) -> Result<Value, Error> {
         match v {
             Value::Tuple(vs) => {
+                if let [Index::Slice(lo, hi, None, _)] = items {
+                    // `x.shape[1:]`: a slice of a tuple is a tuple.
+                    let len = vs.len() as i64;
+                    let mut bound = |e: &Option<Expr>, default: i64| -> Result<usize, Error> {
+                        let k = match e {
+                            None => default,
+                            Some(e) => match self.eval(e, scope)? {
+                                Value::Number { value, integer: true } => value as i64,
+                                _ => return Err(Error::unsupported("a tuple's slice takes integer bounds", e.span)),
+                            },
+                        };
+                        Ok((if k < 0 { k + len } else { k }).clamp(0, len) as usize)
+                    };
+                    let (lo, hi) = (bound(lo, 0)?, bound(hi, len)?);
+                    return Ok(Value::Tuple(vs.get(lo..hi.max(lo)).unwrap_or_default().to_vec()));
+                }
                 let [Index::Expr(i)] = items else {
                     return Err(Error::unsupported("a tuple takes one integer index", span));
                 };
@@ -752,6 +1142,34 @@ impl<'a> Interpreter<'a> {
                     .ok_or_else(|| Error::shape("tuple index out of range", i.span))
             }
             Value::Arr(a) => self.index_array(a, items, scope, span),
+            Value::Arange(_) => {
+                // `np.arange(C)[None, :]`: the class indices as a row, compared with labels.
+                let row = match items {
+                    [Index::Expr(e)] | [Index::Expr(e), Index::Slice(None, None, None, _)] => {
+                        matches!(self.eval(e, scope)?, Value::NoneV)
+                    }
+                    _ => false,
+                };
+                if row {
+                    return Ok(v);
+                }
+                Err(Error::unsupported(
+                    "`np.arange` is read as row indices with labels (`x[np.arange(N), y]`) or compared with `y[:, None]`",
+                    span,
+                ))
+            }
+            Value::Labels { .. } => {
+                // `y[:, None]`: the labels as an index column, for `np.take_along_axis`.
+                if let [Index::Slice(None, None, None, _), Index::Expr(e)] = items {
+                    if let Value::NoneV = self.eval(e, scope)? {
+                        return Ok(Value::LabelsColumn(Box::new(v)));
+                    }
+                }
+                Err(Error::unsupported(
+                    "labels are read only as `x[np.arange(N), y]`, `np.eye(C)[y]`, `W[y]` and `y[:, None]`",
+                    span,
+                ))
+            }
             Value::Function(f, None) if f == "np.eye" => Err(Error::unsupported("index `np.eye(C)` with labels", span)),
             _ => Err(Error::unsupported("this value cannot be indexed", span)),
         }
@@ -795,6 +1213,9 @@ impl<'a> Interpreter<'a> {
         if items.iter().all(full) {
             return Ok(Value::Arr(a));
         }
+        if let Some(mask) = self.mask_index(items, scope)? {
+            return Ok(Value::Masked { values: a, mask });
+        }
         if a.shape.len() == 2 && items.len() == 2 {
             if let (Index::Expr(r), Index::Expr(c)) = (&items[0], &items[1]) {
                 let (rv, cv) = (self.eval(r, scope)?, self.eval(c, scope)?);
@@ -808,17 +1229,7 @@ impl<'a> Interpreter<'a> {
                             span,
                         ));
                     }
-                    // x[np.arange(N), y] = (X ⊙ Y)·1_C: each row's entry at its label.
-                    let y = self.arrays.add(Math::Symbol(*onehot));
-                    let picked = self.arrays.add(Math::Had([a.id, y]));
-                    let picked = Arr {
-                        id: picked,
-                        shape: a.shape.clone(),
-                        name: None,
-                    };
-                    let gathered = self.arrays.sum(&picked, Some(1), false);
-                    self.gathers.insert(gathered.id, (a.clone(), *onehot));
-                    return Ok(Value::Arr(gathered));
+                    return Ok(Value::Arr(self.gather(&a, *onehot)));
                 }
             }
         }
@@ -853,6 +1264,19 @@ impl<'a> Interpreter<'a> {
             }
         }
         self.slice(a, items, scope, span)
+    }
+
+    /// x[np.arange(N), y] = (X ⊙ Y)·1_C: each row's entry at its label.
+    fn gather(&mut self, a: &Arr, onehot: Symbol) -> Arr {
+        let y = self.arrays.add(Math::Symbol(onehot));
+        let picked = Arr {
+            id: self.arrays.add(Math::Had([a.id, y])),
+            shape: a.shape.clone(),
+            name: None,
+        };
+        let gathered = self.arrays.sum(&picked, Some(1), false);
+        self.gathers.insert(gathered.id, (a.clone(), onehot));
+        gathered
     }
 
     /// Slices and integer indices: blocks of equal size along each axis (`a[:, H:2*H]`,
@@ -954,9 +1378,12 @@ impl<'a> Interpreter<'a> {
         span: Span,
         is_update: bool,
     ) -> Result<Value, Error> {
+        if let Some(mask) = self.mask_index(items, scope)? {
+            return self.masked_assign(base.clone(), &mask, value, span);
+        }
         let unsupported = || {
             Error::unsupported(
-                "only `m[np.arange(N), y] = v` (labels) can be assigned to by index",
+                "only `m[np.arange(N), y] = v` (labels) and `m[mask] = v` (a comparison mask) can be assigned to by index",
                 span,
             )
         };
@@ -1037,7 +1464,12 @@ impl<'a> Interpreter<'a> {
         kwargs: Vec<(String, Value, Span)>,
         span: Span,
     ) -> Result<Value, Error> {
-        let f = self.functions[name];
+        let local = self.local_functions.get(name).cloned();
+        let f = match &local {
+            Some(f) => f,
+            None => self.functions[name],
+        };
+        let name = f.name.as_str();
         if self.depth >= MAX_CALL_DEPTH {
             return Err(Error::unsupported(
                 format!("calls nest deeper than {MAX_CALL_DEPTH} levels (is `{name}` recursive?)"),
@@ -1080,9 +1512,20 @@ impl<'a> Interpreter<'a> {
                 }
             }
         }
+        let params: HashMap<String, Id> = scope
+            .iter()
+            .filter_map(|(n, v)| match v {
+                Value::Arr(a) => Some((n.clone(), a.id)),
+                _ => None,
+            })
+            .collect();
+        self.helper_params.push(params);
         self.depth += 1;
         let result = self.body(&f.body, &mut scope);
         self.depth -= 1;
+        self.helper_params.pop();
+        let depth = self.depth;
+        self.aliases.retain(|(d, _, _)| *d <= depth);
         match result? {
             Some((v, _)) => Ok(v),
             None => Ok(Value::NoneV),
@@ -1092,24 +1535,43 @@ impl<'a> Interpreter<'a> {
     fn numpy_call(&mut self, mut c: Call, method: bool) -> Result<Value, Error> {
         let name = c.name.strip_prefix("np.").unwrap_or(&c.name).to_string();
         let name = name.as_str();
+        if let Some(f) = name.strip_prefix("math.") {
+            let f = f.to_string();
+            return self.math_call(&f, c);
+        }
+        let entrywise = elementwise_by_numpy_name(name).is_some()
+            || matches!(
+                name,
+                "abs" | "absolute" | "square" | "reciprocal" | "negative" | "log2" | "log10" | "exp2" | "copy"
+            );
+        if let (true, [(Value::Masked { values, mask }, span)]) = (entrywise, c.args.as_slice()) {
+            // An entrywise function of a masked selection is the selection of the function.
+            let (values, mask, span) = (values.clone(), mask.clone(), *span);
+            c.args = vec![(Value::Arr(values), span)];
+            let r = self.numpy_call(c, method)?;
+            return Self::masked(r, mask);
+        }
         match name {
             "sum" | "mean" | "var" | "std" | "max" | "min" | "amax" | "amin" => {
                 let a = c.array(self, 0, "a")?;
                 let axis = c.axis(self, &a, 1)?;
                 let keepdims = c.flag("keepdims")?;
-                let ddof = c.keyword("ddof");
-                if ddof.is_some() {
-                    return Err(Error::unsupported(
-                        "`ddof` is not supported; numpy's default ddof=0 is",
-                        c.span,
-                    ));
-                }
+                let ddof = match c.keyword("ddof") {
+                    None => 0.0,
+                    Some((_, Value::Number { value, integer: true }, _)) if matches!(name, "var" | "std") => *value,
+                    Some((_, _, span)) => {
+                        return Err(Error::unsupported(
+                            "`ddof` is read as an integer of `var` and `std`",
+                            *span,
+                        ))
+                    }
+                };
                 match name {
                     "sum" => Ok(Value::Arr(self.arrays.sum(&a, axis, keepdims))),
                     "mean" => Ok(Value::Arr(self.arrays.mean(&a, axis, keepdims))),
-                    "var" => Ok(Value::Arr(self.arrays.var(&a, axis, keepdims, c.span)?)),
+                    "var" => Ok(Value::Arr(self.arrays.var(&a, axis, keepdims, ddof, c.span)?)),
                     "std" => {
-                        let v = self.arrays.var(&a, axis, keepdims, c.span)?;
+                        let v = self.arrays.var(&a, axis, keepdims, ddof, c.span)?;
                         Ok(Value::Arr(self.arrays.apply(&v, "sqrt")))
                     }
                     "max" | "amax" => Ok(Value::Arr(self.arrays.max(&a, axis, keepdims, c.span)?)),
@@ -1150,34 +1612,20 @@ impl<'a> Interpreter<'a> {
                 shape.reverse();
                 Ok(Value::Arr(Arr { id, shape, name: None }))
             }
-            "trace" | "linalg.det" | "linalg.inv" | "linalg.norm" => {
+            "linalg.norm" => self.norm(&c),
+            "trace" | "linalg.det" | "linalg.inv" => {
                 let a = c.array(self, 0, "a")?;
                 let square = a.shape.len() == 2 && a.shape[0] == a.shape[1];
-                if name != "linalg.norm" && !square {
+                if !square {
                     return Err(Error::shape(
                         format!("`np.{name}` needs a square 2-D array, not {}", np_shape_text(&a.shape)),
-                        c.span,
-                    ));
-                }
-                if name == "linalg.norm" && c.keyword("axis").is_some() && c.args.len() == 1 {
-                    // The 2-norm along an axis: sqrt(sum(x², axis)).
-                    let axis = c.axis(self, &a, usize::MAX)?;
-                    let keepdims = c.flag("keepdims")?;
-                    let squared = self.arrays.power(&a, 2.0);
-                    let total = self.arrays.sum(&squared, axis, keepdims);
-                    return Ok(Value::Arr(self.arrays.apply(&total, "sqrt")));
-                }
-                if name == "linalg.norm" && (c.args.len() > 1 || !c.kwargs.is_empty()) {
-                    return Err(Error::unsupported(
-                        "`np.linalg.norm` takes one argument here (the 2-norm / Frobenius norm)",
                         c.span,
                     ));
                 }
                 let (node, shape) = match name {
                     "trace" => (Math::Trace(a.id), vec![]),
                     "linalg.det" => (Math::Det(a.id), vec![]),
-                    "linalg.inv" => (Math::Inv(a.id), a.shape.clone()),
-                    _ => (Math::Norm(a.id), vec![]),
+                    _ => (Math::Inv(a.id), a.shape.clone()),
                 };
                 Ok(Value::Arr(Arr {
                     id: self.arrays.add(node),
@@ -1231,8 +1679,8 @@ impl<'a> Interpreter<'a> {
                 Ok(Value::Arr(self.arrays.power(&a, -1.0)))
             }
             "maximum" | "minimum" => self.maximum(&mut c, name == "maximum"),
-            "concatenate" | "hstack" | "vstack" => {
-                let parts = match c.get(0, "arrays") {
+            "concatenate" | "hstack" | "vstack" | "row_stack" | "stack" | "column_stack" => {
+                let parts = match c.get(0, "arrays").or_else(|| c.get(0, "tup")) {
                     Some((Value::Tuple(vs), span)) => {
                         vs.into_iter()
                             .map(|v| self.to_arr(v, span))
@@ -1246,15 +1694,43 @@ impl<'a> Interpreter<'a> {
                     }
                 };
                 let ndim = parts.first().map_or(0, |p| p.shape.len());
+                // Stacking 1-D arrays: each one a row (`vstack`, `stack`) or a column
+                // (`column_stack`, `stack(..., axis=1)`), then those concatenated.
+                let as_rows = matches!(name, "vstack" | "row_stack") || (name == "stack" && c.axis_of_stack()? == 0);
+                let as_columns = name == "column_stack" || (name == "stack" && c.axis_of_stack()? == 1);
+                if ndim == 1 && (as_rows || as_columns) {
+                    let parts: Vec<Arr> = parts
+                        .iter()
+                        .map(|p| {
+                            if as_rows {
+                                Arr {
+                                    id: self.arrays.add(Math::Transpose(p.id)),
+                                    shape: vec![Dim::one(), p.shape[0].clone()],
+                                    name: None,
+                                }
+                            } else {
+                                Arr {
+                                    shape: vec![p.shape[0].clone(), Dim::one()],
+                                    ..p.clone()
+                                }
+                            }
+                        })
+                        .collect();
+                    if parts.iter().any(|p| p.shape != parts[0].shape) {
+                        return Err(Error::shape("all input arrays must have the same shape", c.span));
+                    }
+                    return Ok(Value::Arr(self.arrays.concatenate(&parts, usize::from(as_columns))));
+                }
+                if name == "stack" && ndim >= 2 {
+                    return Err(Error::unsupported(
+                        "`np.stack` of 2-D arrays makes a 3-D array; matdiff's arrays have at most two axes",
+                        c.span,
+                    ));
+                }
                 let axis = match name {
                     "hstack" => usize::from(ndim == 2),
-                    "vstack" if ndim == 2 => 0,
-                    "vstack" => {
-                        return Err(Error::unsupported(
-                            "`np.vstack` of 1-D arrays is not supported; stack 2-D rows",
-                            c.span,
-                        ))
-                    }
+                    "vstack" | "row_stack" => 0,
+                    "column_stack" => 1,
                     _ => match c.get(1, "axis") {
                         None => 0,
                         Some((Value::Number { value, integer: true }, _)) if value >= 0.0 => value as usize,
@@ -1388,6 +1864,13 @@ impl<'a> Interpreter<'a> {
                     )),
                 }
             }
+            "item" if c.array(self, 0, "a")?.shape.iter().all(Dim::is_one) => {
+                // A one-entry array's value (`loss.item()`).
+                let a = c.array(self, 0, "a")?;
+                Ok(Value::Arr(Arr { shape: vec![], ..a }))
+            }
+            "finfo" => Ok(Value::Module("finfo")),
+            "einsum" => self.einsum(&c),
             "copy" | "astype" | "array" | "asarray" | "builtins.float" => {
                 let a = c.array(self, 0, "a")?;
                 Ok(Value::Arr(a))
@@ -1405,10 +1888,255 @@ impl<'a> Interpreter<'a> {
                 let a = c.array(self, 0, "x")?;
                 Ok(Value::Arr(self.arrays.apply(&a, "abs")))
             }
-            "builtins.sum" | "builtins.max" | "builtins.min" => Err(Error::unsupported(
-                format!("Python's `{}` is not supported; use `np.{}`", &name[9..], &name[9..]),
-                c.fspan,
-            )),
+            "builtins.max" | "builtins.min" => self.builtin_extreme(&c, name == "builtins.max"),
+            "builtins.sum" => {
+                // Python's `sum` adds the items it iterates: a list's items, an array's rows.
+                let (items, start) = match c.args.as_slice() {
+                    [(Value::Tuple(items), _)] => (items.clone(), None),
+                    [(Value::Tuple(items), _), (s, _)] => (items.clone(), Some(s.clone())),
+                    [(Value::Arr(a), _)] => return Ok(Value::Arr(self.arrays.sum(a, Some(0), false))),
+                    _ => {
+                        return Err(Error::unsupported(
+                            "Python's `sum` is read of a list of values or of one array; use `np.sum`",
+                            c.fspan,
+                        ))
+                    }
+                };
+                let mut total = start.unwrap_or(Value::Number {
+                    value: 0.0,
+                    integer: true,
+                });
+                for item in items {
+                    total = self.binary(BinOp::Add, total, item, c.span)?;
+                }
+                Ok(total)
+            }
+            "builtins.pow" | "float_power" => {
+                let (a, b) = (c.get(0, "x1"), c.get(1, "x2"));
+                let ((a, _), (b, _)) = (a.ok_or_else(|| c.missing("x1"))?, b.ok_or_else(|| c.missing("x2"))?);
+                self.binary(BinOp::Pow, a, b, c.span)
+            }
+            "add" | "subtract" | "multiply" | "divide" | "true_divide" => {
+                // numpy's ufuncs of the operators: the operators themselves.
+                let op = match name {
+                    "add" => BinOp::Add,
+                    "subtract" => BinOp::Sub,
+                    "multiply" => BinOp::Mul,
+                    _ => BinOp::Div,
+                };
+                let (a, b) = (c.get(0, "x1"), c.get(1, "x2"));
+                let ((a, _), (b, _)) = (a.ok_or_else(|| c.missing("x1"))?, b.ok_or_else(|| c.missing("x2"))?);
+                self.binary(op, a, b, c.span)
+            }
+            "negative" => {
+                let (a, _) = c.get(0, "x").ok_or_else(|| c.missing("x"))?;
+                let minus_one = Value::Number {
+                    value: -1.0,
+                    integer: true,
+                };
+                self.binary(BinOp::Mul, minus_one, a, c.span)
+            }
+            "positive" | "float64" | "float32" | "float16" | "float_" | "double" | "longdouble" => {
+                // A cast to a float type changes no value matdiff computes with.
+                match c.get(0, "x") {
+                    Some((v @ (Value::Number { .. } | Value::Dim(_)), _)) if name != "positive" => Ok(v),
+                    _ => Ok(Value::Arr(c.array(self, 0, "x")?)),
+                }
+            }
+            "log2" | "log10" | "exp2" => {
+                // log_b(x) = ln(x)/ln(b); 2^x = exp(x·ln 2).
+                let a = c.array(self, 0, "x")?;
+                let base: f64 = if name == "log10" { 10.0 } else { 2.0 };
+                let ln_base = self.arrays.constant(base.ln());
+                if name == "exp2" {
+                    let scaled = self.arrays.elementwise(Elementwise::Mul, &ln_base, &a, c.span)?;
+                    return Ok(Value::Arr(self.arrays.apply(&scaled, "exp")));
+                }
+                let ln = self.arrays.apply(&a, "log");
+                Ok(Value::Arr(self.arrays.elementwise(
+                    Elementwise::Div,
+                    &ln,
+                    &ln_base,
+                    c.span,
+                )?))
+            }
+            "inner" | "vdot" => {
+                let a = c.array(self, 0, "a")?;
+                let b = c.array(self, 1, "b")?;
+                if name == "vdot" || (a.shape.len() < 2 && b.shape.len() < 2) {
+                    // The sum of the products of corresponding entries.
+                    if name == "vdot" && a.shape != b.shape {
+                        return Err(Error::shape(
+                            format!(
+                                "`np.vdot` of shapes {} and {}: matdiff reads it for arrays of one shape",
+                                np_shape_text(&a.shape),
+                                np_shape_text(&b.shape)
+                            ),
+                            c.span,
+                        ));
+                    }
+                    let product = self.arrays.elementwise(Elementwise::Mul, &a, &b, c.span)?;
+                    return Ok(Value::Arr(self.arrays.sum(&product, None, false)));
+                }
+                // inner(a, b) contracts the last axes: a · bᵀ.
+                let bt = Arr {
+                    id: self.arrays.transpose(b.id, &b.shape),
+                    shape: b.shape.iter().rev().cloned().collect(),
+                    name: None,
+                };
+                Ok(Value::Arr(self.arrays.matmul(&a, &bt, c.span, "inner")?))
+            }
+            "expand_dims" => {
+                let a = c.array(self, 0, "a")?;
+                let axis = match c.get(1, "axis") {
+                    Some((Value::Number { value, integer: true }, _)) => value as i64,
+                    Some((_, span)) => return Err(Error::unsupported("`axis` must be an integer", span)),
+                    None => return Err(c.missing("axis")),
+                };
+                match (a.shape.as_slice(), axis) {
+                    ([], _) => Ok(Value::Arr(Arr {
+                        shape: vec![Dim::one()],
+                        ..a
+                    })),
+                    ([n], 0 | -2) => Ok(Value::Arr(Arr {
+                        id: self.arrays.add(Math::Transpose(a.id)),
+                        shape: vec![Dim::one(), n.clone()],
+                        name: None,
+                    })),
+                    ([n], 1 | -1) => Ok(Value::Arr(Arr {
+                        shape: vec![n.clone(), Dim::one()],
+                        name: None,
+                        ..a
+                    })),
+                    _ => Err(Error::unsupported(
+                        format!(
+                            "`np.expand_dims` of a {} array makes a 3-D array; matdiff's arrays have at most two axes",
+                            np_shape_text(&a.shape)
+                        ),
+                        c.span,
+                    )),
+                }
+            }
+            "prod" => match c.get(0, "a") {
+                // `np.prod(x.shape[1:])`: a product of sizes.
+                Some((Value::Tuple(items), span)) => {
+                    items
+                        .iter()
+                        .try_fold(Value::Dim(Dim::one()), |acc, v| match (dim_of(&acc), dim_of(v)) {
+                            (Some(x), Some(y)) => Ok(Value::Dim(x.times(&y))),
+                            _ => Err(Error::unsupported("`np.prod` is read of sizes (`x.shape[1:]`)", span)),
+                        })
+                }
+                Some((v @ Value::Dim(_), _)) => Ok(v),
+                _ => Err(Error::unsupported(
+                    "`np.prod` is read of sizes (`np.prod(x.shape[1:])`), not of arrays",
+                    c.fspan,
+                )),
+            },
+            "split" | "array_split" | "hsplit" | "vsplit" => {
+                let a = c.array(self, 0, "ary")?;
+                let k = match c.get(1, "indices_or_sections") {
+                    Some((Value::Number { value, integer: true }, _)) if value >= 1.0 => value as u64,
+                    Some((_, span)) => {
+                        return Err(Error::unsupported(
+                            format!("`np.{name}` is read into a number of equal parts (`np.split(a, 4, axis=1)`)"),
+                            span,
+                        ))
+                    }
+                    None => return Err(c.missing("indices_or_sections")),
+                };
+                let axis = match name {
+                    "hsplit" => usize::from(a.shape.len() == 2),
+                    "vsplit" => 0,
+                    _ => c.axis(self, &a, 2)?.unwrap_or(0),
+                };
+                let Some(total) = a.shape.get(axis).cloned() else {
+                    return Err(Error::unsupported(format!("`np.{name}` of a scalar"), c.span));
+                };
+                let parts = Dim::size(k);
+                let len = dim_ratio(&total, &parts).ok_or_else(|| {
+                    Error::unsupported(
+                        format!(
+                            "`np.{name}` into {k} parts of an axis of size {}: the parts must be equal",
+                            total.render("*")
+                        ),
+                        c.span,
+                    )
+                })?;
+                let blocks = (0..k)
+                    .map(|i| Value::Arr(self.arrays.block(&a, axis, &parts, i, &len, true)))
+                    .collect();
+                Ok(Value::Tuple(blocks))
+            }
+            "tile" => {
+                // `np.tile(b, (N, 1))` repeats along axes of size 1 only: a broadcast.
+                let a = c.array(self, 0, "A")?;
+                let (reps, span) = c.get(1, "reps").ok_or_else(|| c.missing("reps"))?;
+                let reps = match reps {
+                    Value::Tuple(vs) => vs,
+                    v => vec![v],
+                };
+                let reps: Vec<Dim> = reps
+                    .iter()
+                    .map(|v| dim_of(v).ok_or_else(|| Error::unsupported("`reps` must be sizes", span)))
+                    .collect::<Result<_, _>>()?;
+                let n = reps.len().max(a.shape.len());
+                if n > 2 {
+                    return Err(Error::unsupported("matdiff's arrays have at most two axes", span));
+                }
+                let pad = |s: &[Dim]| -> Vec<Dim> {
+                    let mut v = vec![Dim::one(); n - s.len()];
+                    v.extend(s.iter().cloned());
+                    v
+                };
+                let (from, reps) = (pad(&a.shape), pad(&reps));
+                let mut to = Vec::new();
+                for (d, r) in from.iter().zip(&reps) {
+                    if r.is_one() {
+                        to.push(d.clone());
+                    } else if d.is_one() {
+                        to.push(r.clone());
+                    } else {
+                        return Err(Error::unsupported(
+                            "`np.tile` is read where it repeats axes of size 1 (a broadcast, `np.tile(b, (N, 1))`)",
+                            c.span,
+                        ));
+                    }
+                }
+                let id = self.arrays.stretch(&a, &to);
+                Ok(Value::Arr(Arr {
+                    id,
+                    shape: to,
+                    name: None,
+                }))
+            }
+            "take_along_axis" => {
+                let a = c.array(self, 0, "arr")?;
+                let axis = c.axis(self, &a, 2)?;
+                match (c.get(1, "indices"), a.shape.as_slice(), axis) {
+                    (Some((Value::LabelsColumn(labels), _)), [rows, _], Some(1)) => {
+                        let Value::Labels { n, onehot, .. } = *labels else {
+                            unreachable!("a labels column holds labels")
+                        };
+                        if n != *rows {
+                            return Err(Error::shape(
+                                format!("the labels and the array's {} rows must agree", rows.render("*")),
+                                c.span,
+                            ));
+                        }
+                        // The gather x[np.arange(N), y] as a column.
+                        let gathered = self.gather(&a, onehot);
+                        Ok(Value::Arr(Arr {
+                            shape: vec![n, Dim::one()],
+                            ..gathered
+                        }))
+                    }
+                    _ => Err(Error::unsupported(
+                        "`np.take_along_axis` is read as `np.take_along_axis(x, y[:, None], axis=1)` with labels `y`",
+                        c.span,
+                    )),
+                }
+            }
             "absolute" | "abs" => {
                 let a = c.array(self, 0, "x")?;
                 Ok(Value::Arr(self.arrays.apply(&a, "abs")))
@@ -1454,6 +2182,335 @@ impl<'a> Interpreter<'a> {
                 Err(Error::unsupported(format!("{what} is not supported"), c.fspan)
                     .with_note("see README's numpy dialect section for the functions matdiff reads"))
             }
+        }
+    }
+
+    /// `np.einsum` of one or two operands of at most two axes: each operand's own indices
+    /// summed out first, then a matrix product (one contracted index between two others) or a
+    /// Hadamard product with broadcasting summed over the contracted indices.
+    fn einsum(&mut self, c: &Call) -> Result<Value, Error> {
+        let refuse = |why: &str| {
+            Error::unsupported(format!("this `np.einsum` is not supported: {why}"), c.span).with_note(
+                "matdiff reads einsum of one or two arrays of at most two axes (`ij,jk->ik`, `ij,ij->i`, `ij->`)",
+            )
+        };
+        let Some((Value::Str(spec), _)) = c.args.first() else {
+            return Err(refuse("the subscripts must be a string"));
+        };
+        let spec: String = spec.chars().filter(|ch| !ch.is_whitespace()).collect();
+        if spec.contains("...") {
+            return Err(refuse("`...` subscripts"));
+        }
+        let (inputs, output) = match spec.split_once("->") {
+            Some((i, o)) => (i.to_string(), o.chars().collect::<Vec<char>>()),
+            None => {
+                // Implicit mode: the indices that appear once, in alphabetical order.
+                let all: Vec<char> = spec.chars().filter(|ch| *ch != ',').collect();
+                let mut once: Vec<char> = all
+                    .iter()
+                    .copied()
+                    .filter(|x| all.iter().filter(|y| *y == x).count() == 1)
+                    .collect();
+                once.sort_unstable();
+                (spec.clone(), once)
+            }
+        };
+        let subscripts: Vec<Vec<char>> = inputs.split(',').map(|s| s.chars().collect()).collect();
+        let operands: Vec<Arr> = (1..c.args.len())
+            .map(|k| c.array(self, k, "operands"))
+            .collect::<Result<_, _>>()?;
+        if operands.len() != subscripts.len() || operands.is_empty() || operands.len() > 2 {
+            return Err(refuse("one or two operands, one subscript each"));
+        }
+        if output.len() > 2 {
+            return Err(refuse("the result would have more than two axes"));
+        }
+        let mut sizes: HashMap<char, Dim> = HashMap::new();
+        for (sub, a) in subscripts.iter().zip(&operands) {
+            if sub.len() != a.shape.len() {
+                return Err(Error::shape(
+                    format!(
+                        "einstein sum subscripts string `{}` has {} indices for an operand of shape {}",
+                        sub.iter().collect::<String>(),
+                        sub.len(),
+                        np_shape_text(&a.shape)
+                    ),
+                    c.span,
+                ));
+            }
+            for (ch, d) in sub.iter().zip(&a.shape) {
+                if sizes.get(ch).is_some_and(|e| e != d) {
+                    return Err(Error::shape(
+                        format!(
+                            "einsum: the sizes of index `{ch}` disagree ({} and {})",
+                            sizes[ch].render("*"),
+                            d.render("*")
+                        ),
+                        c.span,
+                    ));
+                }
+                sizes.insert(*ch, d.clone());
+            }
+        }
+        // Each operand alone: its repeated index (a diagonal) and the indices nothing else uses.
+        let mut reduced: Vec<(Arr, Vec<char>)> = Vec::new();
+        for (k, (sub, a)) in subscripts.iter().zip(&operands).enumerate() {
+            let (mut a, mut sub) = (a.clone(), sub.clone());
+            if sub.len() == 2 && sub[0] == sub[1] {
+                a = Arr {
+                    id: self.arrays.add(Math::DiagVec(a.id)),
+                    shape: vec![a.shape[0].clone()],
+                    name: None,
+                };
+                sub = vec![sub[0]];
+            }
+            let used_elsewhere = |ch: char| {
+                output.contains(&ch) || subscripts.iter().enumerate().any(|(j, s)| j != k && s.contains(&ch))
+            };
+            for axis in (0..sub.len()).rev() {
+                if !used_elsewhere(sub[axis]) {
+                    a = self.arrays.sum(&a, Some(axis).filter(|_| a.shape.len() == 2), false);
+                    sub.remove(axis);
+                }
+            }
+            reduced.push((a, sub));
+        }
+        let mut union: Vec<char> = output.clone();
+        for (_, sub) in &reduced {
+            for ch in sub {
+                if !union.contains(ch) {
+                    union.push(*ch);
+                }
+            }
+        }
+        let result = match (reduced.as_slice(), union.len()) {
+            ([(a, sa)], _) => self.align(a, sa, &union),
+            ([(a, sa), (b, sb)], 3) => {
+                // A matrix product: one index in both and not kept, one of each operand's own.
+                let k = *sa
+                    .iter()
+                    .find(|ch| sb.contains(ch) && !output.contains(ch))
+                    .ok_or_else(|| refuse("three indices, none contracted"))?;
+                let (Some(i), Some(j)) = (sa.iter().find(|ch| **ch != k), sb.iter().find(|ch| **ch != k)) else {
+                    return Err(refuse("three indices that are not a matrix product"));
+                };
+                if sb.contains(i) || sa.contains(j) || output != [*i, *j] && output != [*j, *i] {
+                    return Err(refuse("three indices that are not a matrix product"));
+                }
+                let left = self.align(a, sa, &[*i, k]);
+                let right = self.align(b, sb, &[k, *j]);
+                let product = self.arrays.matmul(&left, &right, c.span, "einsum")?;
+                // The product has contracted its index already.
+                return Ok(Value::Arr(self.align(&product, &[*i, *j], &output)));
+            }
+            ([(a, sa), (b, sb)], n) if n <= 2 => {
+                let left = self.align(a, sa, &union);
+                let right = self.align(b, sb, &union);
+                self.arrays.elementwise(Elementwise::Mul, &left, &right, c.span)?
+            }
+            _ => return Err(refuse("more than three indices")),
+        };
+        // Sum the contracted indices, which `union` lists after the output's.
+        let kept = match (union.len() - output.len(), output.len()) {
+            (0, _) => result,
+            (_, 0) => self.arrays.sum(&result, None, false),
+            _ => self.arrays.sum(&result, Some(1), false),
+        };
+        Ok(Value::Arr(kept))
+    }
+
+    /// An operand with indices `sub` laid out along `order` (a superset, at most two): a
+    /// transpose, or a 1-D operand as a column where its index comes first (a row broadcasts).
+    fn align(&mut self, a: &Arr, sub: &[char], order: &[char]) -> Arr {
+        match (sub, order) {
+            ([x, y], [p, q]) if x == q && y == p => Arr {
+                id: self.arrays.transpose(a.id, &a.shape),
+                shape: a.shape.iter().rev().cloned().collect(),
+                name: None,
+            },
+            ([x], [p, _]) if x == p => Arr {
+                shape: vec![a.shape[0].clone(), Dim::one()],
+                ..a.clone()
+            },
+            _ => a.clone(),
+        }
+    }
+
+    /// `np.linalg.norm(x, ord, axis, keepdims)`: the 2-norm of a vector and the Frobenius norm
+    /// of a matrix (`ord=None`, `'fro'`, or 2 along an axis), `ord=1` and `ord=np.inf` as sums and
+    /// maxima of absolute values; the spectral and nuclear norms are refused.
+    fn norm(&mut self, c: &Call) -> Result<Value, Error> {
+        let a = c.array(self, 0, "x")?;
+        let axis = c.axis(self, &a, 2)?;
+        let keepdims = c.flag("keepdims")?;
+        let along = axis.is_some() || a.shape.len() < 2;
+        enum Ord {
+            Two,
+            One,
+            Inf,
+        }
+        let ord = match c.get(1, "ord") {
+            None | Some((Value::NoneV, _)) => Ord::Two,
+            Some((Value::Str(s), _)) if s == "fro" && !along => Ord::Two,
+            Some((Value::Number { value, .. }, _)) if value == 2.0 && along => Ord::Two,
+            Some((Value::Number { value: 1.0, .. }, _)) => Ord::One,
+            Some((Value::Number { value: f64::INFINITY, .. }, _)) => Ord::Inf,
+            Some((_, span)) => {
+                return Err(Error::unsupported(
+                    "this `ord` is not supported: matdiff reads the 2-norm (Frobenius for a matrix), `ord=1` and `ord=np.inf`",
+                    span,
+                ))
+            }
+        };
+        let keep = |this: &mut Self, r: Arr| -> Arr {
+            if keepdims && axis.is_none() {
+                let shape = vec![Dim::one(); a.shape.len()];
+                return Arr { shape, ..r };
+            }
+            let _ = this;
+            r
+        };
+        let abs = self.arrays.apply(&a, "abs");
+        let r = match (ord, along) {
+            (Ord::Two, _) if axis.is_none() => Arr {
+                id: self.arrays.add(Math::Norm(a.id)),
+                shape: vec![],
+                name: None,
+            },
+            (Ord::Two, _) => {
+                let squared = self.arrays.power(&a, 2.0);
+                let total = self.arrays.sum(&squared, axis, keepdims);
+                self.arrays.apply(&total, "sqrt")
+            }
+            (Ord::One, true) => self.arrays.sum(&abs, axis, keepdims),
+            (Ord::Inf, true) => self.arrays.max(&abs, axis, keepdims, c.span)?,
+            // A matrix's 1-norm is its largest column sum of absolute values; its ∞-norm, row sum.
+            (Ord::One, false) => {
+                let sums = self.arrays.sum(&abs, Some(0), false);
+                self.arrays.max(&sums, None, false, c.span)?
+            }
+            (Ord::Inf, false) => {
+                let sums = self.arrays.sum(&abs, Some(1), false);
+                self.arrays.max(&sums, None, false, c.span)?
+            }
+        };
+        Ok(Value::Arr(keep(self, r)))
+    }
+
+    /// Python's `max`/`min` of numbers and sizes (`1.0 / max(N, 1)`): a size is at least 1,
+    /// so `max(N, 1)` is `N` and `min(N, 1)` is 1; anything that depends on the values is refused.
+    fn builtin_extreme(&mut self, c: &Call, is_max: bool) -> Result<Value, Error> {
+        let which = if is_max { "max" } else { "min" };
+        let refuse = |why: &str| {
+            Error::unsupported(format!("Python's `{which}` {why}"), c.fspan).with_note(format!(
+                "for arrays use `np.{which}imum(a, b)` (entry by entry) or `np.{which}(x, axis=...)`"
+            ))
+        };
+        if c.args.len() < 2 || !c.kwargs.is_empty() {
+            return Err(refuse("is read of two or more numbers or sizes"));
+        }
+        let mut numbers: Vec<f64> = Vec::new();
+        let mut sizes: Vec<Dim> = Vec::new();
+        let mut integer = true;
+        for (v, _) in &c.args {
+            match v {
+                Value::Number { value, integer: i } => {
+                    numbers.push(*value);
+                    integer &= *i;
+                }
+                Value::Dim(d) => match d.as_size() {
+                    Some(n) => numbers.push(n as f64),
+                    None => sizes.push(d.clone()),
+                },
+                _ => return Err(refuse("of arrays is not supported")),
+            }
+        }
+        let pick = |xs: &[f64]| {
+            xs.iter()
+                .copied()
+                .reduce(|a, b| if is_max { a.max(b) } else { a.min(b) })
+        };
+        if sizes.is_empty() {
+            let value = pick(&numbers).expect("two or more arguments");
+            return Ok(Value::Number { value, integer });
+        }
+        let same = sizes.iter().all(|d| *d == sizes[0]);
+        let at_most_one = numbers.iter().all(|x| *x <= 1.0);
+        match (same && at_most_one, is_max, pick(&numbers)) {
+            (true, true, _) | (true, false, None) => Ok(Value::Dim(sizes[0].clone())),
+            (true, false, Some(value)) => Ok(Value::Number { value, integer }),
+            _ => Err(refuse("of these sizes depends on their values")),
+        }
+    }
+
+    /// Python's `math` on a number: computed; on a size or an array: numpy's function.
+    fn math_call(&mut self, f: &str, mut c: Call) -> Result<Value, Error> {
+        let numeric = |x: f64| -> Option<f64> {
+            Some(match f {
+                "sqrt" => x.sqrt(),
+                "exp" => x.exp(),
+                "log" => x.ln(),
+                "log2" => x.log2(),
+                "log10" => x.log10(),
+                "log1p" => x.ln_1p(),
+                "expm1" => x.exp_m1(),
+                "tanh" => x.tanh(),
+                "sin" => x.sin(),
+                "cos" => x.cos(),
+                "tan" => x.tan(),
+                "sinh" => x.sinh(),
+                "cosh" => x.cosh(),
+                "fabs" => x.abs(),
+                _ => return None,
+            })
+        };
+        if let [(Value::Number { value, .. }, _)] = c.args.as_slice() {
+            if let Some(value) = numeric(*value) {
+                return Ok(Value::Number { value, integer: false });
+            }
+        }
+        match f {
+            "log" if c.args.len() == 2 => {
+                // math.log(x, base) = ln(x)/ln(base)
+                let (base, span) = c.args.pop().expect("two arguments");
+                let ln_x = self.math_call(
+                    "log",
+                    Call {
+                        args: c.args.clone(),
+                        ..c
+                    },
+                )?;
+                let ln_base = self.math_call(
+                    "log",
+                    Call {
+                        name: "math.log".into(),
+                        args: vec![(base, span)],
+                        kwargs: vec![],
+                        span,
+                        fspan: span,
+                    },
+                )?;
+                self.binary(BinOp::Div, ln_x, ln_base, span)
+            }
+            "pow" => self.numpy_call(
+                Call {
+                    name: "builtins.pow".into(),
+                    ..c
+                },
+                false,
+            ),
+            _ if numeric(1.0).is_some() => {
+                let numpy = if f == "fabs" { "abs" } else { f };
+                self.numpy_call(
+                    Call {
+                        name: format!("np.{numpy}"),
+                        ..c
+                    },
+                    false,
+                )
+            }
+            _ => Err(Error::unsupported(format!("`math.{f}` is not supported"), c.fspan)
+                .with_note("matdiff reads `math.sqrt exp log log2 log10 tanh sin cos pi e` and numpy's functions")),
         }
     }
 
@@ -1560,6 +2617,25 @@ fn with_coeff(d: &Dim, coeff: u64) -> Dim {
     d.factors()
         .iter()
         .fold(Dim::size(coeff), |acc, f| acc.times(&Dim::named(f)))
+}
+
+/// Whether an assignment target is names only (`acc`, `a, b`), which can hold an unread value.
+fn only_names(target: &Expr) -> bool {
+    match &target.kind {
+        ExprKind::Name(_) => true,
+        ExprKind::Tuple(items) | ExprKind::List(items) => items.iter().all(only_names),
+        _ => false,
+    }
+}
+
+fn poison_names(target: &Expr, poison: &Value, scope: &mut Scope) {
+    match &target.kind {
+        ExprKind::Name(n) => {
+            scope.insert(n.clone(), poison.clone());
+        }
+        ExprKind::Tuple(items) | ExprKind::List(items) => items.iter().for_each(|t| poison_names(t, poison, scope)),
+        _ => {}
+    }
 }
 
 /// Counts the names an assignment target assigns (a label-indexed entry reassigns its array).
@@ -1696,21 +2772,50 @@ impl Call {
     }
 
     fn axis(&self, _it: &mut Interpreter, a: &Arr, index: usize) -> Result<Option<usize>, Error> {
+        let n = a.shape.len() as i64;
+        let one = |value: f64, span: Span| -> Result<usize, Error> {
+            let k = value as i64;
+            let k = if k < 0 { k + n } else { k };
+            if k < 0 || k >= n.max(1) {
+                return Err(Error::shape(
+                    format!("axis {value} is out of bounds for an array of dimension {n}"),
+                    span,
+                ));
+            }
+            Ok(k as usize)
+        };
         match self.get(index, "axis") {
             None | Some((Value::NoneV, _)) => Ok(None),
-            Some((Value::Number { value, integer: true }, span)) => {
-                let n = a.shape.len() as i64;
-                let k = value as i64;
-                let k = if k < 0 { k + n } else { k };
-                if k < 0 || k >= n.max(1) {
-                    return Err(Error::shape(
-                        format!("axis {value} is out of bounds for an array of dimension {n}"),
-                        span,
-                    ));
+            Some((Value::Number { value, integer: true }, span)) => one(value, span).map(Some),
+            // `axis=(0, 1)`: a reduction over every axis is the whole array's; over one, that axis's.
+            Some((Value::Tuple(items), span)) => {
+                let mut axes = BTreeSet::new();
+                for item in &items {
+                    match item {
+                        Value::Number { value, integer: true } => {
+                            if !axes.insert(one(*value, span)?) {
+                                return Err(Error::shape("duplicate value in `axis`", span));
+                            }
+                        }
+                        _ => return Err(Error::unsupported("`axis` must be integers (or None)", span)),
+                    }
                 }
-                Ok(Some(k as usize))
+                match axes.len() {
+                    0 => Err(Error::unsupported("an empty `axis` tuple reduces nothing", span)),
+                    k if k == a.shape.len() => Ok(None),
+                    _ => Ok(axes.first().copied()),
+                }
             }
             Some((_, span)) => Err(Error::unsupported("`axis` must be an integer (or None)", span)),
+        }
+    }
+
+    /// `np.stack`'s axis for 1-D arrays: 0 (rows) or 1 (columns, also -1).
+    fn axis_of_stack(&self) -> Result<usize, Error> {
+        match self.get(1, "axis") {
+            None | Some((Value::Number { value: 0.0, .. }, _)) => Ok(0),
+            Some((Value::Number { value: 1.0 | -1.0, .. }, _)) => Ok(1),
+            Some((_, span)) => Err(Error::unsupported("`np.stack` of 1-D arrays takes axis 0 or 1", span)),
         }
     }
 

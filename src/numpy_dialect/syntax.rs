@@ -397,6 +397,9 @@ pub enum Stmt {
     Expr(Expr),
     /// `import`, `pass`, `assert`: no effect on the values derived.
     Nothing,
+    /// `import numpy as xp`, `from numpy.linalg import norm`: each bound name and the dotted
+    /// path of what it names (`["numpy", "linalg", "norm"]`).
+    Import(Vec<(String, Vec<String>)>),
     Unsupported {
         what: &'static str,
         span: Span,
@@ -523,7 +526,8 @@ impl Parser {
         }
     }
     fn end_of_statement(&mut self) -> Result<(), Error> {
-        if self.eat_op(";") && (self.at(&Tok::Newline) || self.at(&Tok::Eof)) {
+        // `;` ends a statement; another may follow on the same line (`z = x @ w; z = np.tanh(z)`).
+        if self.eat_op(";") {
             self.eat(&Tok::Newline);
             return Ok(());
         }
@@ -549,10 +553,7 @@ impl Parser {
             }
             match word.as_str() {
                 "def" => return self.function_def(),
-                "import" | "from" => {
-                    self.skip_line();
-                    return Ok(Stmt::Nothing);
-                }
+                "import" | "from" => return Ok(self.import()),
                 "pass" | "assert" => {
                     self.skip_line();
                     return Ok(Stmt::Nothing);
@@ -637,6 +638,66 @@ impl Parser {
         }
     }
 
+    /// An import, read for the names it binds; one this reader does not follow is skipped.
+    fn import(&mut self) -> Stmt {
+        let start = self.pos;
+        let read = |p: &mut Self| -> Option<Vec<(String, Vec<String>)>> {
+            let dotted = |p: &mut Self| -> Option<Vec<String>> {
+                let mut path = vec![p.name().ok()?.0];
+                while p.eat_op(".") {
+                    path.push(p.name().ok()?.0);
+                }
+                Some(path)
+            };
+            let from = p.at_name("from");
+            p.advance();
+            let module = if from {
+                let m = dotted(p)?;
+                if !p.at_name("import") {
+                    return None;
+                }
+                p.advance();
+                Some(m)
+            } else {
+                None
+            };
+            let bracketed = p.eat_op("(");
+            let mut bindings = Vec::new();
+            loop {
+                let path = dotted(p)?;
+                let alias = if p.at_name("as") {
+                    p.advance();
+                    Some(p.name().ok()?.0)
+                } else {
+                    None
+                };
+                let (name, full) = match &module {
+                    // `from numpy import exp as e`: e names numpy.exp.
+                    Some(m) => {
+                        let full: Vec<String> = m.iter().cloned().chain(path.iter().cloned()).collect();
+                        (alias.unwrap_or_else(|| path.join(".")), full)
+                    }
+                    // `import numpy as np`, `import math`: the module under its name.
+                    None => (alias.unwrap_or_else(|| path[0].clone()), path),
+                };
+                bindings.push((name, full));
+                if !p.eat_op(",") {
+                    break;
+                }
+            }
+            if bracketed && !p.eat_op(")") {
+                return None;
+            }
+            Some(bindings)
+        };
+        let bindings = read(self);
+        if bindings.is_none() {
+            self.pos = start;
+        }
+        self.skip_line();
+        bindings.map_or(Stmt::Nothing, Stmt::Import)
+    }
+
     fn skip_line(&mut self) {
         while !matches!(self.peek(), Tok::Newline | Tok::Eof) {
             self.advance();
@@ -650,6 +711,17 @@ impl Parser {
         self.expect_op("(")?;
         let mut params = Vec::new();
         while !self.at_op(")") {
+            // A bare `*` (keyword-only parameters follow) or `/` (positional-only ones precede)
+            // changes how the function is called, not what it computes.
+            let marker = (self.at_op("*") || self.at_op("/"))
+                && matches!(self.tokens.get(self.pos + 1).map(|t| &t.tok), Some(Tok::Op("," | ")")));
+            if marker {
+                self.advance();
+                if !self.eat_op(",") {
+                    break;
+                }
+                continue;
+            }
             if self.at_op("*") || self.at_op("**") || self.at_op("/") {
                 return Err(Error::unsupported(
                     "`*args`, `**kwargs` and positional-only markers are not supported in the numpy dialect",
@@ -928,7 +1000,16 @@ impl Parser {
                                 self.span(),
                             ));
                         }
-                        args.push(self.expr()?);
+                        let arg = self.expr()?;
+                        if self.at_name("for") {
+                            // `sum(np.sum(W * W) for W in weights)`
+                            return Err(Error::unsupported(
+                                "generator expressions are not supported in the numpy dialect",
+                                arg.span.join(self.span()),
+                            )
+                            .with_note("matdiff derives straight-line numpy code: write each term out (`np.sum(W1 * W1) + np.sum(W2 * W2)`)"));
+                        }
+                        args.push(arg);
                     }
                     if !self.eat_op(",") {
                         break;
