@@ -69,29 +69,33 @@ pub fn backprop_traced(
     wrt: Symbol,
     seed: Id,
 ) -> Result<Trace, MissingRule> {
-    backprop_shared(egraph, target, &[wrt], seed, &mut |_| None)
+    backprop_shared(egraph, target, &[wrt], seed, &[], &mut |_, _| None)
 }
 
 /// As [`backprop_traced`], for every variable of `wrts` in one pass (each node's upstream
-/// does not depend on which variables are asked for, so the pass is shared), naming the upstreams that would otherwise be written out
-/// more than once at some size: `name(node)` gives the name for a target node's upstream
-/// (`None`: leave it unnamed). Each named upstream is a fresh symbol in the e-graph,
-/// with the node's shape, and the node's arguments receive the symbol.
+/// does not depend on which variables are asked for, so the pass is shared), naming the
+/// upstreams that would otherwise be written out more than once. Each named upstream is a
+/// fresh symbol in the e-graph, with the node's shape, and the node's arguments receive
+/// the symbol.
 ///
-/// The criterion: a node's upstream is named when its arguments' rules refer to it at
-/// least twice in all (two arguments on the variable's path, as in `h + tanh(h·W)`, or
-/// one rule that uses it twice) and it is over [`SHARE_ABOVE`] nodes as a tree, counting
-/// the names given so far as one node each. Then no unnamed upstream that is written
-/// twice is larger than that bound, and every upstream is written once over the names
-/// before it plus such bounded copies: the written gradient, all pieces together, grows
-/// linearly with the target's nodes, for any DAG. Nodes whose upstream is used once are
-/// never named, so a target without fan-out is derived exactly as before.
+/// `name(node, size)` is asked for a name (`None`: leave it unnamed) for each node whose
+/// arguments' rules refer to its upstream at least twice in all (two arguments on the
+/// variables' paths, as in `h + tanh(h·W)`, or one rule that uses it twice), with the
+/// upstream's size as a tree, counting the names given so far as one node each, and so
+/// the target nodes that `shown_by_name` marks (the script's definitions, which the
+/// result is written with). A caller
+/// that names at least every such upstream over [`SHARE_ABOVE`] nodes leaves no unnamed
+/// upstream written twice larger than that bound, so every upstream is written once over
+/// the names before it plus such bounded copies: the written gradient, all pieces
+/// together, grows linearly with the target's nodes, for any DAG. Nodes whose upstream is
+/// used once are never asked about, so a target without fan-out is derived as before.
 pub fn backprop_shared(
     egraph: &mut MathGraph,
     target: &RecExpr<Math>,
     wrts: &[Symbol],
     seed: Id,
-    name: &mut dyn FnMut(usize) -> Option<Symbol>,
+    shown_by_name: &[bool],
+    name: &mut dyn FnMut(usize, usize) -> Option<Symbol>,
 ) -> Result<Trace, MissingRule> {
     let nodes = target.as_ref();
     let mut trace = Trace {
@@ -119,13 +123,16 @@ pub fn backprop_shared(
     };
     trace.upstream[root] = Some(seed);
     let mut sizes = TreeSizes::default();
+    for (i, _) in shown_by_name.iter().enumerate().filter(|(_, shown)| **shown) {
+        sizes.named(trace.classes[i]);
+    }
     for i in (0..nodes.len()).rev() {
         let (Some(mut up), true) = (trace.upstream[i], trace.depends[i]) else {
             continue;
         };
         let node = &nodes[i];
         if !matches!(node, Math::Symbol(_)) && references(table, g, node, &trace.depends) >= 2 {
-            if let Some(symbol) = (sizes.of(egraph, up) > SHARE_ABOVE).then(|| name(i)).flatten() {
+            if let Some(symbol) = name(i, sizes.of(egraph, up)) {
                 let shape = egraph[trace.classes[i]].data.shape().cloned();
                 if let Some(shape) = shape {
                     egraph.analysis.env.shapes.insert(symbol, shape);

@@ -265,9 +265,21 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
         None => egraph.add(Math::Num(ir::Const(1.0))),
     };
     let mut namer = UpstreamNames::new(checked, definition_of, upstream.as_ref().map(|(g, _)| *g));
-    let trace = derive::backprop_shared(&mut egraph, &differentiated, &wrt_syms, seed, &mut |node| {
-        Some(namer.name(node))
-    })
+    // Past SHARE_ABOVE nodes an upstream used twice is always named; in a target that fans
+    // out, also every upstream of one of the script's values used twice (`dh3`), as a
+    // backward pass written by hand names them, so that each gradient reads over them.
+    let shown_by_name: Vec<bool> = namer.definition_of.iter().map(Option::is_some).collect();
+    let trace = derive::backprop_shared(
+        &mut egraph,
+        &differentiated,
+        &wrt_syms,
+        seed,
+        &shown_by_name,
+        &mut |node, size| {
+            (size > derive::SHARE_ABOVE || (fans_out && size > 1 && namer.is_definition(node)))
+                .then(|| namer.name(node))
+        },
+    )
     .map_err(|missing| {
         Error::unsupported(
             format!("matdiff cannot differentiate through `{}` yet", missing.op),
@@ -317,6 +329,7 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
         folded_bodies: &definition_refs,
         target_expr: &target_expr,
         own: target.name.as_deref().map(Symbol::from),
+        fans_out,
         limits: options.limits,
     };
     let simplified: Vec<Simplified> = if trace.shared.is_empty() {
@@ -458,6 +471,8 @@ struct Simplification<'a> {
     target_expr: &'a RecExpr<Math>,
     /// The target's own name, if it is a definition.
     own: Option<Symbol>,
+    /// Whether the target fans out (see [`derive::fans_out`]): no e-graph then holds it whole.
+    fans_out: bool,
     limits: Limits,
 }
 
@@ -468,9 +483,9 @@ impl Simplification<'_> {
 
     /// A fresh e-graph holding `first` (added first: class ids break extraction's ties),
     /// every definition as a name for its body, and the target.
-    fn definitions_graph(&self, first: &RecExpr<Math>) -> (MathGraph, Id, Vec<Id>, Option<Id>) {
+    fn definitions_graph(&self, first: Option<&RecExpr<Math>>) -> (MathGraph, Option<Id>, Vec<Id>, Option<Id>) {
         let mut egraph = MathGraph::new(ShapeAnalysis { env: self.env.clone() });
-        let first = egraph.add_expr(first);
+        let first = first.map(|e| egraph.add_expr(e));
         let mut classes = Vec::new();
         for ((sym, body), (_, _, shape)) in self.folded_bodies.iter().zip(&self.checked.definition_exprs) {
             egraph.analysis.env.shapes.insert(*sym, shape.clone());
@@ -527,14 +542,18 @@ impl Simplification<'_> {
         let mut target_named = None;
         for (k, (sym, root)) in roots.iter().enumerate() {
             if Some(*sym) == self.own {
-                target_named = Some(over_names(&all, target_root, &names));
+                target_named = Some(self.reading.arrange(&over_names(&all, target_root, &names)));
             }
             let body = over_names(&all, *root, &names);
-            definitions.push((*sym, canon::fold_zeros(self.env_with_definitions, &body)));
+            definitions.push((
+                *sym,
+                self.reading
+                    .arrange(&canon::fold_zeros(self.env_with_definitions, &body)),
+            ));
             // The first of two definitions with one body names it.
             names.entry(*root).or_insert(*sym);
             if k + 1 == roots.len() && self.own.is_none() {
-                target_named = Some(over_names(&all, target_root, &names));
+                target_named = Some(self.reading.arrange(&over_names(&all, target_root, &names)));
             }
         }
         (target_named, definitions)
@@ -554,7 +573,8 @@ impl Simplification<'_> {
             Some(canonical) => canonical,
             None => simplify::tidy(egraph, root, self.limits.for_target()),
         };
-        let (mut egraph, root, classes, target_class) = self.definitions_graph(&gradient);
+        let (mut egraph, root, classes, target_class) = self.definitions_graph(Some(&gradient));
+        let root = root.expect("the gradient was added first");
         simplify::rebuild(&mut egraph);
         let (egraph, report) = simplify::saturate(egraph, self.limits);
         let extraction = simplify::Extraction::new(&egraph);
@@ -594,8 +614,19 @@ impl Simplification<'_> {
                 classes.iter().map(|c| extraction.best(*c)).collect()
             });
 
-        let (target_named, mut definitions) = self.written();
-        let mut report: Option<SimplifyReport> = None;
+        let (target_named, mut definitions, mut report) = if self.fans_out {
+            let (target_named, definitions) = self.written();
+            (target_named, definitions, None)
+        } else {
+            // With the target's budget: it only settles how the definitions read.
+            let (mut egraph, _, classes, target_class) = self.definitions_graph(None);
+            simplify::rebuild(&mut egraph);
+            let (egraph, report) = simplify::saturate(egraph, self.limits.for_target());
+            let extraction = simplify::Extraction::new(&egraph);
+            let extract = |class: Id, banned: &[Symbol]| self.reading.arrange(&extraction.best_without(class, banned));
+            let (target_named, definitions) = self.read_definitions(&extract, &classes, target_class);
+            (target_named, definitions, Some(report))
+        };
 
         let mut named = Vec::with_capacity(canonical.len());
         for piece in &canonical {
@@ -720,6 +751,10 @@ impl UpstreamNames {
             taken,
             next: 1,
         }
+    }
+
+    fn is_definition(&self, node: usize) -> bool {
+        self.definition_of[node].is_some()
     }
 
     fn name(&mut self, node: usize) -> Symbol {
