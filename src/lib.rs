@@ -522,8 +522,8 @@ impl Simplification<'_> {
 
     /// The target written with the definitions before it (not with its own name), and each
     /// definition with the earlier ones, as the script writes them: read off the
-    /// expressions' sharing, without an e-graph (one with every definition and the target
-    /// grows with the script times the rules), zeros folded in each body.
+    /// expressions' sharing (an e-graph with every definition and the target grows with
+    /// the script times the rules), each body then simplified on its own.
     fn written(&self) -> (Option<RecExpr<Math>>, Definitions) {
         // Every definition and the target in one expression, each subexpression once.
         let mut all = ir::ExprBuilder::default();
@@ -542,21 +542,24 @@ impl Simplification<'_> {
         let mut target_named = None;
         for (k, (sym, root)) in roots.iter().enumerate() {
             if Some(*sym) == self.own {
-                target_named = Some(self.reading.arrange(&over_names(&all, target_root, &names)));
+                target_named = Some(self.tidied(&over_names(&all, target_root, &names)));
             }
-            let body = over_names(&all, *root, &names);
-            definitions.push((
-                *sym,
-                self.reading
-                    .arrange(&canon::fold_zeros(self.env_with_definitions, &body)),
-            ));
+            definitions.push((*sym, self.tidied(&over_names(&all, *root, &names))));
             // The first of two definitions with one body names it.
             names.entry(*root).or_insert(*sym);
             if k + 1 == roots.len() && self.own.is_none() {
-                target_named = Some(self.reading.arrange(&over_names(&all, target_root, &names)));
+                target_named = Some(self.tidied(&over_names(&all, target_root, &names)));
             }
         }
         (target_named, definitions)
+    }
+
+    /// One definition's body over the earlier names in its simplest form (`softmax` where
+    /// the script writes it out), zeros folded first, in its own small e-graph.
+    fn tidied(&self, body: &RecExpr<Math>) -> RecExpr<Math> {
+        let folded = canon::fold_zeros(self.env_with_definitions, body);
+        let (simplest, _) = simplify::simplest(self.env_with_definitions, &folded, self.limits.for_target());
+        self.reading.arrange(&simplest)
     }
 
     /// The derivative as one piece: its canonical form saturated in one e-graph with the

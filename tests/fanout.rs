@@ -74,7 +74,7 @@ fn output_is_linear_in_the_script_on_random_dags_with_fan_out() {
 #[test]
 fn a_residual_network_names_its_upstreams_and_grows_linearly() {
     let residual = |l: usize| script(&vec![(Layer::Residual, 0); l]);
-    let sizes: Vec<usize> = [4, 8]
+    let sizes: Vec<usize> = [8, 16]
         .iter()
         .map(|&l| {
             let d = matdiff::grad(&residual(l), "W1").unwrap();
