@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Whole-process cost and output size of gradients through fan-out (issue 20).
 
-    python3 bench/fanout.py [--sizes 1,2,4,8,16,32,64] [--timeout SECONDS] [--check]
+    python3 bench/fanout.py [--sizes 1,2,4,8,16,32,64] [--timeout SECONDS] [--check] [--exe PATH]
 
-Series, each `matdiff grad ... --wrt W1` as a whole process (release build), `--no-check`
-unless `--check`:
+Series, each `matdiff grad ...` as a whole process (the release build, or `--exe`),
+`--no-check` unless `--check`:
 
-- residual: h_i = h_(i-1) + tanh(h_(i-1)*W_i), h_0 = X, loss sum(h_L .* h_L)
-- mlp:      h_i = tanh(h_(i-1)*W_i), loss sum(h_L .* h_L) (no fan-out: the baseline)
+- residual:     h_i = h_(i-1) + tanh(h_(i-1)*W_i), h_0 = X, loss sum(h_L .* h_L), --wrt W1
+- residual-all: the same, --wrt all (every gradient, one reverse pass)
+- mlp:          h_i = tanh(h_(i-1)*W_i), loss sum(h_L .* h_L), --wrt W1 (no fan-out: the baseline)
 
 Prints a markdown table (wall time, peak memory, characters of output) and writes
 bench/out/fanout.json. A series stops at its first run over the timeout. Standard library only.
@@ -35,8 +36,8 @@ def network(L, residual):
     return "; ".join(decl + body + [f"sum(h{L} .* h{L})"])
 
 
-def run(exe, script, check, timeout):
-    argv = [exe, "grad", script, "--wrt", "W1"] + ([] if check else ["--no-check"])
+def run(exe, script, wrt, check, timeout):
+    argv = [exe, "grad", script, "--wrt", wrt] + ([] if check else ["--no-check"])
     t0 = time.perf_counter()
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -55,17 +56,20 @@ def main():
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (median reported)")
+    parser.add_argument("--exe", help="a matdiff binary to time instead of this tree's release build")
     args = parser.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=benchlib.ROOT, check=True)
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(benchlib.ROOT, "target"))
-    exe = os.path.join(target, "release", "matdiff")
+    exe = args.exe
+    if exe is None:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=benchlib.ROOT, check=True)
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(benchlib.ROOT, "target"))
+        exe = os.path.join(target, "release", "matdiff")
     sizes = [int(s) for s in args.sizes.split(",")]
     results = []
     print("| series | L | whole process (median) | output characters |")
     print("| --- | ---: | ---: | ---: |")
-    for series, residual in [("residual", True), ("mlp", False)]:
+    for series, residual, wrt in [("residual", True, "W1"), ("residual-all", True, "all"), ("mlp", False, "W1")]:
         for L in sizes:
-            runs = [run(exe, network(L, residual), args.check, args.timeout) for _ in range(args.repeat)]
+            runs = [run(exe, network(L, residual), wrt, args.check, args.timeout) for _ in range(args.repeat)]
             if any(r is None for r in runs):
                 print(f"| {series} | {L} | over {args.timeout:.0f} s | — |")
                 break

@@ -922,8 +922,21 @@ impl Derivation {
 
     /// One numpy expression with the variable's shape (see [`render::numpy`]).
     pub fn numpy(&self) -> String {
-        let body = render::render(&self.formula, &Numpy { env: &self.env });
+        let numpy = Numpy { env: &self.env };
         let shape = self.formula_shape();
+        if self.shared.is_empty() {
+            return render::numpy::finish(&render::render(&self.formula, &numpy), &self.wrt, &shape);
+        }
+        // Through a fan-out the formula over the variables alone, written as a tree, doubles
+        // with every layer: the named form instead, each name bound once inside a lambda
+        // (one expression, and no name leaks into the caller's scope).
+        let mut bound: Vec<String> = self
+            .definitions
+            .iter()
+            .map(|(name, body)| format!("{name} := {}", render::render(body, &numpy).text))
+            .collect();
+        bound.push(render::render(&self.named, &numpy).text);
+        let body = render::Piece::new(format!("(lambda: [{}][-1])()", bound.join(", ")), render::Prec::Atom);
         render::numpy::finish(&body, &self.wrt, &shape)
     }
 
