@@ -1,6 +1,7 @@
 //! `explain`: the same derivative reached three ways, each step checked numerically.
 //! 1. intuitive: a broadcast variable is shared by every row (or column), so its gradient
-//!    is the sum of the per-example gradients;
+//!    is the sum of the per-example gradients; a reduced one (summed over an axis) the other
+//!    way round: each entry is in one sum, so it gets that sum's upstream, a broadcast;
 //! 2. compact: the chain rule with matrices, one line per node of the target, naming the
 //!    rule that produced it;
 //! 3. full form: the Jacobian, contracted with G.
@@ -37,6 +38,14 @@ pub struct Intuitive {
     /// The same, as an expression with the script's names.
     pub upstream_expr: RecExpr<Math>,
     pub agrees: bool,
+    /// The variable is summed over `axis` (a reduction), not broadcast along it.
+    pub reduced: Option<Reduced>,
+}
+
+/// A reduction of the variable: the sum as written, with the script's names.
+#[derive(Debug, Clone)]
+pub struct Reduced {
+    pub sum: RecExpr<Math>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,8 +140,11 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
             check,
         });
     }
-    let intuitive = broadcast_of(&target.expr, wrt_sym).and_then(|(at, axis, count)| {
-        let agrees = !options.no_check && per_example_sum_agrees(&result, &trace, &egraph, at, axis, &names, options);
+    let broadcast = broadcast_of(&target.expr, wrt_sym).map(|(at, axis, count)| (at, axis, count, false));
+    let reduction = || reduction_of(&target.expr, wrt_sym).map(|(at, axis, count)| (at, axis, count, true));
+    let intuitive = broadcast.or_else(reduction).and_then(|(at, axis, count, reduced)| {
+        let agrees = !options.no_check
+            && intuitive_agrees(&result, &egraph, trace.upstream[at]?, axis, reduced, &names, options);
         let upstream_expr = reading.arrange(&extraction.best(trace.upstream[at]?));
         let upstream = render(&upstream_expr, &Text);
         let upstream = if upstream.prec >= crate::render::Prec::Atom {
@@ -140,12 +152,23 @@ pub fn explain(checked: &Checked, wrt: &str, options: &Options) -> Result<Explan
         } else {
             format!("({})", upstream.text)
         };
+        // The whole target is the sum: it is called by its name.
+        let whole = (at + 1 == target.expr.as_ref().len())
+            .then_some(target.name.as_deref())
+            .flatten();
+        let reduced = reduced.then(|| Reduced {
+            sum: match whole {
+                Some(name) => RecExpr::from(vec![Math::Symbol(Symbol::from(name))]),
+                None => with_names(&sub(&target.expr, Id::from(at)), &definitions),
+            },
+        });
         Some(Intuitive {
             axis,
             count,
             upstream,
             upstream_expr,
             agrees,
+            reduced,
         })
     });
     let full = if target.shape.is_scalar() {
@@ -295,17 +318,54 @@ fn broadcast_of(expr: &RecExpr<Math>, wrt: Symbol) -> Option<(usize, Axis, Strin
     None
 }
 
-/// The upstream arriving at the broadcast node, summed over the broadcast axis, against the result.
-fn per_example_sum_agrees(
+/// Where the variable, used once, is summed over an axis: the sum's node, the axis summed
+/// over (`Rows`: numpy's `axis=0`, `xᵀ·1_N` or `1_Nᵀ·x`; `Columns`: `axis=1`, `x·1_D`;
+/// `Entries`: all of them) and that axis's size.
+fn reduction_of(expr: &RecExpr<Math>, wrt: Symbol) -> Option<(usize, Axis, String)> {
+    let is_wrt = |id: Id| matches!(expr[id], Math::Symbol(s) if s == wrt);
+    let uses = expr
+        .as_ref()
+        .iter()
+        .flat_map(|n| n.children())
+        .filter(|c| is_wrt(**c))
+        .count();
+    if uses != 1 {
+        return None;
+    }
+    let ones_length = |id: Id| match &expr[id] {
+        Math::Ones([r, c]) => match (&expr[*r], &expr[*c]) {
+            (Math::Dim(DimNode(r)), Math::Dim(DimNode(c))) if c.is_one() => Some(r.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    expr.as_ref().iter().enumerate().find_map(|(i, node)| match node {
+        Math::Mul([a, b]) => match (&expr[*a], ones_length(*b)) {
+            (Math::Transpose(x), Some(n)) if is_wrt(*x) => Some((i, Axis::Rows, n)),
+            (_, Some(n)) if is_wrt(*a) => Some((i, Axis::Columns, n)),
+            _ => match &expr[*a] {
+                Math::Transpose(o) if is_wrt(*b) => ones_length(*o).map(|n| (i, Axis::Rows, n)),
+                _ => None,
+            },
+        },
+        Math::Sum(x) if is_wrt(*x) => Some((i, Axis::Entries, "all".into())),
+        _ => None,
+    })
+}
+
+/// The intuitive reading checked: the upstream arriving at the broadcast (or sum), read as
+/// the gradient, against the result. A broadcast variable's gradient sums that upstream over
+/// the broadcast axis (the per-example gradients); a reduced one's broadcasts it back over
+/// the summed axis (each entry gets the upstream of its sum).
+fn intuitive_agrees(
     d: &Derivation,
-    trace: &derive::Trace,
     egraph: &MathGraph,
-    at: usize,
+    up: Id,
     axis: Axis,
+    reduced: bool,
     names: &[Symbol],
     options: &Options,
 ) -> bool {
-    let Some(up) = trace.upstream[at] else { return false };
     let upstream = simplify::extract_without(egraph, up, names);
     let domain = Domain {
         env: &d.env,
@@ -315,24 +375,38 @@ fn per_example_sum_agrees(
     };
     check_in(&domain, &options.check, |inst| {
         let u = numeric::eval(&upstream, inst)?;
-        let summed = match axis {
-            Axis::Rows => {
-                let s = u.row_sum();
-                Matrix::from_iterator(s.len(), 1, s.iter().copied())
-            }
-            Axis::Columns => {
-                let s = u.column_sum();
-                Matrix::from_iterator(s.len(), 1, s.iter().copied())
-            }
-            Axis::Entries => Matrix::from_element(1, 1, u.sum()),
-        };
         let formula = numeric::eval(&d.formula, inst)?;
-        let summed = if formula.shape() == summed.shape() {
-            summed
+        let (r, c) = formula.shape();
+        let read = if reduced {
+            let entry = |i: usize, j: usize| match axis {
+                Axis::Rows => u.get(j).copied(),
+                Axis::Columns => u.get(i).copied(),
+                Axis::Entries => u.get(0).copied(),
+            };
+            let broadcast: Option<Vec<f64>> = (0..c)
+                .flat_map(|j| (0..r).map(move |i| (i, j)))
+                .map(|(i, j)| entry(i, j))
+                .collect();
+            Matrix::from_vec(r, c, broadcast.ok_or(EvalError::Missing("the sum's upstream".into()))?)
         } else {
-            summed.transpose()
+            let summed = match axis {
+                Axis::Rows => {
+                    let s = u.row_sum();
+                    Matrix::from_iterator(s.len(), 1, s.iter().copied())
+                }
+                Axis::Columns => {
+                    let s = u.column_sum();
+                    Matrix::from_iterator(s.len(), 1, s.iter().copied())
+                }
+                Axis::Entries => Matrix::from_element(1, 1, u.sum()),
+            };
+            if formula.shape() == summed.shape() {
+                summed
+            } else {
+                summed.transpose()
+            }
         };
-        Ok(relative_error(&summed, &formula))
+        Ok(relative_error(&read, &formula))
     })
     .passed()
 }
@@ -409,7 +483,31 @@ impl std::fmt::Display for Explanation {
             writeln!(f, "  {g} = ∂L/∂{} : {s} is the upstream gradient", d.target_label())?;
         }
         let mut part = 1;
-        if let Some(i) = &self.intuitive {
+        if let Some(i @ Intuitive { reduced: Some(r), .. }) = &self.intuitive {
+            writeln!(f, "\n{part}. Intuitive: each entry gets the upstream of its sum")?;
+            let u = &i.upstream;
+            let sum = render(&r.sum, &Text).text;
+            let n = &i.count;
+            let (what, gets) = match i.axis {
+                Axis::Rows => (
+                    format!("entry j of {sum} sums column j of {wrt} over its {n} rows: Σ_i {wrt}_ij"),
+                    format!("∂{loss}/∂{wrt}_ij = {u}_j: every row of ∂{loss}/∂{wrt} is {u}ᵀ, a broadcast over the {n} rows"),
+                ),
+                Axis::Columns => (
+                    format!("entry i of {sum} sums row i of {wrt} over its {n} columns: Σ_j {wrt}_ij"),
+                    format!("∂{loss}/∂{wrt}_ij = {u}_i: every column of ∂{loss}/∂{wrt} is {u}, a broadcast over the {n} columns"),
+                ),
+                Axis::Entries => (
+                    format!("{sum} sums every entry of {wrt}: Σ_ij {wrt}_ij"),
+                    format!("∂{loss}/∂{wrt}_ij = {u}: every entry of ∂{loss}/∂{wrt} is the same"),
+                ),
+            };
+            writeln!(f, "   {what};")?;
+            writeln!(f, "   each {wrt}_ij is in one sum, with coefficient 1, so {gets}")?;
+            let verdict = if i.agrees { "✓ checked" } else { "✗ does not agree" };
+            writeln!(f, "   = {}    {verdict}", d.formula_text())?;
+            part += 1;
+        } else if let Some(i) = &self.intuitive {
             writeln!(f, "\n{part}. Intuitive: sum the per-example gradients")?;
             let u = &i.upstream;
             let (what, own, sum) = match i.axis {

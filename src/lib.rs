@@ -138,6 +138,8 @@ pub struct Derivation {
     pub inferred: Vec<(String, Shape)>,
     pub check: Check,
     pub simplify: SimplifyReport,
+    /// The formula the rules left when it was found identically 0 (it is then shown as 0).
+    pub derived_zero: Option<String>,
 }
 
 /// Parses and checks a script: shapes, broadcasting, the target.
@@ -178,7 +180,7 @@ pub fn grad(script: &str, wrt: &str) -> Result<Derivation, Error> {
 /// let numerator = Options { layout: Layout::Numerator, ..Options::default() };
 /// let d = grad_with("X : B x N; W : N x M; b : M; h = X*W + b", "b", &numerator)?;
 /// assert_eq!(d.formula_text(), "1_Bᵀ·G");
-/// assert_eq!(d.numpy(), "np.ones((1, B)) @ G");
+/// assert_eq!(d.numpy(), "np.reshape(G.sum(axis=0), (1, -1))");
 /// # Ok::<(), matdiff::Error>(())
 /// ```
 pub fn grad_with(script: &str, wrt: &str, options: &Options) -> Result<Derivation, Error> {
@@ -416,7 +418,7 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
                 &options.check,
             )
         };
-        derivations.push(Derivation {
+        let mut derivation = Derivation {
             target_name: target.name.clone(),
             target: target.expr.clone(),
             target_shape: target.shape.clone(),
@@ -436,7 +438,31 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
             inferred: checked.inferred.clone(),
             check,
             simplify: report,
-        });
+            derived_zero: None,
+        };
+        let claim = Claim {
+            env: &derivation.env,
+            dims: &checked.dims,
+            target: &target.expr,
+            wrt: *wrt_sym,
+            upstream: derivation.upstream.clone(),
+            formula: &derivation.formula,
+            transposed: options.layout == Layout::Numerator,
+        };
+        let already_zero = matches!(
+            derivation.formula.as_ref().last(),
+            Some(Math::Zeros(_)) | Some(Math::Num(ir::Const(0.0)))
+        );
+        if derivation.check.passed() && !already_zero && numeric::vanishes(&claim, &options.check) {
+            let shape = derivation.formula_shape();
+            let zero = fullform::zero_matrix(shape.rows, shape.cols);
+            derivation.derived_zero = Some(derivation.formula_text());
+            derivation.formula = zero.clone();
+            derivation.named = zero;
+            derivation.definitions.clear();
+            derivation.shared.clear();
+        }
+        derivations.push(derivation);
     }
     Ok(derivations)
 }
@@ -1021,13 +1047,10 @@ impl Derivation {
         lines
     }
 
-    /// A complete LaTeX document showing the derivation (compiles with pdflatex).
+    /// A complete LaTeX document showing the derivation (compiles with pdflatex): the notes
+    /// document of one gradient, as `--wrt` with several variables gives.
     pub fn latex_document(&self) -> String {
-        format!(
-            "\\documentclass{{article}}\n\\usepackage{{amsmath,amssymb}}\n\\begin{{document}}\n\\begin{{align*}}\n{}\n\\end{{align*}}\n{}\n\\end{{document}}\n",
-            self.latex(),
-            latex_escape_text(&self.check_text())
-        )
+        render::notes::gradients(std::slice::from_ref(self)).latex(true)
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -1043,10 +1066,16 @@ impl Derivation {
                 self.target_label(),
                 self.wrt
             ),
-            Check::Passed { instances, max_rel_err, .. } => format!(
-                "checked on {instances} random instances{drawn}{}, max relative error {max_rel_err:.1e}",
-                self.check.drawn_note()
-            ),
+            Check::Passed { instances, max_rel_err, .. } => {
+                let zero = match &self.derived_zero {
+                    Some(derived) => format!("; {}", fullform::zero_note(derived)),
+                    None => String::new(),
+                };
+                format!(
+                    "checked on {instances} random instances{drawn}{}, max relative error {max_rel_err:.1e}{zero}",
+                    self.check.drawn_note()
+                )
+            }
             Check::Failed { instances, max_rel_err, .. } => format!(
                 "CHECK FAILED on {instances} random instances{drawn}{}: max relative error {max_rel_err:.1e}; this formula disagrees with finite differences and must not be trusted",
                 self.check.drawn_note()

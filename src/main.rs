@@ -375,7 +375,6 @@ fn render_gradients(args: &GradArgs, source: &Source, derivations: &[matdiff::De
             .map(|d| format!("d{} = {}", d.wrt, numpy_expression(d)))
             .collect::<Vec<_>>()
             .join("\n"),
-        (Emit::Latex, [d]) if args.standalone => d.latex_document(),
         (Emit::Latex, ds) if args.standalone => matdiff::render::notes::gradients(ds).latex(true),
         (Emit::Latex, ds) => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", matdiff::derivations_latex(ds)),
         (Emit::Markdown, ds) => matdiff::render::notes::gradients(ds).markdown(),

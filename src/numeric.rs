@@ -406,6 +406,26 @@ pub fn check_named(claim: &Claim, named: Option<Named>, opts: &CheckOptions) -> 
     check_measured(&domain, opts, |inst| compare(claim, named, inst, opts.tolerance))
 }
 
+/// Whether the formula is 0 at every entry of every instance the check draws: a gradient
+/// that passed its check and vanishes there is identically zero, however long the formula
+/// the rules left (a softmax's shift invariance is not a rewrite).
+pub fn vanishes(claim: &Claim, opts: &CheckOptions) -> bool {
+    let domain = Domain {
+        env: claim.env,
+        dims: claim.dims,
+        target: claim.target,
+        upstream: claim.upstream.as_ref(),
+    };
+    let check = check_measured(&domain, opts, |inst| {
+        let largest = eval(claim.formula, inst)?.amax();
+        Ok(Measured {
+            err: largest,
+            passes: largest <= crate::fullform::ZERO,
+        })
+    });
+    matches!(check, Check::Passed { instances, .. } if instances > 0)
+}
+
 /// Whether the claim is that a constant has gradient zero, exactly: the target does not
 /// depend on the variable (as written, or once its zeros and cancellations are folded) and
 /// the formula, in both forms, is a zero of the variable's shape. No instance can add

@@ -24,6 +24,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (":grad", "VAR", "the gradient (or backprop of G) of the current target"),
     (":jacobian", "VAR", "the full-form Jacobian of the current target"),
     (":hessian", "VAR", "the Hessian of the current scalar target"),
+    (
+        ":hvp",
+        "VAR DIR",
+        "the Hessian-vector product H·DIR (DIR a variable of VAR's shape)",
+    ),
     (":explain", "VAR", "the derivation step by step"),
     (":layout", "[numerator|denominator]", "show or set the layout"),
     (":emit", "text|latex|numpy", "set the output form"),
@@ -219,6 +224,13 @@ impl Session {
                 )),
             },
             ("grad", Some(var)) => self.grad(var),
+            ("hvp", Some(var)) => match words.next() {
+                Some(dir) => self.hvp(var, dir),
+                None => Reply::Error(format!(
+                    "error: `:hvp` needs a variable and a direction of its shape, e.g. `:hvp {var} V`\n"
+                )),
+            },
+            ("hvp", None) => Reply::Error("error: `:hvp` needs a variable and a direction, e.g. `:hvp x v`\n".into()),
             ("jacobian" | "hessian" | "explain", Some(var)) => self.full(name, var),
             ("grad" | "jacobian" | "hessian" | "explain", None) => {
                 Reply::Error(format!("error: `:{name}` needs a variable, e.g. `:{name} X`\n"))
@@ -301,7 +313,11 @@ impl Session {
                 };
                 form.map(|f| {
                     let ok = f.check.passed() && f.contraction.as_ref().is_none_or(|(_, ok)| *ok);
-                    let text = if latex { f.matrix_latex() } else { f.to_string() };
+                    let text = match self.emit {
+                        Emit::Latex => f.matrix_latex(),
+                        Emit::Numpy => f.numpy(),
+                        Emit::Text => f.to_string(),
+                    };
                     (text, ok)
                 })
             }
@@ -309,6 +325,30 @@ impl Session {
         match shown {
             Ok((text, true)) => Reply::Text(text),
             Ok((text, false)) => Reply::Error(format!("{text}\n")),
+            Err(e) => self.render_error(&e, &script),
+        }
+    }
+
+    /// `:hvp VAR DIR`: H·DIR without forming H, shown when its check passed, else as an error.
+    fn hvp(&mut self, var: &str, dir: &str) -> Reply {
+        let script = self.script(None);
+        let (checked, options) = match self.target() {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        match crate::hvp::hvp(checked, var, dir, &options) {
+            Ok(product) => {
+                let text = match self.emit {
+                    Emit::Latex => product.latex(),
+                    Emit::Numpy => product.numpy(),
+                    Emit::Text => product.to_string(),
+                };
+                if product.check.passed() {
+                    Reply::Text(text)
+                } else {
+                    Reply::Error(format!("{text}\n"))
+                }
+            }
             Err(e) => self.render_error(&e, &script),
         }
     }

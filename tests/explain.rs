@@ -59,3 +59,35 @@ fn a_column_broadcast_sums_over_columns() {
     assert!(x.all_checked(), "{x}");
     assert_eq!(x.intuitive.as_ref().map(|i| i.axis), Some(Axis::Columns));
 }
+
+/// The seed's story the other way round: a sum over an axis gives each entry the upstream of
+/// its sum, so the gradient is a broadcast, checked entry by entry.
+#[test]
+fn a_reduction_gives_each_entry_the_upstream_of_its_sum() {
+    for (script, axis, count) in [
+        ("X : N x D; s = X'*ones(N)", Axis::Rows, "N"),
+        ("X : N x D; s = X*ones(D)", Axis::Columns, "D"),
+        ("X : N x D; s = sum(X)", Axis::Entries, "all"),
+    ] {
+        let x = explain(&check_script(script).unwrap(), "X", &Options::default()).unwrap();
+        assert!(x.all_checked(), "{x}");
+        let intuitive = x.intuitive.as_ref().expect("X is reduced");
+        assert!(intuitive.reduced.is_some() && intuitive.agrees, "{x}");
+        assert_eq!((intuitive.axis, intuitive.count.as_str()), (axis, count), "{script}");
+    }
+    let column_sums = explain(
+        &check_script("X : N x D; s = X'*ones(N)").unwrap(),
+        "X",
+        &Options::default(),
+    )
+    .unwrap();
+    insta::assert_snapshot!(redacted(&column_sums.to_string()));
+    // Used twice, X is not just reduced: no intuitive reading is claimed.
+    let twice = explain(
+        &check_script("X : N x D; f = sum(X) + sum(X.^2)").unwrap(),
+        "X",
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(twice.intuitive.is_none(), "{twice}");
+}

@@ -71,3 +71,86 @@ fn emitted_numpy_agrees_with_finite_differences_in_numpy() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/numpy_check.py");
     common::run_python_check(script, &lines, "numpy");
 }
+
+fn backward_function(file: &str) -> String {
+    let path = format!("{}/tests/cases/numpy/{file}", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(path).expect("case file reads");
+    let program = matdiff::numpy_dialect::read(&source, None).expect("the case reads");
+    let pass = program
+        .backward(&program.variables, &matdiff::Options::default())
+        .expect("every gradient derives");
+    pass.python
+}
+
+/// The backward functions read as a numpy backward pass is written: sums and means over an
+/// axis, broadcasting instead of products with ones, 1-D parameters and statistics staying
+/// 1-D (the numbers are checked by `numpy_dialect`'s run under numpy).
+#[test]
+fn backward_functions_use_numpy_broadcasting_and_reductions() {
+    let batchnorm = backward_function("batchnorm.py");
+    for line in [
+        "    mu = x.mean(axis=0)\n",
+        "    xc = x - mu\n",
+        "    var = (xc ** 2.0).mean(axis=0)\n",
+        "    xhat = xc / np.sqrt(0.00001 + var)\n",
+        "    dgamma = (dout * xhat).sum(axis=0)\n",
+        "    dbeta = dout.sum(axis=0)\n",
+        "    assert np.shape(gamma) == (D,), \"gamma must have shape (D,)\"\n",
+    ] {
+        assert!(batchnorm.contains(line), "{line}in\n{batchnorm}");
+    }
+    let layernorm = backward_function("layernorm.py");
+    for line in [
+        "    mu = x.mean(axis=1, keepdims=True)\n",
+        "    xc = x - mu\n",
+        "    xhat = xc / std\n",
+        "    dgamma = (dout * xhat).sum(axis=0)\n",
+    ] {
+        assert!(layernorm.contains(line), "{line}in\n{layernorm}");
+    }
+    let affine = backward_function("affine.py");
+    assert!(
+        affine
+            .ends_with("    dx = dout @ w.T\n    dw = x.T @ dout\n    db = dout.sum(axis=0)\n    return dx, dw, db\n"),
+        "{affine}"
+    );
+    let net = backward_function("two_layer_net.py");
+    assert!(net.contains("    hidden = np.maximum(X @ W1 + b1, 0)\n"), "{net}");
+    assert!(
+        net.contains("    probs = exp_scores / exp_scores.sum(axis=1, keepdims=True)\n"),
+        "{net}"
+    );
+    let softmax = backward_function("softmax_loss.py");
+    assert!(
+        softmax.contains("    shifted_logits = x - x.max(axis=1, keepdims=True)\n"),
+        "{softmax}"
+    );
+    // No product with a ones matrix, and no reshape, anywhere in the corpus's backward passes.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/numpy");
+    for entry in std::fs::read_dir(dir).expect("the corpus folder") {
+        let path = entry.expect("an entry").path();
+        let name = path.file_name().expect("a file").to_string_lossy().into_owned();
+        let python = backward_function(&name);
+        for unidiomatic in ["np.ones", "np.reshape", "np.ravel", "np.diagflat", "np.tile"] {
+            assert!(!python.contains(unidiomatic), "{name}: {unidiomatic} in\n{python}");
+        }
+    }
+}
+
+/// The matdiff language's vectors may come 1-D or as columns; its numpy uses the same idioms.
+#[test]
+fn the_languages_numpy_uses_broadcasting_and_reductions() {
+    let numpy = |script: &str, wrt: &str| matdiff::grad(script, wrt).expect("derives").numpy();
+    assert_eq!(
+        numpy("X : B x N; W : N x M; b : M; h = X*W + b", "b"),
+        "np.reshape(G.sum(axis=0), np.shape(b))"
+    );
+    assert_eq!(
+        numpy("X : m x n; Y = X - X*ones(n,n)/n; sum(Y .* Y .* Y)", "X"),
+        "3.0 * ((X - X.mean(axis=1, keepdims=True)) ** 2.0 - ((X - X.mean(axis=1, keepdims=True)) ** 2.0).mean(axis=1, keepdims=True))"
+    );
+    assert_eq!(
+        numpy("X : m x n; s : scalar; sum(exp(X + s))", "s"),
+        "float(np.sum(np.exp(X + s)))"
+    );
+}

@@ -16,8 +16,9 @@ use crate::diagnostic::{Error, ErrorKind, Span};
 use crate::dim::Shape;
 use crate::ir::{Env, Math};
 use crate::lower::{extract_rooted, Checked, Target, MAX_TARGET_NODES};
-use crate::render::numpy::{bind_arguments, Numpy};
-use crate::{grad_all, render, Derivation, Options};
+use crate::render::numpy::bind_arguments_ranked;
+use crate::render::numpy::layout::{lay_out, Layout, Names};
+use crate::{grad_all, Derivation, Options};
 use arrays::ir_shape;
 use egg::{Id, RecExpr, Symbol};
 use interpret::{Interpreter, ParamInfo, ParamKind, Value};
@@ -34,6 +35,8 @@ pub struct Program {
     /// The upstream gradients the backward pass takes (`dout`, or `dnext_h`, `dnext_c`),
     /// with their shapes; none for a scalar loss.
     pub upstreams: Vec<(String, Shape)>,
+    /// The upstreams of 1-D outputs, which numpy passes as 1-D arrays.
+    pub flat_upstreams: BTreeSet<String>,
     /// The parameters a gradient can be taken with respect to, in order.
     pub variables: Vec<String>,
 }
@@ -135,10 +138,14 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
 
     let outputs = std::mem::take(&mut reading.outputs);
     let mut upstreams = Vec::new();
+    let mut flat_upstreams = BTreeSet::new();
     let (root, target_name, shape) = if let [(out, name, _)] = outputs.as_slice() {
         let shape = ir_shape(&out.shape);
         if !shape.is_scalar() {
             upstreams.push((fresh(&mut taken, "dout".into()), shape.clone()));
+            if out.shape.len() == 1 {
+                flat_upstreams.insert(upstreams[0].0.clone());
+            }
         }
         let defined = name
             .as_ref()
@@ -166,6 +173,9 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
                 Some(t) => reading.arrays.add(Math::Add([t, term])),
                 None => term,
             });
+            if out.shape.len() == 1 {
+                flat_upstreams.insert(up.clone());
+            }
             upstreams.push((up, shape));
         }
         (total.expect("at least one output"), None, Shape::scalar())
@@ -235,6 +245,7 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
         function: f.name.clone(),
         params: reading.params,
         upstreams,
+        flat_upstreams,
         variables,
     })
 }
@@ -259,9 +270,48 @@ impl Program {
             .collect()
     }
 
+    /// The number of axes of each array parameter as the function takes it (0 a scalar, 1 a
+    /// 1-D vector, 2 a matrix); `None` for labels and constants.
+    fn rank(&self, name: &str) -> Option<usize> {
+        if self.flat_upstreams.contains(name) {
+            return Some(1);
+        }
+        self.params.iter().find(|p| p.name == name).and_then(|p| match &p.kind {
+            ParamKind::Variable(shape) => Some(shape.len()),
+            _ => None,
+        })
+    }
+
+    /// The parameters and upstreams as numpy has them: a 1-D parameter broadcasts onto rows as it is.
+    fn names(&self) -> Names {
+        let mut names = Names::new();
+        for v in self.variables.iter().chain(&self.flat_upstreams) {
+            let layout = match self.rank(v) {
+                Some(0) => Layout::Scalar,
+                Some(1) => Layout::Flat,
+                _ => Layout::Full,
+            };
+            names.insert(Symbol::from(v.as_str()), (v.clone(), layout));
+        }
+        names
+    }
+
+    /// The gradient `formula` written with `names`, with exactly its parameter's shape.
+    fn gradient_value(&self, d: &Derivation, formula: &RecExpr<Math>, env: &Env, names: &Names) -> String {
+        let laid = lay_out(formula, env, names);
+        let shape = d.formula_shape();
+        if shape.is_scalar() {
+            laid.float()
+        } else if shape.is_column() && self.rank(&d.wrt) == Some(1) {
+            laid.flat()
+        } else {
+            laid.materialised().text
+        }
+    }
+
     /// One numpy expression for a gradient, over the parameters, dimensions and upstreams.
     pub fn numpy_expression(&self, d: &Derivation) -> String {
-        let body = d.numpy();
+        let body = self.gradient_value(d, &d.formula, &d.env, &self.names());
         let labels = self.labels_used(&d.formula);
         if labels.is_empty() {
             return body;
@@ -354,7 +404,7 @@ impl Program {
         }
         let mut bound: Vec<String> = self.upstreams.iter().map(|(n, _)| n.clone()).collect();
         bound.extend(self.variables.iter().cloned());
-        let mut body = bind_arguments(&bound, &env);
+        let mut body = bind_arguments_ranked(&bound, &env, |n| self.rank(n));
         let mut formulas: Vec<RecExpr<Math>> = gradients.iter().map(|d| d.named.clone()).collect();
         // The intermediates the gradients name, directly or through each other, once each,
         // in the forward pass's order; the target itself when a gradient is written with it
@@ -405,8 +455,12 @@ impl Program {
         for (s, v) in &labels {
             body.push(format!("    {s} = {v}"));
         }
+        // Each intermediate keeps its layout (`mu = x.mean(axis=0)` is 1-D), which its uses read.
+        let mut names = self.names();
         for (n, e) in &shared {
-            body.push(format!("    {n} = {}", render::render(e, &Numpy { env: &env }).text));
+            let laid = lay_out(e, &env, &names).for_definition();
+            body.push(format!("    {n} = {}", laid.piece.text));
+            names.insert(Symbol::from(n.as_str()), (n.clone(), laid.layout));
         }
         let mut results = Vec::new();
         let taken: BTreeSet<&str> = signature.iter().map(String::as_str).collect();
@@ -415,8 +469,7 @@ impl Program {
             if taken.contains(name.as_str()) || shared.iter().any(|(n, _)| *n == name) {
                 name = format!("grad_{}", d.wrt);
             }
-            let piece = render::render(&d.named, &Numpy { env: &env });
-            let value = render::numpy::finish(&piece, &d.wrt, &d.formula_shape());
+            let value = self.gradient_value(d, &d.named, &env, &names);
             body.push(format!("    {name} = {value}"));
             results.push(name);
         }

@@ -114,6 +114,10 @@ impl Form for Latex {
             };
             Piece::new(format!("{left}{sep}{right}"), Product).with_op(op)
         };
+        if let Some(arg) = super::softmax_of(expr, id) {
+            let argument = &pieces[usize::from(arg)].text;
+            return Piece::new(format!("\\operatorname{{softmax}}\\left({argument}\\right)"), Atom);
+        }
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("-{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
@@ -136,16 +140,7 @@ impl Form for Latex {
             }
             Math::Mul(_) => infix(MATMUL),
             Math::Had(_) => infix("\\odot"),
-            Math::HDiv([e, d]) => match super::row_softmax(expr, *e, *d) {
-                Some(arg) => Piece::new(
-                    format!(
-                        "\\operatorname{{softmax}}\\left({}\\right)",
-                        pieces[usize::from(arg)].text
-                    ),
-                    Atom,
-                ),
-                None => infix("\\oslash"),
-            },
+            Math::HDiv(_) => infix("\\oslash"),
             Math::Kron(_) => infix("\\otimes"),
             Math::Scale([s, x]) => match constant_at(expr, *s) {
                 _ if super::text::reciprocal(expr, *s).is_some() => {

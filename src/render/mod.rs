@@ -123,16 +123,22 @@ pub fn spelled(spelling: Spelling, a: &[&Piece], style: &CallStyle) -> Piece {
 pub trait Form {
     /// Writes `expr[id]`, whose children are already written in `pieces`.
     fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece;
+
+    /// Writes the expression rooted at its last node, bottom-up. A notation whose writing of
+    /// a node depends on more than its children's text (numpy's broadcast layouts) overrides it.
+    fn whole(&self, expr: &RecExpr<Math>) -> Piece {
+        let mut pieces: Vec<Piece> = Vec::with_capacity(expr.len());
+        for i in 0..expr.len() {
+            let p = self.piece(expr, Id::from(i), &pieces);
+            pieces.push(p);
+        }
+        pieces.pop().unwrap_or_else(|| Piece::new("", Prec::Atom))
+    }
 }
 
 /// Writes the expression rooted at its last node.
 pub fn render(expr: &RecExpr<Math>, form: &dyn Form) -> Piece {
-    let mut pieces: Vec<Piece> = Vec::with_capacity(expr.len());
-    for i in 0..expr.len() {
-        let p = form.piece(expr, Id::from(i), &pieces);
-        pieces.push(p);
-    }
-    pieces.pop().unwrap_or_else(|| Piece::new("", Prec::Atom))
+    form.whole(expr)
 }
 
 /// Writes a number the way a person would: `2`, `0.5`, `-1`.
@@ -163,11 +169,7 @@ pub fn dim_prec(d: &crate::dim::Dim) -> Prec {
 
 /// `A` when `e ⊘ d` is a row-wise softmax: e = exp(A), d = exp(A)·1·1ᵀ (one product or two).
 pub fn row_softmax(expr: &RecExpr<Math>, e: Id, d: Id) -> Option<Id> {
-    let exp_arg = |id: Id| match &expr[id] {
-        Math::Fn(crate::ops::Func::Exp, args) => Some(args[0]),
-        _ => None,
-    };
-    let arg = exp_arg(e)?;
+    let arg = exp_argument(expr, e)?;
     let ones = |id: Id| matches!(expr[id], Math::Ones(_));
     let summed = match expr[d] {
         Math::Mul([x, o]) if ones(o) => match expr[x] {
@@ -177,6 +179,32 @@ pub fn row_softmax(expr: &RecExpr<Math>, e: Id, d: Id) -> Option<Id> {
         _ => return None,
     };
     (summed == e).then_some(arg)
+}
+
+/// `A` when the node at `id` is the language's `softmax(A)` written out, so that it reads as
+/// the user wrote it: rows of a matrix (`exp(A) ⊘ (exp(A)·1·1ᵀ)`) or a vector as a whole
+/// (`exp(a) ⊘ (sum(exp(a))·1_n)`: the ones are a column, so `a` is a vector; without them,
+/// as in `exp(a)/sum(exp(a))`, nothing here tells a vector from a matrix, whose softmax is
+/// by rows).
+pub fn softmax_of(expr: &RecExpr<Math>, id: Id) -> Option<Id> {
+    let column = |o: Id| match expr[o] {
+        Math::Ones([_, c]) => dim_at(expr, c).is_some_and(|c| *c == crate::dim::Dim::one()),
+        _ => false,
+    };
+    match expr[id] {
+        Math::HDiv([e, d]) => row_softmax(expr, e, d).or_else(|| match expr[d] {
+            Math::Scale([sum, o]) if column(o) && matches!(expr[sum], Math::Sum(x) if x == e) => exp_argument(expr, e),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn exp_argument(expr: &RecExpr<Math>, id: Id) -> Option<Id> {
+    match &expr[id] {
+        Math::Fn(crate::ops::Func::Exp, args) => Some(args[0]),
+        _ => None,
+    }
 }
 
 /// The dimension at `id`, if it is a dimension leaf.

@@ -132,6 +132,56 @@ fn intuitive(x: &Explanation) -> Section {
     let wrt = name_tex(&d.wrt);
     let target = name_tex(d.target_label());
     let blocks = match &x.intuitive {
+        Some(i @ crate::explain::Intuitive { reduced: Some(r), .. }) => {
+            let u = tex(&i.upstream_expr);
+            let atom = matches!(i.upstream_expr.as_ref().last(), Some(crate::ir::Math::Symbol(_)));
+            let sum = tex(&r.sum);
+            let n = name_tex(i.count.as_str());
+            let x_ij = format!("{}_{{ij}}", wrt_entry(&wrt));
+            let sum_atom = matches!(r.sum.as_ref().last(), Some(crate::ir::Math::Symbol(_)));
+            let sum_entry = match i.axis {
+                Axis::Rows => entry(&sum, sum_atom, "j"),
+                Axis::Columns => entry(&sum, sum_atom, "i"),
+                Axis::Entries => sum.clone(),
+            };
+            let (said, summed, own) = match i.axis {
+                Axis::Rows => (
+                    format!("Entry $j$ of ${sum}$ is the sum of column $j$ of ${wrt}$ over its ${n}$ rows. Each entry ${x_ij}$ is in exactly one of these sums, with coefficient 1, so it gets that sum's upstream gradient: every row of the gradient is the same, a broadcast over the ${n}$ rows, the reverse of the sum."),
+                    format!("\\sum_{{i=1}}^{{{n}}} {x_ij}"),
+                    entry(&u, atom, "j"),
+                ),
+                Axis::Columns => (
+                    format!("Entry $i$ of ${sum}$ is the sum of row $i$ of ${wrt}$ over its ${n}$ columns. Each entry ${x_ij}$ is in exactly one of these sums, with coefficient 1, so it gets that sum's upstream gradient: every column of the gradient is the same, a broadcast over the ${n}$ columns, the reverse of the sum."),
+                    format!("\\sum_{{j=1}}^{{{n}}} {x_ij}"),
+                    entry(&u, atom, "i"),
+                ),
+                Axis::Entries => (
+                    format!("${sum}$ is the sum of every entry of ${wrt}$. Each entry ${x_ij}$ is in that sum once, with coefficient 1, so every entry of the gradient is the sum's upstream gradient."),
+                    format!("\\sum_{{i,j}} {x_ij}"),
+                    u.clone(),
+                ),
+            };
+            vec![
+                Block::Prose(fix_math(vec![text(said)])),
+                Block::Equations(vec![
+                    Line {
+                        lhs: sum_entry,
+                        rhs: summed,
+                        note: None,
+                    },
+                    Line {
+                        lhs: partial(&loss, &x_ij),
+                        rhs: own,
+                        note: None,
+                    },
+                    Line {
+                        lhs: partial(&loss, &wrt),
+                        rhs: d.formula_latex(),
+                        note: Some(agreed(i.agrees)),
+                    },
+                ]),
+            ]
+        }
         Some(i) => {
             let u = tex(&i.upstream_expr);
             let atom = matches!(i.upstream_expr.as_ref().last(), Some(crate::ir::Math::Symbol(_)));
@@ -482,8 +532,13 @@ pub fn gradients(ds: &[Derivation]) -> Document {
         })
         .collect();
     let wrts: Vec<String> = ds.iter().map(|d| format!("${}$", name_tex(&d.wrt))).collect();
+    let shapes = if ds.len() == 1 {
+        "with the shape of the variable"
+    } else {
+        "each with the shape of its variable"
+    };
     let said = format!(
-        "The gradient of ${loss}$ with respect to {}, each with the shape of its variable{}:",
+        "The gradient of ${loss}$ with respect to {}, {shapes}{}:",
         wrts.join(", "),
         if first.upstream.is_some() {
             ", backpropagated from the upstream gradient"

@@ -2,6 +2,8 @@
 //! ints) and `G`. Internally every value is 2-D (vectors as columns); vectors come in
 //! as 1-D arrays or columns alike through `np.reshape(x, (-1, 1))`.
 
+pub mod layout;
+
 use super::{args, constant_at, number, spelled, Form, Piece, Prec, PLAIN};
 use crate::dim::Shape;
 use crate::ir::{Env, Math};
@@ -12,6 +14,13 @@ pub struct Numpy<'a> {
 }
 
 impl Form for Numpy<'_> {
+    /// The whole expression with numpy's broadcasting ([`layout`]), as the 2-D array of its shape.
+    fn whole(&self, expr: &RecExpr<Math>) -> Piece {
+        layout::lay_out(expr, self.env, &layout::Names::new()).materialised()
+    }
+
+    /// One node from its children written as full 2-D arrays (or as values that broadcast
+    /// alike, where [`layout`] passes them so); a name as itself, [`layout`] decides its layout.
     fn piece(&self, expr: &RecExpr<Math>, id: Id, pieces: &[Piece]) -> Piece {
         use Prec::*;
         let a = args(expr, id, pieces);
@@ -22,10 +31,7 @@ impl Form for Numpy<'_> {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("-{}", py_number(-c.0)), Neg),
             Math::Num(c) => Piece::new(py_number(c.0), Atom),
             Math::Dim(d) => Piece::new(dim(&d.0), super::dim_prec(&d.0)),
-            Math::Symbol(s) => match self.env.shapes.get(s) {
-                Some(shape) if shape.is_column() => Piece::new(format!("np.reshape({s}, (-1, 1))"), Atom),
-                _ => Piece::new(s.as_str(), Atom),
-            },
+            Math::Symbol(s) => Piece::new(s.as_str(), Atom),
             Math::Add(_) => {
                 if a[1].prec == Neg {
                     if let Some(rest) = a[1].text.strip_prefix('-') {
@@ -149,19 +155,54 @@ fn py_number(c: f64) -> String {
 /// Wraps the gradient so it has exactly the shape the variable was passed in: a float
 /// for a scalar, the variable's own shape for a vector, the 2-D result for a matrix.
 pub fn finish(body: &Piece, wrt: &str, wrt_shape: &Shape) -> String {
-    if wrt_shape.is_scalar() {
+    if wrt_shape.is_scalar() && body.op == Some(layout::SCALAR) {
+        format!("float({})", body.text)
+    } else if wrt_shape.is_scalar() {
         format!("float(np.reshape({}, -1)[0])", body.text)
     } else if wrt_shape.is_column() {
-        format!("np.reshape({}, np.shape({wrt}))", body.text)
+        // A column materialised from a 1-D value is reshaped from the 1-D value.
+        let inner = match body.op {
+            Some(layout::FLAT_COLUMN) => body.text.strip_suffix(layout::FLAT_COLUMN),
+            _ => None,
+        };
+        format!(
+            "np.reshape({}, np.shape({wrt}))",
+            inner.map_or(body.text.as_str(), unbracketed)
+        )
     } else {
         body.text.clone()
     }
+}
+
+/// `t` without the brackets around all of it, if it has them.
+pub fn unbracketed(t: &str) -> &str {
+    let Some(inside) = t.strip_prefix('(').and_then(|t| t.strip_suffix(')')) else {
+        return t;
+    };
+    let mut depth = 0i32;
+    for ch in inside.chars() {
+        depth += match ch {
+            '(' | '[' => 1,
+            ')' | ']' => -1,
+            _ => 0,
+        };
+        if depth < 0 {
+            return t;
+        }
+    }
+    inside
 }
 
 /// The first lines of a generated Python function: each argument as a float array (a
 /// float for a scalar), each dimension bound from the first argument that has it alone
 /// on an axis (`N = np.shape(X)[0]`, `H = np.shape(Wx)[1] // 4`), every other size asserted.
 pub fn bind_arguments(args: &[String], env: &Env) -> Vec<String> {
+    bind_arguments_ranked(args, env, |_| None)
+}
+
+/// [`bind_arguments`] where some arguments have a known number of axes (`rank`: 1 for the
+/// numpy dialect's 1-D parameters), asserted exactly instead of accepting a vector either way.
+pub fn bind_arguments_ranked(args: &[String], env: &Env, rank: impl Fn(&str) -> Option<usize>) -> Vec<String> {
     let mut body = Vec::new();
     let mut bound: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for name in args {
@@ -172,19 +213,41 @@ pub fn bind_arguments(args: &[String], env: &Env) -> Vec<String> {
             body.push(format!("    {name} = float({name})"));
             continue;
         }
-        let axes: Vec<(usize, &crate::dim::Dim)> = if shape.is_column() {
+        let rank = rank(name);
+        // A vector passed either way is measured by its size.
+        let either_way = shape.is_column() && rank.is_none();
+        let one_d = shape.is_column() && rank == Some(1);
+        let axes: Vec<(usize, &crate::dim::Dim)> = if either_way || one_d {
             vec![(0, &shape.rows)]
         } else {
             vec![(0, &shape.rows), (1, &shape.cols)]
         };
-        let expected = if shape.is_column() {
-            format!("({},) or ({}, 1)", shape.rows.render("*"), shape.rows.render("*"))
+        let rows = shape.rows.render("*");
+        let expected = if either_way {
+            format!("({rows},) or ({rows}, 1)")
+        } else if one_d {
+            format!("({rows},)")
         } else {
-            format!("({}, {})", shape.rows.render("*"), shape.cols.render("*"))
+            format!("({rows}, {})", shape.cols.render("*"))
         };
         body.push(format!("    {name} = np.asarray({name}, dtype=float)"));
+        // A 1-D array whose length is known already is one assert of its whole shape.
+        let binds =
+            |d: &crate::dim::Dim| d.as_size().is_none() && matches!(d.factors().as_slice(), [f] if !bound.contains(*f));
+        if one_d && !binds(&shape.rows) {
+            body.push(format!(
+                "    assert np.shape({name}) == ({},), \"{name} must have shape {expected}\"",
+                shape.rows.render(" * ")
+            ));
+            continue;
+        }
+        if one_d {
+            body.push(format!(
+                "    assert np.ndim({name}) == 1, \"{name} must have shape {expected}\""
+            ));
+        }
         for (axis, d) in axes {
-            let size = if shape.is_column() {
+            let size = if either_way {
                 format!("np.size({name})")
             } else {
                 format!("np.shape({name})[{axis}]")

@@ -57,6 +57,9 @@ impl Form for Text {
             };
             Piece::new(format!("{}{op}{right}", a[0].left_of(op)), Product).with_op(op)
         };
+        if let Some(arg) = super::softmax_of(expr, id) {
+            return Piece::new(format!("softmax({})", pieces[usize::from(arg)].text), Atom);
+        }
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
@@ -80,11 +83,7 @@ impl Form for Text {
             }
             Math::Mul(_) => infix(MATMUL),
             Math::Had(_) => infix(" ⊙ "),
-            // exp(A) ⊘ (exp(A)·1·1ᵀ) is the language's own softmax (rows), and reads as written.
-            Math::HDiv([e, d]) => match super::row_softmax(expr, *e, *d) {
-                Some(arg) => Piece::new(format!("softmax({})", pieces[usize::from(arg)].text), Atom),
-                None => infix(" ⊘ "),
-            },
+            Math::HDiv(_) => infix(" ⊘ "),
             Math::Kron(_) => infix(" ⊗ "),
             Math::Scale([s, x]) => match constant_at(expr, *s) {
                 _ if reciprocal(expr, *s).is_some() => {
