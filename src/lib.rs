@@ -65,7 +65,7 @@ pub use diagnostic::{Error, ErrorKind, Span};
 pub use numeric::Check;
 
 use dim::Shape;
-use egg::{Id, RecExpr, Symbol};
+use egg::{Id, Language, RecExpr, Symbol};
 use ir::{Env, Math, MathGraph, ShapeAnalysis};
 use lower::Checked;
 use numeric::{CheckOptions, Claim};
@@ -123,8 +123,11 @@ pub struct Derivation {
     /// The same derivative using the script's definitions as names: the form shown.
     pub named: RecExpr<Math>,
     /// The definitions `named` uses (directly or through each other), in script order,
-    /// each written with the earlier ones.
+    /// each written with the earlier ones; then the named upstreams it uses, likewise.
     pub definitions: Vec<(String, RecExpr<Math>)>,
+    /// Which of `definitions` are named upstream gradients (`dh2 = ∂f/∂h2`): those a
+    /// gradient through a fan-out would otherwise write out more than once.
+    pub shared: Vec<String>,
     /// The target written with the definitions before it, when the script has any.
     pub target_named: Option<RecExpr<Math>>,
     pub env: Env,
@@ -196,8 +199,25 @@ pub fn grad_with(script: &str, wrt: &str, options: &Options) -> Result<Derivatio
 /// # Ok::<(), matdiff::Error>(())
 /// ```
 pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<Derivation, Error> {
-    let wrt_shape = resolve_wrt(checked, wrt)?;
-    let wrt_sym = Symbol::from(wrt);
+    let mut derivations = grad_all(checked, &[wrt], options)?;
+    Ok(derivations.pop().expect("one derivation per variable"))
+}
+
+/// As [`grad_checked`] for several variables, derived in one reverse pass: each node's
+/// upstream is built once for all of them, and where upstreams are named (a gradient
+/// through fan-out, see [`derive::backprop_shared`]) the gradients share the names and
+/// each named piece is simplified once. In the order of `wrts`.
+///
+/// ```
+/// let checked = matdiff::check_script("X : B x N; W : N x M; b : M; h = X*W + b")?;
+/// let all = matdiff::grad_all(&checked, &["W", "X", "b"], &matdiff::Options::default())?;
+/// let formulas: Vec<String> = all.iter().map(|d| d.formula_text()).collect();
+/// assert_eq!(formulas, ["Xᵀ·G", "G·Wᵀ", "Gᵀ·1_B"]);
+/// # Ok::<(), matdiff::Error>(())
+/// ```
+pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<Vec<Derivation>, Error> {
+    let wrt_shapes: Vec<Shape> = wrts.iter().map(|w| resolve_wrt(checked, w)).collect::<Result<_, _>>()?;
+    let wrt_syms: Vec<Symbol> = wrts.iter().map(|w| Symbol::from(*w)).collect();
     let target = &checked.target;
 
     let mut env = checked.env.clone();
@@ -207,38 +227,85 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
         (name, target.shape.clone())
     });
 
-    // Differentiate the simplest form of the target; the check still uses the target as written.
-    // Zeros fold on the tree first: in an e-graph, `A − A` = 0 = 0·X for every X fills the node limit.
-    let target_expr = canon::fold_zeros(&env, &target.expr);
-    let (simplest_target, _) = simplify::simplest(&env, &target_expr, options.limits.for_target());
+    let raw_bodies: Vec<(Symbol, &RecExpr<Math>)> = checked
+        .definition_exprs
+        .iter()
+        .map(|(name, expr, _)| (Symbol::from(name.as_str()), expr))
+        .collect();
+    // Differentiate the simplest form of the target (the check still uses the target as
+    // written), unless it fans out: written as a tree it is then many times its size, its
+    // simplest form re-associates sums across the script's definitions (so the upstreams
+    // to name no longer sit at the script's values), and the run, zeros' folding and every
+    // other pass over the whole target grow with it. Such a target is differentiated as
+    // written, each definition a node; its gradient is simplified in pieces.
+    let fans_out = derive::fans_out(&target.expr);
+    // Zeros fold on the tree first: in an e-graph, `A − A` = 0 = 0·X for every X fills the
+    // node limit. (A target that fans out reaches no e-graph whole.)
+    let fold = |expr: &RecExpr<Math>| {
+        if fans_out {
+            expr.clone()
+        } else {
+            canon::fold_zeros(&env, expr)
+        }
+    };
+    let target_expr = fold(&target.expr);
+    let definition_exprs: Vec<(Symbol, RecExpr<Math>)> = raw_bodies.iter().map(|(s, e)| (*s, fold(e))).collect();
+    let definition_refs: Vec<(Symbol, &RecExpr<Math>)> = definition_exprs.iter().map(|(s, e)| (*s, e)).collect();
+    let (differentiated, definition_of) = if fans_out {
+        (
+            target_expr.clone(),
+            simplify::naming(&env, &target_expr, &definition_refs),
+        )
+    } else {
+        let (simplest, _, names) =
+            simplify::simplest_naming(&env, &target_expr, &definition_refs, options.limits.for_target());
+        (simplest, names)
+    };
     let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
     let seed = match &upstream {
         Some((g, _)) => egraph.add(Math::Symbol(*g)),
         None => egraph.add(Math::Num(ir::Const(1.0))),
     };
-    let gradient = derive::backprop(&mut egraph, &simplest_target, wrt_sym, seed).map_err(|missing| {
+    let mut namer = UpstreamNames::new(checked, definition_of, upstream.as_ref().map(|(g, _)| *g));
+    // Past SHARE_ABOVE nodes an upstream used twice is always named; in a target that fans
+    // out, also every upstream of one of the script's values used twice (`dh3`), as a
+    // backward pass written by hand names them, so that each gradient reads over them.
+    let shown_by_name: Vec<bool> = namer.definition_of.iter().map(Option::is_some).collect();
+    let trace = derive::backprop_shared(
+        &mut egraph,
+        &differentiated,
+        &wrt_syms,
+        seed,
+        &shown_by_name,
+        &mut |node, size| {
+            (size > derive::SHARE_ABOVE || (fans_out && size > 1 && namer.is_definition(node)))
+                .then(|| namer.name(node))
+        },
+    )
+    .map_err(|missing| {
         Error::unsupported(
             format!("matdiff cannot differentiate through `{}` yet", missing.op),
             target.span,
         )
     })?;
-    let mut root = match gradient {
-        Some(id) => id,
-        None => zeros(&mut egraph, &wrt_shape),
-    };
-    if env.symmetric.contains(&wrt_sym) {
-        // Srinivasan & Panda (2020): on symmetric matrices the gradient is sym(G) = (G + Gᵀ)/2.
-        let t = egraph.add(Math::Transpose(root));
-        let sum = egraph.add(Math::Add([root, t]));
-        let half = egraph.add(Math::Num(ir::Const(0.5)));
-        root = egraph.add(Math::Scale([half, sum]));
+    let mut roots = Vec::with_capacity(wrts.len());
+    for ((result, wrt_sym), wrt_shape) in trace.results.iter().zip(&wrt_syms).zip(&wrt_shapes) {
+        let mut root = match result {
+            Some(id) => *id,
+            None => zeros(&mut egraph, wrt_shape),
+        };
+        if env.symmetric.contains(wrt_sym) {
+            // Srinivasan & Panda (2020): on symmetric matrices the gradient is sym(G) = (G + Gᵀ)/2.
+            let t = egraph.add(Math::Transpose(root));
+            let sum = egraph.add(Math::Add([root, t]));
+            let half = egraph.add(Math::Num(ir::Const(0.5)));
+            root = egraph.add(Math::Scale([half, sum]));
+        }
+        if options.layout == Layout::Numerator {
+            root = egraph.add(Math::Transpose(root));
+        }
+        roots.push(root);
     }
-    if options.layout == Layout::Numerator {
-        root = egraph.add(Math::Transpose(root));
-    }
-    // The derivative as built holds many shortcuts (1·G, Aᵀ·I, (Gᵀ)ᵀ) and cancelling pairs
-    // (0.5·2, A − A, A·A⁻¹). Cancelling inside an e-graph that also rearranges never ends, so
-    // the canonical form takes them all, once, on the tree; the full run then only rearranges.
     crate::simplify::rebuild(&mut egraph);
     let mut reading = order::ReadingOrder::default();
     reading.read(&target.expr);
@@ -248,139 +315,489 @@ pub fn grad_checked(checked: &Checked, wrt: &str, options: &Options) -> Result<D
     if let Some((g, _)) = &upstream {
         reading.upstream(*g);
     }
-    let mut env_with_definitions = env.clone();
-    let mut definition_bodies = Vec::new();
-    for (name, expr, shape) in &checked.definition_exprs {
-        let sym = Symbol::from(name.as_str());
-        env_with_definitions.shapes.insert(sym, shape.clone());
-        definition_bodies.push((sym, expr));
+    // The e-graph's environment also has the named upstreams' shapes.
+    let mut env_with_definitions = egraph.analysis.env.clone();
+    for (name, _, shape) in &checked.definition_exprs {
+        env_with_definitions
+            .shapes
+            .insert(Symbol::from(name.as_str()), shape.clone());
     }
-    let built = simplify::extract(&egraph, root);
-    // Too big a canonical form (a long product in every term of a long sum): the tidying
-    // rules take the shortcuts instead.
-    let gradient = match canon::canonical(&env_with_definitions, &reading, &definition_bodies, &built) {
-        Some(canonical) => canonical,
-        None => simplify::tidy(egraph, root, options.limits.for_target()),
+    let context = Simplification {
+        checked,
+        env: &env,
+        env_with_definitions: &env_with_definitions,
+        reading: &reading,
+        definition_bodies: &raw_bodies,
+        folded_bodies: &definition_refs,
+        target_expr: &target_expr,
+        own: target.name.as_deref().map(Symbol::from),
+        fans_out,
+        limits: options.limits,
     };
-    let mut egraph = MathGraph::new(ShapeAnalysis { env: env.clone() });
-    let root = egraph.add_expr(&gradient);
-    // Each definition is a name for its expression, so the result can be written with the
-    // script's own intermediates, as a backward pass is (`A1ᵀ·(P − Y)`).
-    let mut definition_classes = Vec::new();
-    for (name, expr, shape) in &checked.definition_exprs {
-        let sym = Symbol::from(name.as_str());
-        egraph.analysis.env.shapes.insert(sym, shape.clone());
-        let class = egraph.add_expr(&canon::fold_zeros(&egraph.analysis.env, expr));
-        let leaf = egraph.add(Math::Symbol(sym));
-        egraph.union(class, leaf);
-        definition_classes.push((sym, class, expr.clone()));
-    }
-    let target_class = (!definition_classes.is_empty()).then(|| egraph.add_expr(&target_expr));
-    crate::simplify::rebuild(&mut egraph);
-    let (egraph, report) = simplify::saturate(egraph, options.limits);
-    let extraction = simplify::Extraction::new(&egraph);
-    let extract = |class: Id, banned: &[Symbol]| reading.arrange(&extraction.best_without(class, banned));
-    let names: Vec<Symbol> = definition_classes.iter().map(|(s, _, _)| *s).collect();
-    // The target written with the definitions before it (not with its own name).
-    let own = target.name.as_deref().map(Symbol::from);
-    let target_named = target_class.map(|class| {
-        let upto = names.iter().position(|n| Some(*n) == own).unwrap_or(names.len());
-        extract(class, &names[upto..])
-    });
-    let mut formula = extract(root, &names);
-    // Without definitions there is nothing to name: the named form is the formula.
-    let mut named = if names.is_empty() {
-        formula.clone()
+    let simplified: Vec<Simplified> = if trace.shared.is_empty() {
+        // Each gradient on its own, exactly as when it is asked for alone.
+        let last = roots.len().saturating_sub(1);
+        let mut egraph = Some(egraph);
+        roots
+            .iter()
+            .enumerate()
+            .map(|(k, root)| {
+                let graph = if k == last {
+                    egraph.take().expect("the e-graph is used once last")
+                } else {
+                    egraph.clone().expect("the e-graph is kept for the last")
+                };
+                context.whole(graph, *root)
+            })
+            .collect()
     } else {
-        extract(root, &[])
+        context.pieces(egraph, &trace.shared, &roots)
     };
-    if options.plant_fault {
-        formula = negated(&formula);
-        named = negated(&named);
-    }
-    // The definitions the named formula uses, each written with the earlier ones.
-    let named_definitions: Vec<(Symbol, RecExpr<Math>)> = definition_classes
-        .iter()
-        .enumerate()
-        .map(|(k, (s, class, _))| (*s, extract(*class, &names[k..])))
-        .collect();
-    let mut used = definitions_used(&named, &named_definitions);
-    if let Some(t) = &target_named {
-        used.extend(definitions_used(t, &named_definitions));
-    }
-    if let Some(own) = own {
-        used.remove(&own);
-    }
-    let definitions: Vec<(String, RecExpr<Math>)> = named_definitions
-        .into_iter()
-        .filter(|(s, _)| used.contains(s))
-        .map(|(s, e)| (s.to_string(), e))
-        .collect();
-    let inlined: Vec<(Symbol, RecExpr<Math>)> = definition_classes.iter().map(|(s, _, e)| (*s, e.clone())).collect();
 
-    let check = if options.no_check {
-        Check::Skipped
-    } else {
-        numeric::check_named(
-            &Claim {
-                env: &env,
-                dims: &checked.dims,
-                target: &target.expr,
-                wrt: wrt_sym,
-                upstream: upstream.clone(),
-                formula: &formula,
-                transposed: options.layout == Layout::Numerator,
-            },
-            Some(numeric::Named {
-                formula: &named,
-                definitions: &inlined,
-            }),
-            &options.check,
-        )
-    };
-    let mut derivation = Derivation {
-        target_name: target.name.clone(),
-        target: target.expr.clone(),
-        target_shape: target.shape.clone(),
-        wrt: wrt.to_string(),
-        wrt_shape,
-        layout: options.layout,
-        upstream,
-        formula,
-        named,
-        definitions,
-        target_named,
-        env,
-        dims: checked.dims.clone(),
-        variables: checked.variables.clone(),
-        broadcasts: checked.broadcasts.clone(),
-        inferred: checked.inferred.clone(),
-        check,
-        simplify: report,
-        derived_zero: None,
-    };
-    let claim = Claim {
-        env: &derivation.env,
-        dims: &checked.dims,
-        target: &target.expr,
-        wrt: wrt_sym,
-        upstream: derivation.upstream.clone(),
-        formula: &derivation.formula,
-        transposed: options.layout == Layout::Numerator,
-    };
-    let already_zero = matches!(
-        derivation.formula.as_ref().last(),
-        Some(Math::Zeros(_)) | Some(Math::Num(ir::Const(0.0)))
-    );
-    if derivation.check.passed() && !already_zero && numeric::vanishes(&claim, &options.check) {
-        let shape = derivation.formula_shape();
-        let zero = fullform::zero_matrix(shape.rows, shape.cols);
-        derivation.derived_zero = Some(derivation.formula_text());
-        derivation.formula = zero.clone();
-        derivation.named = zero;
-        derivation.definitions.clear();
+    let mut derivations = Vec::with_capacity(wrts.len());
+    for (((wrt, wrt_sym), wrt_shape), simplified) in wrts.iter().zip(&wrt_syms).zip(wrt_shapes).zip(simplified) {
+        let Simplified {
+            mut formula,
+            mut named,
+            definitions: named_definitions,
+            target_named,
+            report,
+        } = simplified;
+        if options.plant_fault {
+            formula = negated(&formula);
+            named = negated(&named);
+        }
+        let mut used = definitions_used(&named, &named_definitions);
+        if let Some(t) = &target_named {
+            used.extend(definitions_used(t, &named_definitions));
+        }
+        if let Some(own) = context.own {
+            used.remove(&own);
+        }
+        let shared: Vec<String> = trace
+            .shared
+            .iter()
+            .filter(|s| used.contains(&s.name))
+            .map(|s| s.name.to_string())
+            .collect();
+        let definitions: Vec<(String, RecExpr<Math>)> = named_definitions
+            .iter()
+            .filter(|(s, _)| used.contains(s))
+            .map(|(s, e)| (s.to_string(), e.clone()))
+            .collect();
+        // The script's definitions as written, then the named upstreams as shown: the shown
+        // form, evaluated through them, must equal the expanded formula.
+        let inlined: Vec<(Symbol, RecExpr<Math>)> = checked
+            .definition_exprs
+            .iter()
+            .map(|(s, e, _)| (Symbol::from(s.as_str()), e.clone()))
+            .chain(
+                named_definitions
+                    .iter()
+                    .filter(|(s, _)| trace.shared.iter().any(|p| p.name == *s))
+                    .cloned(),
+            )
+            .collect();
+        let check = if options.no_check {
+            Check::Skipped
+        } else {
+            numeric::check_named(
+                &Claim {
+                    env: &env,
+                    dims: &checked.dims,
+                    target: &target.expr,
+                    wrt: *wrt_sym,
+                    upstream: upstream.clone(),
+                    formula: &formula,
+                    transposed: options.layout == Layout::Numerator,
+                },
+                Some(numeric::Named {
+                    formula: &named,
+                    definitions: &inlined,
+                }),
+                &options.check,
+            )
+        };
+        let mut derivation = Derivation {
+            target_name: target.name.clone(),
+            target: target.expr.clone(),
+            target_shape: target.shape.clone(),
+            wrt: wrt.to_string(),
+            wrt_shape,
+            layout: options.layout,
+            upstream: upstream.clone(),
+            formula,
+            named,
+            definitions,
+            shared,
+            target_named,
+            env: env.clone(),
+            dims: checked.dims.clone(),
+            variables: checked.variables.clone(),
+            broadcasts: checked.broadcasts.clone(),
+            inferred: checked.inferred.clone(),
+            check,
+            simplify: report,
+            derived_zero: None,
+        };
+        let claim = Claim {
+            env: &derivation.env,
+            dims: &checked.dims,
+            target: &target.expr,
+            wrt: *wrt_sym,
+            upstream: derivation.upstream.clone(),
+            formula: &derivation.formula,
+            transposed: options.layout == Layout::Numerator,
+        };
+        let already_zero = matches!(
+            derivation.formula.as_ref().last(),
+            Some(Math::Zeros(_)) | Some(Math::Num(ir::Const(0.0)))
+        );
+        if derivation.check.passed() && !already_zero && numeric::vanishes(&claim, &options.check) {
+            let shape = derivation.formula_shape();
+            let zero = fullform::zero_matrix(shape.rows, shape.cols);
+            derivation.derived_zero = Some(derivation.formula_text());
+            derivation.formula = zero.clone();
+            derivation.named = zero;
+            derivation.definitions.clear();
+            derivation.shared.clear();
+        }
+        derivations.push(derivation);
     }
-    Ok(derivation)
+    Ok(derivations)
+}
+
+/// Names with their bodies, each body over the names before it.
+type Definitions = Vec<(Symbol, RecExpr<Math>)>;
+
+/// What the simplification of a derivative yields.
+struct Simplified {
+    /// Over the variables only.
+    formula: RecExpr<Math>,
+    /// With the script's definitions and the named upstreams.
+    named: RecExpr<Math>,
+    /// Every definition, then every named upstream, each written with the earlier ones.
+    definitions: Definitions,
+    target_named: Option<RecExpr<Math>>,
+    report: SimplifyReport,
+}
+
+/// What simplifying a derivative needs to know of its script.
+struct Simplification<'a> {
+    checked: &'a Checked,
+    env: &'a Env,
+    /// Also the definitions' shapes and the named upstreams'.
+    env_with_definitions: &'a Env,
+    reading: &'a order::ReadingOrder,
+    /// The definitions' bodies over the variables, as the canonical form reads them.
+    definition_bodies: &'a [(Symbol, &'a RecExpr<Math>)],
+    /// The same, zeros folded, as the e-graphs hold them.
+    folded_bodies: &'a [(Symbol, &'a RecExpr<Math>)],
+    /// The target over the variables, zeros folded.
+    target_expr: &'a RecExpr<Math>,
+    /// The target's own name, if it is a definition.
+    own: Option<Symbol>,
+    /// Whether the target fans out (see [`derive::fans_out`]): no e-graph then holds it whole.
+    fans_out: bool,
+    limits: Limits,
+}
+
+impl Simplification<'_> {
+    fn names(&self) -> Vec<Symbol> {
+        self.definition_bodies.iter().map(|(s, _)| *s).collect()
+    }
+
+    /// A fresh e-graph holding `first` (added first: class ids break extraction's ties),
+    /// every definition as a name for its body, and the target.
+    fn definitions_graph(&self, first: Option<&RecExpr<Math>>) -> (MathGraph, Option<Id>, Vec<Id>, Option<Id>) {
+        let mut egraph = MathGraph::new(ShapeAnalysis { env: self.env.clone() });
+        let first = first.map(|e| egraph.add_expr(e));
+        let mut classes = Vec::new();
+        for ((sym, body), (_, _, shape)) in self.folded_bodies.iter().zip(&self.checked.definition_exprs) {
+            egraph.analysis.env.shapes.insert(*sym, shape.clone());
+            let class = egraph.add_expr(body);
+            let leaf = egraph.add(Math::Symbol(*sym));
+            egraph.union(class, leaf);
+            classes.push(class);
+        }
+        let target_class = (!classes.is_empty()).then(|| egraph.add_expr(self.target_expr));
+        (egraph, first, classes, target_class)
+    }
+
+    /// The target written with the definitions before it (not with its own name), and each
+    /// definition written with the earlier ones.
+    fn read_definitions(
+        &self,
+        extract: &dyn Fn(Id, &[Symbol]) -> RecExpr<Math>,
+        classes: &[Id],
+        target_class: Option<Id>,
+    ) -> (Option<RecExpr<Math>>, Definitions) {
+        let names = self.names();
+        let target_named = target_class.map(|class| {
+            let upto = names.iter().position(|n| Some(*n) == self.own).unwrap_or(names.len());
+            extract(class, &names[upto..])
+        });
+        let definitions = names
+            .iter()
+            .zip(classes)
+            .enumerate()
+            .map(|(k, (s, class))| (*s, extract(*class, &names[k..])))
+            .collect();
+        (target_named, definitions)
+    }
+
+    /// The target written with the definitions before it (not with its own name), and each
+    /// definition with the earlier ones, as the script writes them: read off the
+    /// expressions' sharing (an e-graph with every definition and the target grows with
+    /// the script times the rules), each body then simplified on its own.
+    fn written(&self) -> (Option<RecExpr<Math>>, Definitions) {
+        // Every definition and the target in one expression, each subexpression once.
+        let mut all = ir::ExprBuilder::default();
+        let mut copy = |expr: &RecExpr<Math>| {
+            let mut ids: Vec<Id> = Vec::with_capacity(expr.len());
+            for node in expr.iter() {
+                ids.push(all.add(node.clone().map_children(|c| ids[usize::from(c)])));
+            }
+            *ids.last().expect("an expression has a root")
+        };
+        let roots: Vec<(Symbol, Id)> = self.definition_bodies.iter().map(|(s, e)| (*s, copy(e))).collect();
+        let target_root = copy(&self.checked.target.expr);
+        let all = all.finish();
+        let mut names: std::collections::HashMap<Id, Symbol> = std::collections::HashMap::new();
+        let mut definitions = Vec::with_capacity(roots.len());
+        let mut target_named = None;
+        for (k, (sym, root)) in roots.iter().enumerate() {
+            if Some(*sym) == self.own {
+                target_named = Some(self.tidied(&over_names(&all, target_root, &names)));
+            }
+            definitions.push((*sym, self.tidied(&over_names(&all, *root, &names))));
+            // The first of two definitions with one body names it.
+            names.entry(*root).or_insert(*sym);
+            if k + 1 == roots.len() && self.own.is_none() {
+                target_named = Some(self.tidied(&over_names(&all, target_root, &names)));
+            }
+        }
+        (target_named, definitions)
+    }
+
+    /// One definition's body over the earlier names in its simplest form (`softmax` where
+    /// the script writes it out), zeros folded first, in its own small e-graph.
+    fn tidied(&self, body: &RecExpr<Math>) -> RecExpr<Math> {
+        let folded = canon::fold_zeros(self.env_with_definitions, body);
+        let (simplest, _) = simplify::simplest(self.env_with_definitions, &folded, self.limits.for_target());
+        self.reading.arrange(&simplest)
+    }
+
+    /// The derivative as one piece: its canonical form saturated in one e-graph with the
+    /// definitions as names, so the result can be written with the script's own
+    /// intermediates, as a backward pass is (`A1ᵀ·(P − Y)`).
+    fn whole(&self, egraph: MathGraph, root: Id) -> Simplified {
+        let built = simplify::extract(&egraph, root);
+        // The derivative as built holds many shortcuts (1·G, Aᵀ·I, (Gᵀ)ᵀ) and cancelling pairs
+        // (0.5·2, A − A, A·A⁻¹). Cancelling inside an e-graph that also rearranges never ends, so
+        // the canonical form takes them all, once, on the tree; the full run then only rearranges.
+        // Too big a canonical form (a long product in every term of a long sum): the tidying
+        // rules take the shortcuts instead.
+        let gradient = match canon::canonical(self.env_with_definitions, self.reading, self.definition_bodies, &built) {
+            Some(canonical) => canonical,
+            None => simplify::tidy(egraph, root, self.limits.for_target()),
+        };
+        let (mut egraph, root, classes, target_class) = self.definitions_graph(Some(&gradient));
+        let root = root.expect("the gradient was added first");
+        simplify::rebuild(&mut egraph);
+        let (egraph, report) = simplify::saturate(egraph, self.limits);
+        let extraction = simplify::Extraction::new(&egraph);
+        let extract = |class: Id, banned: &[Symbol]| self.reading.arrange(&extraction.best_without(class, banned));
+        let names = self.names();
+        let formula = extract(root, &names);
+        // Without definitions there is nothing to name: the named form is the formula.
+        let named = if names.is_empty() {
+            formula.clone()
+        } else {
+            extract(root, &[])
+        };
+        let (target_named, definitions) = self.read_definitions(&extract, &classes, target_class);
+        Simplified {
+            formula,
+            named,
+            definitions,
+            target_named,
+            report,
+        }
+    }
+
+    /// The derivatives in named pieces (see [`derive::backprop_shared`]): each named
+    /// upstream and each result simplified on its own, over the names before it, so that no
+    /// e-graph holds a whole gradient and the work grows with the pieces' total size. The
+    /// definitions are read from one e-graph with the target, as in [`Self::whole`]; each
+    /// formula over the variables is the pieces substituted into its result, sharing each once.
+    fn pieces(&self, egraph: MathGraph, shared: &[derive::Shared], roots: &[Id]) -> Vec<Simplified> {
+        let classes: Vec<Id> = shared.iter().map(|s| s.class).chain(roots.iter().copied()).collect();
+        let extraction = simplify::Extraction::new(&egraph);
+        let built: Vec<RecExpr<Math>> = classes.iter().map(|c| extraction.best(*c)).collect();
+        drop(extraction);
+        let canonical = canon::canonical_all(self.env_with_definitions, self.reading, self.definition_bodies, &built)
+            .unwrap_or_else(|| {
+                let (tidied, _) = simplify::tidied(egraph, self.limits.for_target());
+                let extraction = simplify::Extraction::new(&tidied);
+                classes.iter().map(|c| extraction.best(*c)).collect()
+            });
+
+        let (target_named, mut definitions, mut report) = if self.fans_out {
+            let (target_named, definitions) = self.written();
+            (target_named, definitions, None)
+        } else {
+            // With the target's budget: it only settles how the definitions read.
+            let (mut egraph, _, classes, target_class) = self.definitions_graph(None);
+            simplify::rebuild(&mut egraph);
+            let (egraph, report) = simplify::saturate(egraph, self.limits.for_target());
+            let extraction = simplify::Extraction::new(&egraph);
+            let extract = |class: Id, banned: &[Symbol]| self.reading.arrange(&extraction.best_without(class, banned));
+            let (target_named, definitions) = self.read_definitions(&extract, &classes, target_class);
+            (target_named, definitions, Some(report))
+        };
+
+        let mut named = Vec::with_capacity(canonical.len());
+        for piece in &canonical {
+            let mut egraph = MathGraph::new(ShapeAnalysis {
+                env: self.env_with_definitions.clone(),
+            });
+            let root = egraph.add_expr(piece);
+            // The definitions written with the names the piece uses (and with those names
+            // added so), one level deep, each a name for its body: the rules then find a
+            // definition's body the canonical form did not, at a cost that grows with the
+            // piece, not with the script.
+            let mut present: BTreeSet<Symbol> = symbols(piece).collect();
+            for (sym, body) in &definitions {
+                if symbols(body).all(|s| present.contains(&s)) {
+                    let class = egraph.add_expr(body);
+                    let leaf = egraph.add(Math::Symbol(*sym));
+                    egraph.union(class, leaf);
+                    present.insert(*sym);
+                }
+            }
+            simplify::rebuild(&mut egraph);
+            let (egraph, piece_report) = simplify::saturate(egraph, self.limits);
+            match &mut report {
+                Some(report) => report.absorb(&piece_report),
+                None => report = Some(piece_report),
+            }
+            named.push(self.reading.arrange(&simplify::Extraction::new(&egraph).best(root)));
+        }
+        let results = named.split_off(shared.len());
+        definitions.extend(shared.iter().map(|s| s.name).zip(named));
+        results
+            .into_iter()
+            .map(|result| Simplified {
+                formula: substituted(&result, &definitions),
+                named: result,
+                definitions: definitions.clone(),
+                target_named: target_named.clone(),
+                report: report.clone().expect("every result is a piece"),
+            })
+            .collect()
+    }
+}
+/// The subexpression of `all` at `root` with every node that `names` names replaced by its name.
+fn over_names(all: &RecExpr<Math>, root: Id, names: &std::collections::HashMap<Id, Symbol>) -> RecExpr<Math> {
+    let mut out = ir::ExprBuilder::default();
+    let mut built: std::collections::HashMap<Id, Id> = std::collections::HashMap::new();
+    let mut todo = vec![root];
+    while let Some(&id) = todo.last() {
+        if built.contains_key(&id) {
+            todo.pop();
+            continue;
+        }
+        let node = match names.get(&id) {
+            Some(name) => Math::Symbol(*name),
+            None => all[id].clone(),
+        };
+        let missing: Vec<Id> = node
+            .children()
+            .iter()
+            .copied()
+            .filter(|c| !built.contains_key(c))
+            .collect();
+        if missing.is_empty() {
+            built.insert(id, out.add(node.map_children(|c| built[&c])));
+            todo.pop();
+        } else {
+            todo.extend(missing);
+        }
+    }
+    out.finish()
+}
+
+fn symbols(expr: &RecExpr<Math>) -> impl Iterator<Item = Symbol> + '_ {
+    expr.iter().filter_map(|n| match n {
+        Math::Symbol(s) => Some(*s),
+        _ => None,
+    })
+}
+
+/// `expr` with every name of `definitions` (each over the earlier ones) replaced by its
+/// body, each body written once and shared wherever it is used.
+fn substituted(expr: &RecExpr<Math>, definitions: &[(Symbol, RecExpr<Math>)]) -> RecExpr<Math> {
+    let mut out = ir::ExprBuilder::default();
+    let mut bound: std::collections::HashMap<Symbol, Id> = std::collections::HashMap::new();
+    let add = |expr: &RecExpr<Math>, out: &mut ir::ExprBuilder, bound: &std::collections::HashMap<Symbol, Id>| {
+        let mut ids: Vec<Id> = Vec::with_capacity(expr.len());
+        for node in expr.iter() {
+            let id = match node {
+                Math::Symbol(s) if bound.contains_key(s) => bound[s],
+                _ => out.add(node.clone().map_children(|c| ids[usize::from(c)])),
+            };
+            ids.push(id);
+        }
+        *ids.last().expect("an expression has a root")
+    };
+    for (name, body) in definitions {
+        let id = add(body, &mut out, &bound);
+        bound.insert(*name, id);
+    }
+    let root = add(expr, &mut out, &bound);
+    let all = out.finish();
+    all[root].build_recexpr(|id| all[id].clone())
+}
+
+/// Names for upstream gradients: `dh2` for the upstream of the node that is the script's
+/// `h2`, else `d1`, `d2`, …; never a name the script uses.
+struct UpstreamNames {
+    /// The definition each node of the differentiated target equals, if any.
+    definition_of: Vec<Option<Symbol>>,
+    taken: BTreeSet<String>,
+    next: usize,
+}
+
+impl UpstreamNames {
+    fn new(checked: &Checked, definition_of: Vec<Option<Symbol>>, upstream: Option<Symbol>) -> UpstreamNames {
+        let mut taken: BTreeSet<String> = checked.variables.iter().cloned().collect();
+        taken.extend(checked.definitions.iter().cloned());
+        taken.extend(checked.dims.iter().cloned());
+        taken.extend(upstream.map(|g| g.to_string()));
+        UpstreamNames {
+            definition_of,
+            taken,
+            next: 1,
+        }
+    }
+
+    fn is_definition(&self, node: usize) -> bool {
+        self.definition_of[node].is_some()
+    }
+
+    fn name(&mut self, node: usize) -> Symbol {
+        let mut candidate = match &self.definition_of[node] {
+            Some(def) => format!("d{def}"),
+            None => String::new(),
+        };
+        while candidate.is_empty() || self.taken.contains(&candidate) {
+            candidate = format!("d{}", self.next);
+            self.next += 1;
+        }
+        self.taken.insert(candidate.clone());
+        Symbol::from(candidate.as_str())
+    }
 }
 
 /// Plain text set in LaTeX: its special characters escaped (a check line in a document).
@@ -531,8 +948,21 @@ impl Derivation {
 
     /// One numpy expression with the variable's shape (see [`render::numpy`]).
     pub fn numpy(&self) -> String {
-        let body = render::render(&self.formula, &Numpy { env: &self.env });
+        let numpy = Numpy { env: &self.env };
         let shape = self.formula_shape();
+        if self.shared.is_empty() {
+            return render::numpy::finish(&render::render(&self.formula, &numpy), &self.wrt, &shape);
+        }
+        // Through a fan-out the formula over the variables alone, written as a tree, doubles
+        // with every layer: the named form instead, each name bound once inside a lambda
+        // (one expression, and no name leaks into the caller's scope).
+        let mut bound: Vec<String> = self
+            .definitions
+            .iter()
+            .map(|(name, body)| format!("{name} := {}", render::render(body, &numpy).text))
+            .collect();
+        bound.push(render::render(&self.named, &numpy).text);
+        let body = render::Piece::new(format!("(lambda: [{}][-1])()", bound.join(", ")), render::Prec::Atom);
         render::numpy::finish(&body, &self.wrt, &shape)
     }
 

@@ -311,10 +311,9 @@ fn grad(args: GradArgs) -> ExitCode {
     };
     let wrt_arg = &args.input.wrt;
     let wrt = source.wrt(wrt_arg);
-    let derivations: Result<Vec<matdiff::Derivation>, Error> = wrt
-        .iter()
-        .map(|w| matdiff::grad_checked(source.checked(), w, &options).map_err(|e| e.in_argument("--wrt", wrt_arg)))
-        .collect();
+    // Every gradient in one reverse pass.
+    let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
+    let derivations = matdiff::grad_all(source.checked(), &wrt, &options).map_err(|e| e.in_argument("--wrt", wrt_arg));
     let derivations = match derivations {
         Ok(d) if !d.is_empty() => d,
         Ok(_) => {

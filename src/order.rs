@@ -29,7 +29,7 @@ impl ReadingOrder {
     /// Ranks the names of `expr` by first appearance, after the names already ranked.
     pub fn read(&mut self, expr: &RecExpr<Math>) {
         if let Some(root) = root(expr) {
-            self.visit(expr, root);
+            self.visit(expr, root, &mut vec![false; expr.len()]);
         }
     }
 
@@ -54,7 +54,12 @@ impl ReadingOrder {
         }
     }
 
-    fn visit(&mut self, expr: &RecExpr<Math>, id: Id) {
+    /// A subexpression used twice is read once: its names are ranked at its first use, and
+    /// reading it again (exponentially often, through a chain of fan-outs) changes nothing.
+    fn visit(&mut self, expr: &RecExpr<Math>, id: Id, visited: &mut [bool]) {
+        if std::mem::replace(&mut visited[usize::from(id)], true) {
+            return;
+        }
         let node = &expr[id];
         if matches!(node, Math::Add(_)) {
             if let Some(difference) = difference_names(expr, id) {
@@ -66,7 +71,7 @@ impl ReadingOrder {
             self.rank.entry(*s).or_insert(next);
         }
         for &child in node.children() {
-            self.visit(expr, child);
+            self.visit(expr, child, visited);
         }
     }
 

@@ -398,7 +398,8 @@ impl Session {
         if let Some((path, source, program)) = &self.loaded {
             // A numpy forward pass: one gradient, a list, or `all`, shown as one backward pass.
             let wrt = program.resolve_wrt(var);
-            let derived: Result<Vec<_>, Error> = wrt.iter().map(|w| grad_checked(checked, w, &options)).collect();
+            let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
+            let derived = crate::grad_all(checked, &wrt, &options);
             return match derived {
                 Ok(ds) => {
                     let shown = match self.emit {

@@ -48,6 +48,19 @@ pub struct SimplifyReport {
     pub limit_hit: Option<String>,
 }
 
+impl SimplifyReport {
+    /// Adds another run's figures (a derivative simplified in pieces): the most
+    /// iterations of any run, the nodes and classes of all, the first limit hit.
+    pub fn absorb(&mut self, other: &SimplifyReport) {
+        self.iterations = self.iterations.max(other.iterations);
+        self.nodes += other.nodes;
+        self.classes += other.classes;
+        if self.limit_hit.is_none() {
+            self.limit_hit.clone_from(&other.limit_hit);
+        }
+    }
+}
+
 /// Restores the e-graph's invariants after additions and unions, without starting quanta's clock.
 ///
 /// egg 0.11 times every `EGraph::rebuild` with `quanta::Instant::now()`, for a log line
@@ -74,8 +87,13 @@ pub fn saturate(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport
 /// The best form of a class after a run of the tidying rules: neither those that only
 /// rearrange (commutativity, the cyclic trace) nor the way back of a two-way rule.
 pub fn tidy(egraph: MathGraph, class: Id, limits: Limits) -> RecExpr<Math> {
-    let (egraph, _) = run(egraph, limits, true);
+    let (egraph, _) = tidied(egraph, limits);
     extract(&egraph, class)
+}
+
+/// The e-graph after a run of the tidying rules, to read several classes from.
+pub fn tidied(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport) {
+    run(egraph, limits, true)
 }
 
 /// Equality saturation with the rules that can fire on this e-graph (`tidy`: only the
@@ -98,11 +116,64 @@ fn run(mut egraph: MathGraph, limits: Limits, tidy: bool) -> (MathGraph, Simplif
 /// The simplest form of a standalone expression (used on the target before
 /// differentiating it, so that e.g. tr(A⊗X) is first seen as tr(A)·tr(X)).
 pub fn simplest(env: &crate::ir::Env, expr: &RecExpr<Math>, limits: Limits) -> (RecExpr<Math>, SimplifyReport) {
+    let (simplest, report, _) = simplest_naming(env, expr, &[], limits);
+    (simplest, report)
+}
+
+/// As [`simplest`], also saying which node of the result equals which of the `named`
+/// subexpressions of `expr` (the script's definitions, which the simplest form may have
+/// taken apart and put together differently: `X + (tanh(X·W1) + tanh(h1·W2))` is still h2).
+pub fn simplest_naming(
+    env: &crate::ir::Env,
+    expr: &RecExpr<Math>,
+    named: &[(egg::Symbol, &RecExpr<Math>)],
+    limits: Limits,
+) -> (RecExpr<Math>, SimplifyReport, Vec<Option<egg::Symbol>>) {
+    let (egraph, root, classes) = naming_graph(env, expr, named);
+    let (egraph, report) = run(egraph, limits, false);
+    let simplest = extract(&egraph, root);
+    let names = named_nodes(&egraph, &simplest, &classes);
+    (simplest, report, names)
+}
+
+/// Which node of `expr`, as written, equals which of the `named` subexpressions (as
+/// [`simplest_naming`] says of the simplest form, without a run).
+pub fn naming(
+    env: &crate::ir::Env,
+    expr: &RecExpr<Math>,
+    named: &[(egg::Symbol, &RecExpr<Math>)],
+) -> Vec<Option<egg::Symbol>> {
+    let (egraph, _, classes) = naming_graph(env, expr, named);
+    named_nodes(&egraph, expr, &classes)
+}
+
+/// An e-graph holding `expr`, and the classes of the `named` expressions it contains.
+fn naming_graph(
+    env: &crate::ir::Env,
+    expr: &RecExpr<Math>,
+    named: &[(egg::Symbol, &RecExpr<Math>)],
+) -> (MathGraph, Id, Vec<(egg::Symbol, Id)>) {
     let mut egraph = MathGraph::new(crate::ir::ShapeAnalysis { env: env.clone() });
     let root = egraph.add_expr(expr);
     rebuild(&mut egraph);
-    let (egraph, report) = run(egraph, limits, false);
-    (extract(&egraph, root), report)
+    // Looked up, not added: a definition the target does not use adds nothing to the run.
+    let classes = named
+        .iter()
+        .filter_map(|(name, e)| egraph.lookup_expr(e).map(|class| (*name, class)))
+        .collect();
+    (egraph, root, classes)
+}
+
+/// The name of each node of `expr` (in `egraph`) whose class is one of `classes`.
+fn named_nodes(egraph: &MathGraph, expr: &RecExpr<Math>, classes: &[(egg::Symbol, Id)]) -> Vec<Option<egg::Symbol>> {
+    match egraph.lookup_expr_ids(expr) {
+        Some(ids) if !classes.is_empty() => {
+            let by_class: std::collections::HashMap<Id, egg::Symbol> =
+                classes.iter().rev().map(|(n, c)| (egraph.find(*c), *n)).collect();
+            ids.iter().map(|id| by_class.get(&egraph.find(*id)).copied()).collect()
+        }
+        _ => vec![None; expr.len()],
+    }
 }
 
 /// One extraction over a whole e-graph, read for many classes: the best form of each, and

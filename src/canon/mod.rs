@@ -117,7 +117,21 @@ pub fn canonical(
     definitions: &[(Symbol, &RecExpr<Math>)],
     expr: &RecExpr<Math>,
 ) -> Option<RecExpr<Math>> {
-    let inputs = expr.as_ref().len() + definitions.iter().map(|(_, d)| d.as_ref().len()).sum::<usize>();
+    canonical_all(env, reading, definitions, std::slice::from_ref(expr)).and_then(|mut all| all.pop())
+}
+
+/// The canonical forms of several expressions over the same definitions, which are read
+/// once (a gradient in named pieces: reading every definition again for each piece would
+/// cost the square of the script's length). `None` when together they would outgrow their
+/// inputs, as for [`canonical`].
+pub fn canonical_all(
+    env: &Env,
+    reading: &ReadingOrder,
+    definitions: &[(Symbol, &RecExpr<Math>)],
+    exprs: &[RecExpr<Math>],
+) -> Option<Vec<RecExpr<Math>>> {
+    let inputs = exprs.iter().map(|e| e.as_ref().len()).sum::<usize>()
+        + definitions.iter().map(|(_, d)| d.as_ref().len()).sum::<usize>();
     let mut canon = Canon::new(env, reading, inputs);
     for (name, body) in definitions {
         let (poly, data) = canon.read(body);
@@ -145,15 +159,24 @@ pub fn canonical(
             });
         }
     }
-    let (poly, data) = canon.read(expr);
-    let root = canon.build(&poly, data.shape());
-    if canon.data.len() > canon.budget {
-        return None;
+    let mut roots = Vec::with_capacity(exprs.len());
+    for expr in exprs {
+        let (poly, data) = canon.read(expr);
+        roots.push(canon.build(&poly, data.shape()));
+        if canon.data.len() > canon.budget {
+            return None;
+        }
     }
     let canonical = canon.out.finish();
-    let mut oriented = ExprBuilder::default();
-    orient(&canonical, root, &mut oriented, &mut HashMap::new());
-    Some(oriented.finish())
+    let oriented = roots
+        .into_iter()
+        .map(|root| {
+            let mut oriented = ExprBuilder::default();
+            orient(&canonical, root, &mut oriented, &mut HashMap::new());
+            oriented.finish()
+        })
+        .collect();
+    Some(oriented)
 }
 
 /// The canonical form may have this many nodes per node of its input, plus `SLACK`.

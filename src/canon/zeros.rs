@@ -74,12 +74,21 @@ pub fn depends_on(env: &Env, expr: &RecExpr<Math>, var: Symbol) -> bool {
     if !mentions(expr) {
         return false;
     }
+    // The canonical form of a target that fans out grows with it written as a tree.
+    if crate::derive::fans_out(expr) {
+        return true;
+    }
     let reading = ReadingOrder::default();
     canonical(env, &reading, &[], expr).is_none_or(|c| mentions(&c))
 }
 
 /// Which nodes of `expr` are zero; `None` when that cannot be told safely.
 fn zero_nodes(env: &Env, expr: &RecExpr<Math>) -> Option<Vec<bool>> {
+    // Canonical forms grow with an expression written as a tree: through a chain of
+    // fan-outs (a residual network), exponentially.
+    if crate::derive::fans_out(expr) {
+        return None;
+    }
     let reading = ReadingOrder::default();
     let mut canon = Canon::new(env, &reading, expr.as_ref().len());
     let input = expr_data(env, expr);

@@ -18,7 +18,7 @@ use crate::ir::{Env, Math};
 use crate::lower::{extract_rooted, Checked, Target, MAX_TARGET_NODES};
 use crate::render::numpy::bind_arguments_ranked;
 use crate::render::numpy::layout::{lay_out, Layout, Names};
-use crate::{grad_checked, Derivation, Options};
+use crate::{grad_all, Derivation, Options};
 use arrays::ir_shape;
 use egg::{Id, RecExpr, Symbol};
 use interpret::{Interpreter, ParamInfo, ParamKind, Value};
@@ -374,10 +374,8 @@ pub fn backward(
 
 impl Program {
     pub fn backward(&self, wrt: &[String], options: &Options) -> Result<BackwardPass, Error> {
-        let gradients = wrt
-            .iter()
-            .map(|w| grad_checked(&self.checked, w, options))
-            .collect::<Result<Vec<_>, _>>()?;
+        let wrt_names: Vec<&str> = wrt.iter().map(String::as_str).collect();
+        let gradients = grad_all(&self.checked, &wrt_names, options)?;
         let python = self.python_function(&gradients);
         Ok(BackwardPass {
             function: self.function.clone(),
@@ -423,6 +421,14 @@ impl Program {
                     .map(|(_, e)| e.clone()),
             };
             written.extend(body.map(|e| (name.clone(), e)));
+        }
+        // The named upstream gradients (`dxc`), after the definitions they are written with.
+        for d in gradients {
+            for (name, e) in d.definitions.iter().filter(|(n, _)| d.shared.contains(n)) {
+                if !written.iter().any(|(n, _)| n == name) {
+                    written.push((name.clone(), e.clone()));
+                }
+            }
         }
         let mut used: BTreeSet<Symbol> = formulas.iter().flat_map(symbols_in).collect();
         for (name, e) in written.iter().rev() {
