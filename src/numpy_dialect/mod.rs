@@ -286,8 +286,16 @@ impl Program {
     fn names(&self) -> Names {
         let mut names = Names::new();
         for v in self.variables.iter().chain(&self.flat_upstreams) {
+            // A (1,) or (1, 1) parameter is bound as a float (`bind_arguments_ranked`).
+            let scalar = self
+                .checked
+                .env
+                .shapes
+                .get(&Symbol::from(v.as_str()))
+                .is_some_and(|s| s.is_scalar());
             let layout = match self.rank(v) {
                 Some(0) => Layout::Scalar,
+                _ if scalar => Layout::Scalar,
                 Some(1) => Layout::Flat,
                 _ => Layout::Full,
             };
@@ -301,7 +309,12 @@ impl Program {
         let laid = lay_out(formula, env, names);
         let shape = d.formula_shape();
         if shape.is_scalar() {
-            laid.float()
+            // A parameter of shape (1,) or (1, 1) is a scalar to the algebra, not to numpy.
+            match self.rank(&d.wrt) {
+                Some(1) => format!("np.ravel({})", laid.piece.text),
+                Some(2) => format!("np.atleast_2d({})", laid.piece.text),
+                _ => laid.float(),
+            }
         } else if shape.is_column() && self.rank(&d.wrt) == Some(1) {
             laid.flat()
         } else {
@@ -405,6 +418,18 @@ impl Program {
         let mut bound: Vec<String> = self.upstreams.iter().map(|(n, _)| n.clone()).collect();
         bound.extend(self.variables.iter().cloned());
         let mut body = bind_arguments_ranked(&bound, &env, |n| self.rank(n));
+        // A count that only labels have (`t: "N labels of V"` with no other array over N)
+        // is their length.
+        for p in &self.params {
+            if let ParamKind::Labels { n, .. } = &p.kind {
+                if let (None, [f]) = (n.as_size(), n.factors().as_slice()) {
+                    let assigned = format!("    {f} = ");
+                    if !body.iter().any(|line| line.starts_with(&assigned)) {
+                        body.push(format!("    {f} = len({})", p.name));
+                    }
+                }
+            }
+        }
         let mut formulas: Vec<RecExpr<Math>> = gradients.iter().map(|d| d.named.clone()).collect();
         // The intermediates the gradients name, directly or through each other, once each,
         // in the forward pass's order; the target itself when a gradient is written with it

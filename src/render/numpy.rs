@@ -209,11 +209,15 @@ pub fn bind_arguments_ranked(args: &[String], env: &Env, rank: impl Fn(&str) -> 
         let Some(shape) = env.shapes.get(&egg::Symbol::from(name.as_str())) else {
             continue;
         };
+        let rank = rank(name);
         if shape.is_scalar() {
-            body.push(format!("    {name} = float({name})"));
+            // An array of shape (1,) or (1, 1) as the scalar the algebra has.
+            match rank {
+                Some(1 | 2) => body.push(format!("    {name} = float(np.ravel({name})[0])")),
+                _ => body.push(format!("    {name} = float({name})")),
+            }
             continue;
         }
-        let rank = rank(name);
         // A vector passed either way is measured by its size.
         let either_way = shape.is_column() && rank.is_none();
         let one_d = shape.is_column() && rank == Some(1);
