@@ -193,6 +193,18 @@ functions! {
         derivative: "(sinh ?a)", identity: "d cosh(x) = sinh(x) dx",
         text: Call("cosh"), latex: Call("\\cosh"), numpy: Call("np.cosh"),
     },
+    Arctan => Spec {
+        name: "arctan", aliases: &["atan"], callable: true, parameter: None,
+        eval: |x, _| x.atan(), domain: Real,
+        derivative: concat!("(./ ", ones!(), " (+ ", ones!(), " (.* ?a ?a)))"), identity: "d arctan(x) = dx / (1 + x²)",
+        text: Call("arctan"), latex: Call("\\arctan"), numpy: Call("np.arctan"),
+    },
+    Arcsinh => Spec {
+        name: "arcsinh", aliases: &["asinh"], callable: true, parameter: None,
+        eval: |x, _| x.asinh(), domain: Real,
+        derivative: concat!("(./ ", ones!(), " (sqrt (+ ", ones!(), " (.* ?a ?a))))"), identity: "d arcsinh(x) = dx / √(1 + x²)",
+        text: Call("arcsinh"), latex: Operator("arcsinh"), numpy: Call("np.arcsinh"),
+    },
     Sigmoid => Spec {
         name: "sigmoid", aliases: &["logistic"], callable: true, parameter: None,
         eval: |x, _| sigmoid(x), domain: Real,
