@@ -550,6 +550,11 @@ impl Arrays {
 
     /// The selection matrix `e_(i+1) ⊗ I_len` (k·len x len) of the i-th of k blocks.
     fn block_selection(&mut self, k: &Dim, i: u64, len: &Dim) -> Id {
+        // The one block of one (`scores[:, 0]` of a single column) is all of it.
+        if k.is_one() {
+            let n = self.builder.dim(len);
+            return self.add(Math::Eye(n));
+        }
         let kd = self.builder.dim(k);
         let index = self.builder.num(i as f64);
         let e = self.add(Math::Unit([kd, index]));

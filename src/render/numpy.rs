@@ -115,7 +115,14 @@ impl Form for Numpy<'_> {
                     Atom,
                 )
             }
-            Math::Unit(_) => Piece::new(format!("np.eye({})[:, [int({})]]", a[0].text, a[1].text), Postfix),
+            Math::Unit([_, i]) => {
+                // The index is a whole number (from 0); written as one, not `int(1.0)`.
+                let index = match super::constant_at(expr, *i) {
+                    Some(k) => super::number(k),
+                    None => format!("int({})", a[1].text),
+                };
+                Piece::new(format!("np.eye({})[:, [{index}]]", a[0].text), Postfix)
+            }
             // The first maximum of each row, as numpy's argmax takes it.
             Math::IsMax(_) => Piece::new(
                 format!("np.eye(np.shape({0})[1])[np.argmax({0}, axis=1)]", a[0].text),
