@@ -107,6 +107,9 @@ pub struct Interpreter<'a> {
     depth: usize,
     /// Each label gather `(A ⊙ Y)·1` built so far, by its node: A and Y.
     gathers: HashMap<Id, (Arr, Symbol)>,
+    /// The constants kept by name (`eps=1e-5`) and their defaults, read as numbers where
+    /// only a number will do (an exponent: `(1 - pt) ** gamma`).
+    named_constants: HashMap<Id, f64>,
     /// The nodes of comparison masks (`x > 0`), which may index an array (`out[out < 0] = 0`).
     masks: BTreeSet<Id>,
     /// Functions defined inside the function being read (or a helper), inlined as helpers are.
@@ -146,6 +149,7 @@ impl<'a> Interpreter<'a> {
             parameters: BTreeSet::new(),
             depth: 0,
             gathers: HashMap::new(),
+            named_constants: HashMap::new(),
             masks: BTreeSet::new(),
             local_functions: HashMap::new(),
             imports: Scope::new(),
@@ -195,6 +199,15 @@ impl<'a> Interpreter<'a> {
                     c: c.clone(),
                     onehot: *onehot,
                 },
+                ParamKind::Constant { text, value } if kept_by_name(text) => {
+                    let id = self.arrays.add(Math::Symbol(Symbol::from(p.name.as_str())));
+                    self.named_constants.insert(id, *value);
+                    Value::Arr(Arr {
+                        id,
+                        shape: vec![],
+                        name: Some(p.name.clone()),
+                    })
+                }
                 ParamKind::Constant { value, .. } => Value::Number {
                     value: *value,
                     integer: false,
@@ -922,8 +935,10 @@ impl<'a> Interpreter<'a> {
             }
         }
         if op == BinOp::Pow {
+            let named = |arr: &Arr| self.named_constants.get(&arr.id).copied();
             let k = match b {
                 Value::Number { value, .. } => value,
+                Value::Arr(ref arr) if named(arr).is_some() => named(arr).expect("checked"),
                 _ => {
                     return Err(Error::unsupported("an exponent must be a number", span)
                         .with_note("write e.g. `x ** 2`, `np.sqrt(x)`; for `c ** x` write `np.exp(x * np.log(c))`"))
@@ -2683,6 +2698,14 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// A numeric literal (possibly negated): a parameter's constant default.
+/// Whether a constant parameter's default is written as a real number (`eps=1e-5`,
+/// `reg=0.0`): a constant of the layer, kept by its name in the formulas (the user's name,
+/// and a backward function right for any value passed). A whole number (`k=2`, `C=10`) may
+/// be a size, an axis or a power, and is read as the number.
+pub fn kept_by_name(default: &str) -> bool {
+    default.contains(['.', 'e', 'E']) && !default.contains(['"', '\''])
+}
+
 pub fn constant_of(e: &Expr) -> Option<f64> {
     match &e.kind {
         ExprKind::Number { value, .. } => Some(*value),

@@ -117,6 +117,10 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
                 variables.push(p.name.clone());
                 symbols.push(p.name.clone());
             }
+            ParamKind::Constant { text, .. } if interpret::kept_by_name(text) => {
+                env.shapes.insert(Symbol::from(p.name.as_str()), Shape::scalar());
+                symbols.push(p.name.clone());
+            }
             ParamKind::Labels { n, c, onehot } => {
                 env.shapes.insert(*onehot, Shape::new(n.clone(), c.clone()));
                 env.onehot.insert(*onehot);
@@ -217,6 +221,16 @@ fn assemble(f: &FunctionDef, mut reading: interpret::Reading) -> Result<Program,
             }
         }
     }
+    for p in &reading.params {
+        if let ParamKind::Constant { text, .. } = &p.kind {
+            let used = expr
+                .iter()
+                .any(|node| matches!(node, Math::Symbol(s) if s.as_str() == p.name));
+            if used && interpret::kept_by_name(text) {
+                broadcasts.push(format!("{} = {text}, a constant", p.name));
+            }
+        }
+    }
     for b in &reading.arrays.broadcasts {
         if !broadcasts.contains(b) {
             broadcasts.push(b.clone());
@@ -304,6 +318,20 @@ impl Program {
         names
     }
 
+    /// The constants kept by name (`eps=1e-5`), written as `spell` gives them: by name in the
+    /// backward function, whose signature has their defaults; as the default's text in one
+    /// expression, which binds only the parameters, dimensions and upstreams.
+    fn with_constants(&self, mut names: Names, spell: impl Fn(&str, &str) -> String) -> Names {
+        for p in &self.params {
+            if let ParamKind::Constant { text, .. } = &p.kind {
+                if interpret::kept_by_name(text) {
+                    names.insert(Symbol::from(p.name.as_str()), (spell(&p.name, text), Layout::Scalar));
+                }
+            }
+        }
+        names
+    }
+
     /// The gradient `formula` written with `names`, with exactly its parameter's shape.
     fn gradient_value(&self, d: &Derivation, formula: &RecExpr<Math>, env: &Env, names: &Names) -> String {
         let laid = lay_out(formula, env, names);
@@ -324,7 +352,8 @@ impl Program {
 
     /// One numpy expression for a gradient, over the parameters, dimensions and upstreams.
     pub fn numpy_expression(&self, d: &Derivation) -> String {
-        let body = self.gradient_value(d, &d.formula, &d.env, &self.names());
+        let names = self.with_constants(self.names(), |_, text| format!("({text})"));
+        let body = self.gradient_value(d, &d.formula, &d.env, &names);
         let labels = self.labels_used(&d.formula);
         if labels.is_empty() {
             return body;
@@ -481,7 +510,7 @@ impl Program {
             body.push(format!("    {s} = {v}"));
         }
         // Each intermediate keeps its layout (`mu = x.mean(axis=0)` is 1-D), which its uses read.
-        let mut names = self.names();
+        let mut names = self.with_constants(self.names(), |name, _| name.to_string());
         for (n, e) in &shared {
             let laid = lay_out(e, &env, &names).for_definition();
             body.push(format!("    {n} = {}", laid.piece.text));
