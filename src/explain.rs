@@ -561,15 +561,14 @@ impl std::fmt::Display for Explanation {
                 )
             })
             .collect();
-        let width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) + 3;
+        let pad = crate::padding(lines.iter().map(|(l, _)| l.as_str()), 3);
         for (line, step) in &lines {
             let why = if step.rules.is_empty() {
                 "the upstream gradient".to_string()
             } else {
                 step.rules.join("; ")
             };
-            let pad = " ".repeat(width - line.chars().count());
-            writeln!(f, "   {line}{pad}{}  [{why}]", mark(&step.check))?;
+            writeln!(f, "   {line}{}{}  [{why}]", pad(line), mark(&step.check))?;
         }
         if let Some(last) = self.steps.last() {
             let simplified = render(&last.shown_upstream, &Text).text;

@@ -1120,23 +1120,24 @@ impl Derivation {
     }
 }
 
-/// Lines `text   (note)` with the notes of the lines that fit a screen aligned; a longer
-/// line keeps its note four spaces after it, so one long formula does not push every note
-/// off the screen.
+/// Lines `text   (note)` with the notes aligned (see [`padding`]).
 fn aligned(lines: &[(String, String)]) -> Vec<String> {
+    let pad = padding(lines.iter().map(|(t, _)| t.as_str()), 4);
+    lines.iter().map(|(t, n)| format!("{t}{}({n})", pad(t))).collect()
+}
+
+/// The spaces after each of `lines` that align what follows them: the notes of the lines that
+/// fit a screen line up; a longer line keeps its note `gap` spaces after it, so one long
+/// formula does not push every note off the screen.
+pub(crate) fn padding<'a>(lines: impl Iterator<Item = &'a str>, gap: usize) -> impl Fn(&str) -> String {
     const SCREEN: usize = 100;
-    let length = |t: &String| t.chars().count();
     let width = lines
-        .iter()
-        .map(|(t, _)| length(t))
+        .map(|t| t.chars().count())
         .filter(|&l| l <= SCREEN)
         .max()
         .unwrap_or(0)
-        + 4;
-    lines
-        .iter()
-        .map(|(t, n)| format!("{t}{}({n})", " ".repeat(width.saturating_sub(length(t)).max(4))))
-        .collect()
+        + gap;
+    move |t: &str| " ".repeat(width.saturating_sub(t.chars().count()).max(gap))
 }
 
 impl fmt::Display for Derivation {
