@@ -225,7 +225,15 @@ fn total(x: &Piece) -> Piece {
 
 /// `v[:, None]`: a 1-D array as a column.
 fn column(v: &Piece) -> Piece {
-    Piece::new(format!("{}{FLAT_COLUMN}", v.at(Prec::Postfix)), Prec::Postfix)
+    // A negated name's column is the negated column: `-y[:, None]`, not `(-y)[:, None]`.
+    let negated_name = (v.prec == Prec::Neg)
+        .then(|| v.text.strip_prefix('-'))
+        .flatten()
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_'));
+    match negated_name {
+        Some(name) => Piece::new(format!("-{name}{FLAT_COLUMN}"), Prec::Neg),
+        None => Piece::new(format!("{}{FLAT_COLUMN}", v.at(Prec::Postfix)), Prec::Postfix),
+    }
 }
 
 fn times(a: &Piece, b: &Piece) -> Piece {
