@@ -1051,12 +1051,19 @@ impl<'a> Interpreter<'a> {
             ));
         }
         let one = self.arrays.constant(1.0);
-        let keep = self.arrays.elementwise(Elementwise::Sub, &one, mask, span)?;
-        let kept = self.arrays.elementwise(Elementwise::Mul, &m, &keep, span)?;
+        self.stored_through(&m, mask, &one, &v, span)
+    }
+
+    /// `m` with `v` stored where the 0/1 `mask` is 1: `m ⊙ (one − mask) + mask ⊙ v`
+    /// (`one` the 1 or the ones matrix the mask is taken from), and just `m ⊙ (one − mask)`
+    /// when `v` is 0.
+    fn stored_through(&mut self, m: &Arr, mask: &Arr, one: &Arr, v: &Arr, span: Span) -> Result<Value, Error> {
+        let keep = self.arrays.elementwise(Elementwise::Sub, one, mask, span)?;
+        let kept = self.arrays.elementwise(Elementwise::Mul, m, &keep, span)?;
         if matches!(self.arrays.number_at(v.id), Some(z) if z == 0.0) {
             return Ok(Value::Arr(kept));
         }
-        let placed = self.arrays.elementwise(Elementwise::Mul, mask, &v, span)?;
+        let placed = self.arrays.elementwise(Elementwise::Mul, mask, v, span)?;
         Ok(Value::Arr(self.arrays.elementwise(
             Elementwise::Add,
             &kept,
@@ -1428,18 +1435,7 @@ impl<'a> Interpreter<'a> {
         };
         // m ⊙ (1·1ᵀ − Y) + Y ⊙ (v·1ᵀ)
         let ones = self.arrays.ones(&m.shape, 1.0);
-        let keep = self.arrays.elementwise(Elementwise::Sub, &ones, &y, span)?;
-        let kept = self.arrays.elementwise(Elementwise::Mul, m, &keep, span)?;
-        if matches!(self.arrays.number_at(column.id), Some(z) if z == 0.0) {
-            return Ok(Value::Arr(kept));
-        }
-        let placed = self.arrays.elementwise(Elementwise::Mul, &y, &column, span)?;
-        Ok(Value::Arr(self.arrays.elementwise(
-            Elementwise::Add,
-            &kept,
-            &placed,
-            span,
-        )?))
+        self.stored_through(m, &y, &ones, &column, span)
     }
 
     fn call(
