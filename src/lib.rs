@@ -135,7 +135,8 @@ pub struct Derivation {
     /// The script's variables in order of declaration, then of first use.
     pub variables: Vec<String>,
     pub broadcasts: Vec<String>,
-    pub inferred: Vec<(String, Shape)>,
+    /// Shapes the script leaves out and matdiff inferred, as the script's language writes them.
+    pub inferred: Vec<(String, String)>,
     pub check: Check,
     pub simplify: SimplifyReport,
     /// The formula the rules left when it was found identically 0 (it is then shown as 0).

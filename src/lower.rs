@@ -48,7 +48,8 @@ pub struct Checked {
     pub env: Env,
     /// Variables in order of declaration, then of first use.
     pub variables: Vec<String>,
-    pub inferred: Vec<(String, Shape)>,
+    /// Shapes the script leaves out, as its own language writes them (`H x C`, `N labels of C`).
+    pub inferred: Vec<(String, String)>,
     pub dims: BTreeSet<String>,
     pub definitions: Vec<String>,
     /// Each definition's expression over the variables (definitions inlined), in order.
@@ -223,7 +224,7 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
     Ok(Checked {
         env,
         variables,
-        inferred,
+        inferred: inferred.iter().map(|(n, s)| (n.clone(), s.to_string())).collect(),
         dims,
         definitions,
         definition_exprs,

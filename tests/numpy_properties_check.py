@@ -80,7 +80,7 @@ def check_case(case, index):
     compared = 0
     for draw in range(DRAWS):
         rng = np.random.default_rng(1000 * index + draw)
-        inputs, sizes, specs = draw_inputs(fn, rng, set())
+        inputs, sizes, specs = draw_inputs(fn, rng, set(), {})
         outs = outputs_of(fn(**copied(inputs)), len(upstream_names))
         upstreams = {}
         for name, out in zip(upstream_names, outs):

@@ -123,6 +123,9 @@ pub struct Interpreter<'a> {
     helper_params: Vec<HashMap<String, Id>>,
     /// The arrays a helper changed in place (its arguments), for the caller to follow.
     mutated: Vec<Id>,
+    /// Annotations tried for parameters written without one (see `super::annotations`);
+    /// `None` for one the body never reads, passed through.
+    assumed: HashMap<String, Option<String>>,
 }
 
 const MAX_CALL_DEPTH: usize = 32;
@@ -156,7 +159,39 @@ impl<'a> Interpreter<'a> {
             aliases: Vec::new(),
             helper_params: Vec::new(),
             mutated: Vec::new(),
+            assumed: HashMap::new(),
         }
+    }
+
+    /// Reads parameters written without an annotation as if annotated with these texts.
+    pub fn assuming(mut self, assumed: HashMap<String, Option<String>>) -> Self {
+        self.assumed = assumed;
+        self
+    }
+
+    /// The sizes the annotated parameters' shapes are made of, in the order written.
+    pub fn declared_sizes(&mut self, f: &FunctionDef) -> Vec<Dim> {
+        let mut sizes: Vec<Dim> = Vec::new();
+        for p in &f.params {
+            let Some(Expr {
+                kind: ExprKind::Str(text),
+                span,
+            }) = &p.annotation
+            else {
+                continue;
+            };
+            let axes = match self.annotation(text, *span, &p.name) {
+                Ok(ParamKind::Variable(shape)) => shape,
+                Ok(ParamKind::Labels { n, c, .. }) => vec![n, c],
+                _ => continue,
+            };
+            for d in axes {
+                if !sizes.contains(&d) {
+                    sizes.push(d);
+                }
+            }
+        }
+        sizes
     }
 
     /// Reads the forward function: its parameters' shapes, its body, its outputs.
@@ -240,6 +275,12 @@ impl<'a> Interpreter<'a> {
     }
 
     fn parameter(&mut self, p: &Param, source: &str) -> Result<ParamKind, Error> {
+        if let (None, None, Some(assumed)) = (&p.annotation, &p.default, self.assumed.get(&p.name)) {
+            return match assumed.clone() {
+                Some(text) => self.annotation(&text, p.span, &p.name),
+                None => Ok(ParamKind::Other { default: None }),
+            };
+        }
         if let Some(a) = &p.annotation {
             return match &a.kind {
                 ExprKind::Str(text) => self.annotation(text, a.span, &p.name),
@@ -1251,6 +1292,7 @@ impl<'a> Interpreter<'a> {
                             span,
                         ));
                     }
+                    labels_fit(&cv, &a.shape, span)?;
                     return Ok(Value::Arr(self.gather(&a, *onehot)));
                 }
             }
@@ -1413,9 +1455,11 @@ impl<'a> Interpreter<'a> {
             return Err(unsupported());
         };
         let (rv, cv) = (self.eval(r, scope)?, self.eval(c, scope)?);
-        let (Value::Arange(_), Value::Labels { onehot, .. }) = (rv, cv) else {
+        let (Value::Arange(_), Value::Labels { onehot, .. }) = (&rv, &cv) else {
             return Err(unsupported());
         };
+        let onehot = *onehot;
+        labels_fit(&cv, &m.shape, span)?;
         // The new entries: `value` (for `+=`, already the updated entries) as a column over the rows.
         let v = self.to_arr(value, span)?;
         let rows = m.shape[0].clone();
@@ -2126,6 +2170,7 @@ impl<'a> Interpreter<'a> {
                 let axis = c.axis(self, &a, 2)?;
                 match (c.get(1, "indices"), a.shape.as_slice(), axis) {
                     (Some((Value::LabelsColumn(labels), _)), [rows, _], Some(1)) => {
+                        labels_fit(&labels, &a.shape, c.span)?;
                         let Value::Labels { n, onehot, .. } = *labels else {
                             unreachable!("a labels column holds labels")
                         };
@@ -2845,4 +2890,27 @@ impl Call {
             Some((_, _, span)) => Err(Error::unsupported(format!("`{keyword}` must be True or False"), *span)),
         }
     }
+}
+
+/// Labels index an array's columns: its classes must be the array's columns (`y: "N labels
+/// of C"` picks from an `N x C` array), as numpy would raise for a label out of range.
+fn labels_fit(labels: &Value, shape: &[Dim], span: Span) -> Result<(), Error> {
+    let Value::Labels { name, n, c, .. } = labels else {
+        return Ok(());
+    };
+    if let [_, cols] = shape {
+        if cols == c {
+            return Ok(());
+        }
+    }
+    Err(Error::shape(
+        format!(
+            "the labels `{name}` ({} labels of {}) pick one of {} columns, but the array is {}",
+            n.render("*"),
+            c.render("*"),
+            c.render("*"),
+            np_shape_text(shape)
+        ),
+        span,
+    ))
 }

@@ -8,6 +8,7 @@
 //! render) serves both languages. [`backward`] derives every gradient a backward pass
 //! returns and writes it as a numpy function.
 
+pub mod annotations;
 pub mod arrays;
 pub mod interpret;
 pub mod syntax;
@@ -21,7 +22,7 @@ use crate::render::numpy::layout::{lay_out, Layout, Names};
 use crate::{grad_all, Derivation, Options};
 use arrays::ir_shape;
 use egg::{Id, RecExpr, Symbol};
-use interpret::{Interpreter, ParamInfo, ParamKind, Value};
+use interpret::{ParamInfo, ParamKind, Value};
 use std::collections::{BTreeSet, HashMap};
 use syntax::{ExprKind, FunctionDef, Stmt};
 
@@ -99,8 +100,10 @@ pub fn read(source: &str, function: Option<&str>) -> Result<Program, Error> {
             )
         })?,
     };
-    let reading = Interpreter::new(&functions, &constants).read(f, source)?;
-    assemble(f, reading)
+    let inferred = annotations::read_inferring(f, source, &functions, &constants)?;
+    let mut program = assemble(f, inferred.reading)?;
+    program.checked.inferred = inferred.shapes;
+    Ok(program)
 }
 
 /// The read function as a checked script: variables, upstreams, definitions, target.

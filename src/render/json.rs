@@ -44,7 +44,7 @@ pub fn derivation(d: &Derivation) -> Value {
         "shape": d.formula_shape().to_string(),
         "numpy": d.numpy(),
         "broadcasts": d.broadcasts,
-        "inferred": d.inferred.iter().map(|(n, s)| json!({"name": n, "shape": s.to_string()})).collect::<Vec<_>>(),
+        "inferred": d.inferred.iter().map(|(n, s)| json!({"name": n, "shape": s})).collect::<Vec<_>>(),
         "check": check,
         "simplification": {
             "iterations": d.simplify.iterations,
