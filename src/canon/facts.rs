@@ -4,7 +4,9 @@
 //! through a scaling of its rows or columns (`1ᵀ·(xc ⊙ 1·wᵀ) = (1ᵀ·xc)·diag(w) = 0`). Such a
 //! zero is what turns batch and layer normalisation's backward pass into the textbook form
 //! (the mean's gradient vanishes against the centred input). A product with a sum for a
-//! factor is multiplied out where a fact makes one of its terms vanish.
+//! factor is multiplied out where a fact makes one of its terms vanish. Row sums of one are
+//! the other fact: a one-hot `Y` has `Y·1 = 1` (always taken), a softmax `E ⊘ (E·1·1ᵀ)` too
+//! (taken where terms then cancel: `(S − Y)·1 = 0`, so a max shift's gradient vanishes).
 
 use super::*;
 use std::collections::HashSet;
@@ -192,9 +194,6 @@ impl Canon<'_> {
     /// fact makes one of them vanish (`(G − xc ⊙ (w·1ᵀ))·1 = G·1`); `None` otherwise.
     pub(super) fn expanded(&mut self, term: &Term, data: &Data) -> Option<Poly> {
         let word = term.core?;
-        if self.facts.columns.is_empty() && self.facts.rows.is_empty() {
-            return None;
-        }
         let mut list = Vec::new();
         self.factors(word, &mut list);
         for k in 0..list.len() {
@@ -206,6 +205,7 @@ impl Canon<'_> {
             }
             let mut out = Poly::default();
             let mut vanished = false;
+            let mut summed_to_ones = false;
             for t in &sum.0 {
                 let core = t.core?;
                 let mut factors = list[..k].to_vec();
@@ -220,6 +220,11 @@ impl Canon<'_> {
                     vanished = true;
                     continue;
                 }
+                let (word, ones) = match self.unit_rows_summed(word, true) {
+                    Some(w) => (w, true),
+                    None => (word, false),
+                };
+                summed_to_ones |= ones;
                 let scalars = Term {
                     core: None,
                     ..t.clone()
@@ -234,10 +239,64 @@ impl Canon<'_> {
                     ..scalars
                 }));
             }
-            if vanished {
+            // Row sums of one are taken only where they cancel (`(S − Y)·1 = 1 − 1 = 0`).
+            if vanished || (summed_to_ones && out.0.len() < sum.0.len()) {
                 return Some(out);
             }
         }
         None
+    }
+
+    /// A word with `R·1_(C x k)` for an `R` whose rows each sum to one, replaced by
+    /// `1_(N x k)`; `None` when it has none. Without `normalised`, only one-hot label matrices
+    /// count (`Y·1 = 1` always reads simpler; a softmax's row sums only where they cancel).
+    pub(super) fn unit_rows_summed(&mut self, word: Id, normalised: bool) -> Option<Id> {
+        let mut list = Vec::new();
+        self.factors(word, &mut list);
+        let k = (1..list.len()).find(|&k| {
+            matches!(self.out.expr()[list[k]], Math::Ones(_))
+                && (self.is_onehot(list[k - 1]) || (normalised && self.rows_sum_to_one(list[k - 1])))
+        })?;
+        let Math::Ones([_, cols]) = self.out.expr()[list[k]] else {
+            unreachable!("found as ones")
+        };
+        let rows = self.dim(&self.shape(list[k - 1])?.rows);
+        let ones = self.add(Math::Ones([rows, cols]));
+        list.splice(k - 1..=k, [ones]);
+        let last = list.pop().expect("a word has factors");
+        Some(
+            list.into_iter()
+                .rev()
+                .fold(last, |acc, f| self.add(Math::Mul([f, acc]))),
+        )
+    }
+
+    fn is_onehot(&self, id: Id) -> bool {
+        matches!(self.out.expr()[id], Math::Symbol(s) if self.env.onehot.contains(&s))
+    }
+
+    /// Whether each row of a node is a row-normalised quotient `E ⊘ (E·1·1ᵀ)`, softmax over
+    /// the rows, whose rows each sum to one.
+    fn rows_sum_to_one(&mut self, id: Id) -> bool {
+        if !matches!(self.out.expr()[id], Math::HDiv(_) | Math::Had(_) | Math::Symbol(_)) {
+            return false;
+        }
+        let mut factors = Vec::new();
+        self.elementwise_factors(id, 1.0, true, &mut factors);
+        let merged = elementwise::merge_factors(factors);
+        let (Some(&(e, _)), Some(&(w, _))) = (
+            merged.iter().find(|(_, k)| *k == 1.0),
+            merged.iter().find(|(_, k)| *k == -1.0),
+        ) else {
+            return false;
+        };
+        if merged.len() != 2 {
+            return false;
+        }
+        let mut normaliser = Vec::new();
+        self.factors(w, &mut normaliser);
+        // `E·1_(C x C)` or `E·1_C·1_Cᵀ`: each row's sum, repeated along the row.
+        matches!(normaliser.as_slice(), [f, ones @ ..] if *f == e && !ones.is_empty()
+            && ones.iter().all(|&o| matches!(self.out.expr()[o], Math::Ones(_))))
     }
 }

@@ -77,7 +77,9 @@ impl Canon<'_> {
         let (Some(x), Some(y)) = (ta.core, tb.core) else {
             unreachable!("a matrix factor has a matrix part")
         };
-        let core = self.word(x, y, data);
+        let core = self
+            .word(x, y, data)
+            .map(|c| self.unit_rows_summed(c, false).unwrap_or(c));
         if core.is_some_and(|c| self.vanishes(c)) {
             return Poly::default();
         }
