@@ -304,6 +304,8 @@ impl Canon<'_> {
         let p = |id: &Id| &polys[usize::from(*id)];
         let scalar = |id: &Id| input[usize::from(*id)].is_scalar();
         match node {
+            // A zero matrix is the empty sum, so it cannot keep a sum's terms from sharing a factor.
+            Math::Zeros(_) => Poly::default(),
             Math::Add([a, b]) => p(a).plus(p(b)),
             Math::Scale([s, a]) => self.product(p(s), p(a)),
             Math::Mul([a, b]) | Math::Had([a, b]) if scalar(a) => self.product(p(a), p(b)),
