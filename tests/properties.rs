@@ -12,6 +12,9 @@
 //! generator: `MATDIFF_PROPTEST_SEED` (default fixed, so CI is reproducible). See FUZZING.md
 //! for the long run.
 
+mod common;
+
+use common::{full_form_only, read_back_script};
 use egg::Symbol;
 use matdiff::numeric::{eval, EvalError, Instance};
 use matdiff::Options;
@@ -1289,6 +1292,27 @@ fn check_decoded(script: &Script, seed: u64, stats: &RefCell<Stats>) -> Result<(
             }
         };
         stats.borrow_mut().derivations += 1;
+        // What is printed is input: the formula and the target as displayed, read back in
+        // the script, must be the same functions (compared on every instance below).
+        let mut read_back = Vec::new();
+        if !full_form_only(&d.formula) {
+            let target = matdiff::render::render(&d.target, &matdiff::render::text::Text).text;
+            for (what, text) in [("formula", d.expanded_text()), ("target", target)] {
+                let pasted = read_back_script(&script.text, &d, &text);
+                match matdiff::check_script(&pasted) {
+                    Ok(c) => read_back.push((what, text, c.target.expr)),
+                    Err(e) => {
+                        return Err(fail(
+                            &var.name,
+                            format!(
+                                "the printed {what} `{text}` does not read back: {}",
+                                e.render("<pasted>", &pasted, false)
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
         let mut good = 0;
         for _ in 0..DRAWS {
             if good == INSTANCES_WANTED {
@@ -1346,6 +1370,23 @@ fn check_decoded(script: &Script, seed: u64, stats: &RefCell<Stats>) -> Result<(
                     ))
                 }
             };
+            for (what, text, expr) in &read_back {
+                let printed = if *what == "formula" { &analytic } else { &mine };
+                match eval(expr, &inst) {
+                    Ok(pasted)
+                        if pasted.shape() == printed.shape()
+                            && (&pasted - printed).amax() <= 1e-8 * printed.amax().max(1.0) => {}
+                    Err(EvalError::Domain | EvalError::NearKink) => {}
+                    other => {
+                        return Err(fail(
+                            &var.name,
+                            format!(
+                                "the printed {what} `{text}` reads back as another function: {other:?} vs {printed}"
+                            ),
+                        ))
+                    }
+                }
+            }
             if analytic.shape() != vals[v].shape() {
                 return Err(fail(
                     &var.name,

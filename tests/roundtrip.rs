@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{load_cases, options_for};
-use matdiff::ir::Math;
+use common::{full_form_only, load_cases, options_for, read_back_script};
 use matdiff::numeric::{eval, Instance};
 use nalgebra::DMatrix;
 use rand::{RngExt, SeedableRng};
@@ -50,24 +49,8 @@ fn every_printed_formula_and_target_reads_back_as_the_same_function() {
             continue;
         };
         // Forms outside the input language (full-form algebra) are not printed by `grad`.
-        if d.formula.iter().any(|n| {
-            matches!(
-                n,
-                Math::BlockSum(_) | Math::BlockAdd(_) | Math::Vec(_) | Math::Commute(_)
-            )
-        }) {
+        if full_form_only(&d.formula) {
             continue;
-        }
-        let mut script = case.script.clone();
-        if let Some((g, shape)) = &d.upstream {
-            let decl = if shape.is_scalar() {
-                "scalar".to_string()
-            } else if shape.is_column() {
-                shape.rows.render("*")
-            } else {
-                format!("{} x {}", shape.rows.render("*"), shape.cols.render("*"))
-            };
-            script.push_str(&format!("\n{g} : {decl}"));
         }
         for (what, text, expected) in [
             ("formula", d.expanded_text(), &d.formula),
@@ -77,7 +60,7 @@ fn every_printed_formula_and_target_reads_back_as_the_same_function() {
                 &d.target,
             ),
         ] {
-            let read_back = format!("{script}\nread_back__ = {text}");
+            let read_back = read_back_script(&case.script, &d, &text);
             let checked = match matdiff::check_script(&read_back) {
                 Ok(c) => c,
                 Err(e) => {

@@ -33,6 +33,9 @@ pub struct Piece {
     pub prec: Prec,
     /// The product-level operator at the top, so that `·` and `⊙` never mix unbracketed.
     pub op: Option<&'static str>,
+    /// Whether the text starts with a scaling bare inside another operator's chain
+    /// (`2·X ⊙ Y`): on the right of that operator it needs brackets, or `2` would bind left.
+    pub leads_with_scale: bool,
 }
 
 impl Piece {
@@ -41,6 +44,7 @@ impl Piece {
             text: text.into(),
             prec,
             op: None,
+            leads_with_scale: false,
         }
     }
     pub fn with_op(mut self, op: &'static str) -> Piece {
@@ -58,7 +62,7 @@ impl Piece {
     /// The right operand of the associative product-level operator `op`.
     pub fn right_of(&self, op: &str) -> String {
         match self.prec {
-            Prec::Product if self.op == Some(op) => self.text.clone(),
+            Prec::Product if self.op == Some(op) && !self.leads_with_scale => self.text.clone(),
             _ => self.at(Prec::Neg),
         }
     }

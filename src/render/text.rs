@@ -50,12 +50,18 @@ impl Form for Text {
         let call = |name: &str| Piece::new(format!("{name}({})", a[0].text), Atom);
         let infix = |op: &'static str| {
             // ⊘ does not associate: X ⊘ (Y ⊘ Z) keeps its brackets.
-            let right = if op == " ⊘ " {
+            let right = if a[1].prec == Neg && a[1].op.is_some() {
+                // `−c·x` is a product behind its sign: bare on the right it would read `(y ⊙ −c)·x`.
+                format!("({})", a[1].text)
+            } else if op == " ⊘ " {
                 a[1].at(Prec::Neg)
             } else {
                 a[1].right_of(op)
             };
-            Piece::new(format!("{}{op}{right}", a[0].left_of(op)), Product).with_op(op)
+            let mut piece = Piece::new(format!("{}{op}{right}", a[0].left_of(op)), Product).with_op(op);
+            piece.leads_with_scale = a[0].prec == Product
+                && (a[0].op == Some(SCALE) && op != SCALE || a[0].op == Some(op) && a[0].leads_with_scale);
+            piece
         };
         if let Some(arg) = super::softmax_of(expr, id) {
             return Piece::new(format!("softmax({})", pieces[usize::from(arg)].text), Atom);
@@ -94,12 +100,15 @@ impl Form for Text {
                     };
                     let numerator = &pieces[usize::from(*x)];
                     match numerator.text.strip_prefix('−') {
-                        Some(rest) if numerator.prec == Neg => Piece::new(format!("−{rest}/{denominator}"), Neg),
+                        Some(rest) if numerator.prec == Neg => {
+                            Piece::new(format!("−{rest}/{denominator}"), Neg).with_op(SCALE)
+                        }
                         _ => Piece::new(format!("{}/{denominator}", numerator.at(Product)), Product).with_op(SCALE),
                     }
                 }
+                Some(-1.0) if a[1].prec == Product => Piece::new(format!("−{}", scaled(a[1])), Neg).with_op(SCALE),
                 Some(-1.0) => Piece::new(format!("−{}", scaled(a[1])), Neg),
-                Some(c) if c < 0.0 => Piece::new(format!("−{}·{}", number(-c), scaled(a[1])), Neg),
+                Some(c) if c < 0.0 => Piece::new(format!("−{}·{}", number(-c), scaled(a[1])), Neg).with_op(SCALE),
                 Some(c) => Piece::new(format!("{}·{}", number(c), scaled(a[1])), Product).with_op(SCALE),
                 None => Piece::new(format!("{}·{}", scalar_factor(a[0]), scaled(a[1])), Product).with_op(SCALE),
             },

@@ -124,3 +124,33 @@ pub fn run_python_check(script: &str, lines: &[String], summary: &str) {
         "{stdout}"
     );
 }
+
+/// The script with the derivation's upstream declared and `read_back__ = TEXT` appended: the
+/// printed `text` read back in its own script, as a user pasting it would.
+pub fn read_back_script(script: &str, d: &matdiff::Derivation, text: &str) -> String {
+    let mut out = script.to_string();
+    if let Some((g, shape)) = &d.upstream {
+        let decl = if shape.is_scalar() {
+            "scalar".to_string()
+        } else if shape.is_column() {
+            shape.rows.render("*")
+        } else {
+            format!("{} x {}", shape.rows.render("*"), shape.cols.render("*"))
+        };
+        out.push_str(&format!("\n{g} : {decl}"));
+    }
+    out.push_str(&format!("\nread_back__ = {text}"));
+    out
+}
+
+/// Whether a formula holds full-form algebra (`vec`, commutation, block sums), which the
+/// input language does not write and `grad` does not print.
+pub fn full_form_only(e: &egg::RecExpr<matdiff::ir::Math>) -> bool {
+    use matdiff::ir::Math;
+    e.iter().any(|n| {
+        matches!(
+            n,
+            Math::BlockSum(_) | Math::BlockAdd(_) | Math::Vec(_) | Math::Commute(_)
+        )
+    })
+}
