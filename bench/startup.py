@@ -6,8 +6,8 @@ child's rusage) and wall time, median over many runs.
 
 With several `--exe`, the runs interleave (one of each in turn), so a load that comes and
 goes on a shared machine falls on every binary alike. Without `--exe`, builds the release
-binary with cargo and times it. A `true` process is timed alongside, as the floor of what
-starting any process costs here. Standard library only.
+binary linked statically (`cargo build-static`, .cargo/config.toml) and times it. A `true`
+process is timed alongside, as the floor of what starting any process costs here. Standard library only.
 """
 
 import argparse
@@ -24,7 +24,7 @@ SEED = ["grad", "X : B x N; W : N x M; b : M; h = X*W + b", "--wrt", "b"]
 
 
 def release_binary():
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=benchlib.ROOT, check=True)
+    subprocess.run(["cargo", "build-static", "--quiet"], cwd=benchlib.ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(benchlib.ROOT, "target"))
     return os.path.join(target, "release", "matdiff")
 
