@@ -5,9 +5,10 @@ child's rusage) and wall time, median over many runs.
     python3 bench/startup.py [--runs N] [--exe PATH ...] [-- EXTRA MATDIFF ARGS]
 
 With several `--exe`, the runs interleave (one of each in turn), so a load that comes and
-goes on a shared machine falls on every binary alike. Without `--exe`, builds the release
-binary with cargo and times it. A `true` process is timed alongside, as the floor of what
-starting any process costs here. Standard library only.
+goes on a shared machine falls on every binary alike. Without `--exe`, builds the binary as
+shipped (`cargo build-static`, .cargo/config.toml: target/dist/matdiff) and times it. A
+`true` process is timed alongside, as the floor of what starting any process costs here.
+Standard library only.
 """
 
 import argparse
@@ -24,9 +25,9 @@ SEED = ["grad", "X : B x N; W : N x M; b : M; h = X*W + b", "--wrt", "b"]
 
 
 def release_binary():
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=benchlib.ROOT, check=True)
+    subprocess.run(["cargo", "build-static", "--quiet"], cwd=benchlib.ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(benchlib.ROOT, "target"))
-    return os.path.join(target, "release", "matdiff")
+    return os.path.join(target, "dist", "matdiff")
 
 
 def one_run(argv):

@@ -163,7 +163,7 @@ pub fn backprop_shared(
             if !trace.depends[child] {
                 continue;
             }
-            let (pattern, rule) = table
+            let entry = table
                 .get(&(op.as_str(), pos))
                 .ok_or_else(|| MissingRule { op: op.clone() })?;
             let mut subst = Subst::default();
@@ -173,8 +173,8 @@ pub fn backprop_shared(
             if let Some(second) = children.get(1) {
                 subst.insert(b, trace.classes[usize::from(*second)]);
             }
-            let contribution = egraph.add_instantiation(&pattern.ast, &subst);
-            trace.received[child].push((i, *rule));
+            let contribution = egraph.add_instantiation(entry.pattern(), &subst);
+            trace.received[child].push((i, entry.rule));
             trace.upstream[child] = Some(match trace.upstream[child] {
                 Some(acc) => egraph.add(Math::Add([acc, contribution])),
                 None => contribution,
@@ -192,9 +192,9 @@ fn references(table: &crate::rules::BackpropTable, g: Var, node: &Math, depends:
         .enumerate()
         .filter(|(_, c)| depends[usize::from(**c)])
         .map(|(pos, _)| {
-            table.get(&(op.as_str(), pos)).map_or(0, |(pattern, _)| {
-                pattern
-                    .ast
+            table.get(&(op.as_str(), pos)).map_or(0, |entry| {
+                entry
+                    .pattern()
                     .as_ref()
                     .iter()
                     .filter(|n| matches!(n, egg::ENodeOrVar::Var(v) if *v == g))

@@ -81,7 +81,7 @@ fn forward(egraph: &mut MathGraph, expr: &RecExpr<Math>, wrt: Symbol) -> Result<
                         continue;
                     };
                     let op = node.to_string();
-                    let (pattern, _) = table
+                    let entry = table
                         .get(&(op.as_str(), pos))
                         .ok_or_else(|| format!("matdiff has no Jacobian rule for `{op}` yet"))?;
                     let mut subst = Subst::default();
@@ -91,7 +91,7 @@ fn forward(egraph: &mut MathGraph, expr: &RecExpr<Math>, wrt: Symbol) -> Result<
                     if let Some(second) = children.get(1) {
                         subst.insert(b, ids[usize::from(*second)]);
                     }
-                    let term = egraph.add_instantiation(&pattern.ast, &subst);
+                    let term = egraph.add_instantiation(entry.pattern(), &subst);
                     total = Some(match total {
                         Some(t) => egraph.add(Math::Add([t, term])),
                         None => term,

@@ -13,7 +13,7 @@
 //! changed since its last complete search when the ban ends.
 
 use crate::ir::{Math, MathGraph};
-use crate::rules::Compiled;
+use crate::rules::{Compiled, RuleSet};
 use crate::simplify::Limits;
 use egg::Id;
 use rustc_hash::{FxHashMap as HashMap, FxHasher};
@@ -42,12 +42,16 @@ struct RuleState {
     banned_until: usize,
 }
 
-pub fn run(egraph: &mut MathGraph, rules: &[&Compiled], limits: Limits) -> Outcome {
+/// Runs `rules`, some of the rule set `set`, on the e-graph.
+pub fn run(egraph: &mut MathGraph, set: &RuleSet, rules: &[&Compiled], limits: Limits) -> Outcome {
     let start = Instant::now();
     let mut states: Vec<RuleState> = rules.iter().map(|_| RuleState::default()).collect();
     // changed[k]: the classes iteration k changed (new, merged, or with new nodes).
     let mut changed: Vec<Vec<Id>> = Vec::new();
     let mut fingerprints = fingerprint(egraph);
+    // The operators the e-graph holds: a rule needing another cannot match, so it is
+    // neither searched nor compiled (as if searched in vain).
+    let mut present = set.ops(egraph.classes().flat_map(|c| c.nodes.iter()));
     let mut iteration = 0;
     let limit_hit = loop {
         if iteration >= limits.iterations {
@@ -61,9 +65,14 @@ pub fn run(egraph: &mut MathGraph, rules: &[&Compiled], limits: Limits) -> Outco
                 found.push(Vec::new());
                 continue;
             }
+            if !rule.may_match(present) {
+                state.searched_before = Some(iteration);
+                found.push(Vec::new());
+                continue;
+            }
             let threshold = MATCH_LIMIT << state.times_banned;
             let matches = match state.searched_before {
-                None => rule.rewrite.search_with_limit(egraph, threshold + 1),
+                None => rule.rewrite().search_with_limit(egraph, threshold + 1),
                 Some(since) => {
                     let region = regions.get(egraph, &changed, since, rule.height);
                     search_in(egraph, rule, region, threshold + 1)
@@ -92,7 +101,7 @@ pub fn run(egraph: &mut MathGraph, rules: &[&Compiled], limits: Limits) -> Outco
                         substs: vec![subst.clone()],
                         ast: class.ast.clone(),
                     };
-                    applied += rule.rewrite.apply(egraph, std::slice::from_ref(&one)).len();
+                    applied += rule.rewrite().apply(egraph, std::slice::from_ref(&one)).len();
                     if egraph.total_size() > limits.nodes {
                         over = true;
                         break 'apply;
@@ -114,6 +123,7 @@ pub fn run(egraph: &mut MathGraph, rules: &[&Compiled], limits: Limits) -> Outco
                 .collect(),
         );
         fingerprints = now;
+        present = set.ops(egraph.classes().flat_map(|c| c.nodes.iter()));
         // A guarded rule can add nodes without a union, so sizes are compared too.
         if applied == 0 && egraph.total_size() == nodes && egraph.number_of_classes() == classes {
             let banned: Vec<&mut RuleState> = states.iter_mut().filter(|s| s.banned_until > iteration).collect();
@@ -163,7 +173,7 @@ fn search_in<'a>(
         if !egraph[class].nodes.iter().any(|n| rule.roots(n)) {
             continue;
         }
-        if let Some(m) = rule.rewrite.searcher.search_eclass_with_limit(egraph, class, left) {
+        if let Some(m) = rule.rewrite().searcher.search_eclass_with_limit(egraph, class, left) {
             left = left.saturating_sub(m.substs.len());
             out.push(m);
         }

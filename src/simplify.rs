@@ -103,7 +103,7 @@ pub fn tidied(egraph: MathGraph, limits: Limits) -> (MathGraph, SimplifyReport) 
 fn run(mut egraph: MathGraph, limits: Limits, tidy: bool) -> (MathGraph, SimplifyReport) {
     let rules = rule_set();
     let rewrites = rules.active(rules.ops(egraph.classes().flat_map(|c| c.nodes.iter())), tidy);
-    let outcome = crate::saturation::run(&mut egraph, &rewrites, limits);
+    let outcome = crate::saturation::run(&mut egraph, rules, &rewrites, limits);
     let report = SimplifyReport {
         iterations: outcome.iterations,
         nodes: egraph.total_number_of_nodes(),

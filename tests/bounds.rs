@@ -432,7 +432,7 @@ fn node_limit_overshoot() -> usize {
     let largest = matdiff::rules::rule_set()
         .active(!0, false)
         .iter()
-        .filter_map(|r| r.rewrite.applier.get_pattern_ast())
+        .filter_map(|r| r.rewrite().applier.get_pattern_ast())
         .map(|ast| {
             ast.as_ref()
                 .iter()

@@ -18,7 +18,7 @@ mod trace;
 mod vec;
 
 use crate::ir::{Math, MathGraph, ShapeAnalysis};
-use egg::{ConditionalApplier, Id, Language, Pattern, Rewrite, Subst, Var};
+use egg::{ConditionalApplier, ENodeOrVar, FromOp, Id, Language, Pattern, PatternAst, Rewrite, Subst, Var};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -144,31 +144,48 @@ pub fn simplify_rules() -> impl Iterator<Item = &'static SimplifyRule> {
     FAMILIES.iter().flat_map(|f| f.simplify.iter())
 }
 
-/// A compiled rule table: (operator, argument) to the pattern and the rule it came from.
-pub type Table<R> = HashMap<(&'static str, usize), (Pattern<Math>, &'static R)>;
+/// One row of a compiled rule table: its pattern is parsed when first instantiated, so a
+/// run pays only for the operators its target has.
+pub struct Entry<R: 'static> {
+    text: &'static str,
+    pub rule: &'static R,
+    pattern: OnceLock<Pattern<Math>>,
+}
+
+impl<R> Entry<R> {
+    /// The rule's pattern; a bad one is a bug in a table (`every_table_pattern_parses`).
+    pub fn pattern(&self) -> &PatternAst<Math> {
+        &self.pattern.get_or_init(|| pattern(self.text)).ast
+    }
+}
+
+/// A rule table: (operator, argument) to the rule's pattern.
+pub type Table<R> = HashMap<(&'static str, usize), Entry<R>>;
 pub type JacobianTable = Table<JacobianRule>;
 pub type BackpropTable = Table<BackpropRule>;
 
-/// Compiles rules given as (operator, argument, pattern text); a bad pattern is a bug in a table.
-fn compile<R>(rules: impl Iterator<Item = (&'static str, usize, &'static str, &'static R)>) -> Table<R> {
+/// Indexes rules given as (operator, argument, pattern text), parsing none of them.
+fn index<R>(rules: impl Iterator<Item = (&'static str, usize, &'static str, &'static R)>) -> Table<R> {
     rules
         .map(|(op, arg, text, rule)| {
-            let pattern: Pattern<Math> = text
-                .parse()
-                .unwrap_or_else(|e| panic!("rule for {op} argument {arg} has a bad pattern: {e}"));
-            ((op, arg), (pattern, rule))
+            let entry = Entry {
+                text,
+                rule,
+                pattern: OnceLock::new(),
+            };
+            ((op, arg), entry)
         })
         .collect()
 }
 
 pub fn jacobian_table() -> &'static JacobianTable {
     static TABLE: OnceLock<JacobianTable> = OnceLock::new();
-    TABLE.get_or_init(|| compile(jacobian_rules().map(|r| (r.op, r.arg, r.contribution, r))))
+    TABLE.get_or_init(|| index(jacobian_rules().map(|r| (r.op, r.arg, r.contribution, r))))
 }
 
 pub fn backprop_table() -> &'static BackpropTable {
     static TABLE: OnceLock<BackpropTable> = OnceLock::new();
-    TABLE.get_or_init(|| compile(backprop_rules().map(|r| (r.op, r.arg, r.upstream, r))))
+    TABLE.get_or_init(|| index(backprop_rules().map(|r| (r.op, r.arg, r.upstream, r))))
 }
 
 struct GuardCondition {
@@ -253,14 +270,23 @@ impl egg::Condition<Math, ShapeAnalysis> for GuardCondition {
     }
 }
 
+/// An operator of the IR, whatever its arguments.
+type Op = std::mem::Discriminant<Math>;
+
 /// A set of operators (those with arguments), one bit each.
 pub type OpSet = u64;
 
-/// One compiled rewrite and what it needs and makes.
+/// One simplification rewrite, one way. What the saturation loop needs to choose it (the
+/// operators it needs and makes, its root and height) is read off its text; the rewrite
+/// itself, whose parsing and compilation cost most of a small run, is built the first
+/// time the e-graph holds every operator it needs.
 pub struct Compiled {
-    pub rewrite: Rewrite<Math, ShapeAnalysis>,
+    rule: &'static SimplifyRule,
+    /// The way back of a two-way rule: right side to left.
+    way_back: bool,
+    rewrite: OnceLock<Rewrite<Math, ShapeAnalysis>>,
     /// The operator at the root of its left side.
-    root: std::mem::Discriminant<Math>,
+    root: Op,
     /// How many levels below its root its left side reaches (and its guard reads).
     pub height: usize,
     /// The operators its left side matches: it cannot fire unless all are present.
@@ -270,7 +296,8 @@ pub struct Compiled {
     /// Used when tidying, where only shortcuts matter: not a rule that only rearranges its
     /// left side (commutativity, the cyclic trace), nor the way back of a two-way rule (the
     /// way there, such as (AB)ᵀ → BᵀAᵀ, moves transposes to the leaves where they cancel).
-    tidies: bool,
+    /// (Read off the text when first asked: most runs never tidy.)
+    tidies: OnceLock<bool>,
 }
 
 impl Compiled {
@@ -278,13 +305,48 @@ impl Compiled {
     pub fn roots(&self, node: &Math) -> bool {
         std::mem::discriminant(node) == self.root
     }
+
+    fn tidies(&self) -> bool {
+        *self
+            .tidies
+            .get_or_init(|| !self.way_back && !same_tokens(self.rule.lhs, self.rule.rhs))
+    }
+
+    /// Whether it can match an e-graph holding the operators `present`.
+    pub fn may_match(&self, present: OpSet) -> bool {
+        self.needs & !present == 0
+    }
+
+    pub fn rewrite(&self) -> &Rewrite<Math, ShapeAnalysis> {
+        self.rewrite.get_or_init(|| {
+            let rule = self.rule;
+            let (name, lhs, rhs) = if self.way_back {
+                (format!("{}-rev", rule.name), rule.rhs, rule.lhs)
+            } else {
+                (rule.name.to_string(), rule.lhs, rule.rhs)
+            };
+            let (searcher, applier) = (pattern(lhs), pattern(rhs));
+            let rewrite = match rule.guard {
+                Guard::Always => Rewrite::new(name.clone(), searcher, applier),
+                guard => Rewrite::new(
+                    name.clone(),
+                    searcher,
+                    ConditionalApplier {
+                        condition: GuardCondition::new(guard),
+                        applier,
+                    },
+                ),
+            };
+            rewrite.unwrap_or_else(|e| panic!("rule {name}: {e}"))
+        })
+    }
 }
 
-/// The compiled simplification rewrites, with the operators each needs, so that a run
-/// searches only the rules that can ever fire on its e-graph.
+/// The simplification rewrites, with the operators each needs, so that a run searches
+/// (and compiles) only the rules that can fire on its e-graph.
 pub struct RuleSet {
     rules: Vec<Compiled>,
-    bits: HashMap<std::mem::Discriminant<Math>, u32>,
+    bits: rustc_hash::FxHashMap<Op, u32>,
 }
 
 impl RuleSet {
@@ -300,113 +362,225 @@ impl RuleSet {
     /// left side needs only operators present or made by rules that can fire themselves.
     /// With `tidy`, only the rules used for tidying.
     pub fn active(&self, present: OpSet, tidy: bool) -> Vec<&Compiled> {
-        let candidates: Vec<&Compiled> = self.rules.iter().filter(|r| !tidy || r.tidies).collect();
+        let candidates: Vec<&Compiled> = self.rules.iter().filter(|r| !tidy || r.tidies()).collect();
         let mut reachable = present;
         loop {
             let grown = candidates
                 .iter()
-                .filter(|r| r.needs & !reachable == 0)
+                .filter(|r| r.may_match(reachable))
                 .fold(reachable, |set, r| set | r.makes);
             if grown == reachable {
                 break;
             }
             reachable = grown;
         }
-        candidates.into_iter().filter(|r| r.needs & !reachable == 0).collect()
+        candidates.into_iter().filter(|r| r.may_match(reachable)).collect()
     }
 }
 
-/// The compiled simplification rules.
+/// The simplification rules, none compiled yet.
 pub fn rule_set() -> &'static RuleSet {
     static RULES: OnceLock<RuleSet> = OnceLock::new();
     RULES.get_or_init(|| {
-        let mut bits = HashMap::new();
-        let mut ops_of = |pattern: &Pattern<Math>| -> OpSet {
-            let mut set = 0;
-            for node in pattern.ast.as_ref() {
-                if let egg::ENodeOrVar::ENode(n) = node {
-                    if !n.is_leaf() {
-                        let next = bits.len() as u32;
-                        let bit = *bits.entry(std::mem::discriminant(n)).or_insert(next);
-                        assert!(bit < OpSet::BITS, "more operators than an OpSet holds");
-                        set |= 1 << bit;
-                    }
-                }
-            }
-            set
-        };
+        let mut operators = Operators::default();
         let mut rules = Vec::new();
         for rule in simplify_rules() {
-            let mut add = |name: String, lhs: &str, rhs: &str, way_back: bool| {
-                let searcher: Pattern<Math> = lhs.parse().unwrap_or_else(|e| panic!("rule {name}: {e}"));
-                let applier: Pattern<Math> = rhs.parse().unwrap_or_else(|e| panic!("rule {name}: {e}"));
-                let (needs, makes) = (ops_of(&searcher), ops_of(&applier));
-                let tidies = !way_back && !same_nodes(&searcher, &applier);
-                let root = match searcher.ast.as_ref().last() {
-                    Some(egg::ENodeOrVar::ENode(n)) => std::mem::discriminant(n),
-                    _ => panic!("rule {name}: its left side must start with an operator"),
+            let ways: &[bool] = if rule.both_ways { &[false, true] } else { &[false] };
+            for &way_back in ways {
+                let (lhs, rhs) = if way_back {
+                    (rule.rhs, rule.lhs)
+                } else {
+                    (rule.lhs, rule.rhs)
                 };
-                let height = height(searcher.ast.as_ref());
-                let rewrite = match rule.guard {
-                    Guard::Always => Rewrite::new(name.clone(), searcher, applier),
-                    guard => Rewrite::new(
-                        name.clone(),
-                        searcher,
-                        ConditionalApplier {
-                            condition: GuardCondition::new(guard),
-                            applier,
-                        },
-                    ),
-                };
+                let (searcher, applier) = (operators.outline(lhs), operators.outline(rhs));
+                let root = searcher
+                    .root
+                    .unwrap_or_else(|| panic!("rule {}: its left side must start with an operator", rule.name));
                 rules.push(Compiled {
-                    rewrite: rewrite.unwrap_or_else(|e| panic!("rule {name}: {e}")),
+                    rule,
+                    way_back,
+                    rewrite: OnceLock::new(),
                     root,
-                    height,
-                    needs,
-                    makes,
-                    tidies,
+                    height: searcher.height,
+                    needs: searcher.ops,
+                    makes: applier.ops,
+                    tidies: OnceLock::new(),
                 });
-            };
-            add(rule.name.to_string(), rule.lhs, rule.rhs, false);
-            if rule.both_ways {
-                add(format!("{}-rev", rule.name), rule.rhs, rule.lhs, true);
             }
         }
-        RuleSet { rules, bits }
+        RuleSet {
+            rules,
+            bits: operators.bits,
+        }
     })
 }
 
-/// The height of a pattern: 0 for a variable or a leaf.
-fn height(ast: &[egg::ENodeOrVar<Math>]) -> usize {
-    let mut heights: Vec<usize> = Vec::with_capacity(ast.len());
-    for node in ast {
-        let h = match node {
-            egg::ENodeOrVar::ENode(n) if !n.is_leaf() => {
-                1 + n.children().iter().map(|c| heights[usize::from(*c)]).max().unwrap_or(0)
-            }
-            _ => 0,
-        };
-        heights.push(h);
+/// What the saturation loop needs to know of a pattern, read off its s-expression
+/// without parsing it into a pattern: each `(` opens a node, whose first token names its
+/// operator and whose other tokens and nodes are its children.
+struct Outline {
+    /// The operators with arguments.
+    ops: OpSet,
+    /// The root's operator, if the pattern is not a bare variable or leaf.
+    root: Option<Op>,
+    /// 0 for a variable or a leaf.
+    height: usize,
+}
+
+/// The operators the rules name, each given a bit as first seen.
+#[derive(Default)]
+struct Operators {
+    bits: rustc_hash::FxHashMap<Op, u32>,
+    /// Each spelling with its number of arguments, as the IR reads it, and its bit (none
+    /// for a leaf): the tables name few operators many times.
+    spelled: rustc_hash::FxHashMap<(&'static str, usize), (Op, Option<u32>)>,
+}
+
+impl Operators {
+    fn operator(&mut self, op: &'static str, children: usize) -> (Op, Option<u32>) {
+        let bits = &mut self.bits;
+        *self.spelled.entry((op, children)).or_insert_with(|| {
+            let node =
+                Math::from_op(op, vec![Id::from(0); children]).unwrap_or_else(|e| panic!("operator {op}: {e:?}"));
+            let discriminant = std::mem::discriminant(&node);
+            let bit = (!node.is_leaf()).then(|| {
+                let next = bits.len() as u32;
+                let bit = *bits.entry(discriminant).or_insert(next);
+                assert!(bit < OpSet::BITS, "more operators than an OpSet holds");
+                bit
+            });
+            (discriminant, bit)
+        })
     }
-    heights.last().copied().unwrap_or(0)
+
+    fn outline(&mut self, text: &'static str) -> Outline {
+        // One frame per open node: its operator, children so far, and their greatest height.
+        let mut open: smallvec::SmallVec<[(&'static str, usize, usize); 8]> = smallvec::SmallVec::new();
+        let mut outline = Outline {
+            ops: 0,
+            root: None,
+            height: 0,
+        };
+        let mut starts_node = false;
+        for token in sexp_tokens(text) {
+            match token {
+                "(" => {
+                    open.push(("", 0, 0));
+                    starts_node = true;
+                }
+                ")" => {
+                    let (op, children, below) = open.pop().unwrap_or_else(|| panic!("pattern {text}: unbalanced"));
+                    let (discriminant, bit) = self.operator(op, children);
+                    let height = match bit {
+                        Some(bit) => {
+                            outline.ops |= 1 << bit;
+                            1 + below
+                        }
+                        None => 0,
+                    };
+                    match open.last_mut() {
+                        Some(parent) => {
+                            parent.1 += 1;
+                            parent.2 = parent.2.max(height);
+                        }
+                        None => {
+                            outline.root = Some(discriminant);
+                            outline.height = height;
+                        }
+                    }
+                }
+                word => match open.last_mut() {
+                    Some(frame) if starts_node => {
+                        frame.0 = word;
+                        starts_node = false;
+                    }
+                    Some(frame) => frame.1 += 1,
+                    None => {}
+                },
+            }
+        }
+        outline
+    }
+}
+
+/// The tokens of an s-expression: parentheses and the words between them. (Cut at ASCII
+/// bytes only, so every piece is whole UTF-8.)
+fn sexp_tokens(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let ends_word = |b: u8| b.is_ascii_whitespace() || b == b'(' || b == b')';
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        let start = i;
+        match bytes.get(i)? {
+            b'(' | b')' => i += 1,
+            _ => {
+                while bytes.get(i).is_some_and(|&b| !ends_word(b)) {
+                    i += 1;
+                }
+            }
+        }
+        Some(&text[start..i])
+    })
+}
+
+/// A rule's pattern, as egg's parser reads it (`patterns_read_as_egg_reads_them`) but
+/// without its s-expression tree of strings: each node is made as its `)` closes. A bad
+/// pattern is a bug in a table.
+fn pattern(text: &str) -> Pattern<Math> {
+    let mut ast = PatternAst::<Math>::default();
+    // The open nodes: each one's operator and children so far.
+    let mut open: Vec<(&str, Vec<Id>)> = Vec::new();
+    let mut starts_node = false;
+    let node = |op: &str, children: Vec<Id>| {
+        ENodeOrVar::<Math>::from_op(op, children).unwrap_or_else(|e| panic!("pattern {text}: {e:?}"))
+    };
+    let mut root = None;
+    for token in sexp_tokens(text) {
+        let id = match token {
+            "(" => {
+                open.push(("", Vec::new()));
+                starts_node = true;
+                continue;
+            }
+            ")" => {
+                let (op, children) = open.pop().unwrap_or_else(|| panic!("pattern {text}: unbalanced"));
+                ast.add(node(op, children))
+            }
+            word if starts_node => {
+                if let Some(frame) = open.last_mut() {
+                    frame.0 = word;
+                }
+                starts_node = false;
+                continue;
+            }
+            word => ast.add(node(word, Vec::new())),
+        };
+        match open.last_mut() {
+            Some(frame) => frame.1.push(id),
+            None => root = Some(id),
+        }
+    }
+    assert!(open.is_empty() && root.is_some(), "pattern {text}: unbalanced");
+    Pattern::new(ast)
 }
 
 /// Whether two patterns have the same nodes, in any arrangement.
-fn same_nodes(a: &Pattern<Math>, b: &Pattern<Math>) -> bool {
-    let labels = |p: &Pattern<Math>| {
-        let mut v: Vec<String> = p
-            .ast
-            .as_ref()
-            .iter()
-            .map(|n| match n {
-                egg::ENodeOrVar::ENode(n) => n.to_string(),
-                egg::ENodeOrVar::Var(v) => v.to_string(),
-            })
-            .collect();
-        v.sort();
+fn same_tokens(a: &str, b: &str) -> bool {
+    fn words(p: &str) -> smallvec::SmallVec<[&str; 24]> {
+        let mut v: smallvec::SmallVec<[&str; 24]> = sexp_tokens(p).filter(|t| *t != "(" && *t != ")").collect();
+        v.sort_unstable();
         v
+    }
+    // Most rules' sides differ in length, which needs no sorting to see.
+    let letters = |p: &str| {
+        p.bytes()
+            .filter(|b| !b.is_ascii_whitespace() && *b != b'(' && *b != b')')
+            .count()
     };
-    labels(a) == labels(b)
+    letters(a) == letters(b) && words(a) == words(b)
 }
 
 /// Shorthand for table entries.
@@ -479,5 +653,104 @@ pub(crate) const fn bp(op: &'static str, arg: usize, upstream: &'static str, sou
         arg,
         upstream,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the saturation loop was told of each rule by its text (`Outline`) is what its
+    /// parsed pattern says.
+    #[test]
+    fn outlines_agree_with_parsed_patterns() {
+        let set = rule_set();
+        for compiled in &set.rules {
+            let rewrite = compiled.rewrite();
+            let rule = compiled.rule;
+            let (lhs, rhs) = if compiled.way_back {
+                (rule.rhs, rule.lhs)
+            } else {
+                (rule.lhs, rule.rhs)
+            };
+            let (lhs, rhs): (Pattern<Math>, Pattern<Math>) = (lhs.parse().unwrap(), rhs.parse().unwrap());
+            let operators = |p: &Pattern<Math>| -> Vec<Math> {
+                p.ast
+                    .as_ref()
+                    .iter()
+                    .filter_map(|n| match n {
+                        egg::ENodeOrVar::ENode(n) if !n.is_leaf() => Some(n.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            assert_eq!(compiled.needs, set.ops(&operators(&lhs)), "{}", rewrite.name);
+            assert_eq!(compiled.makes, set.ops(&operators(&rhs)), "{}", rewrite.name);
+            assert!(operators(&lhs)
+                .iter()
+                .all(|n| set.bits.contains_key(&std::mem::discriminant(n))));
+            assert!(operators(&rhs)
+                .iter()
+                .all(|n| set.bits.contains_key(&std::mem::discriminant(n))));
+            let Some(egg::ENodeOrVar::ENode(root)) = lhs.ast.as_ref().last() else {
+                panic!("{}: no root operator", rewrite.name)
+            };
+            assert!(compiled.roots(root), "{}", rewrite.name);
+            assert_eq!(compiled.height, parsed_height(lhs.ast.as_ref()), "{}", rewrite.name);
+            let labels = |p: &Pattern<Math>| {
+                let mut v: Vec<String> = p.ast.as_ref().iter().map(|n| n.to_string()).collect();
+                v.sort();
+                v
+            };
+            let rearranges = labels(&lhs) == labels(&rhs);
+            assert_eq!(compiled.tidies(), !compiled.way_back && !rearranges, "{}", rewrite.name);
+        }
+    }
+
+    #[test]
+    fn patterns_read_as_egg_reads_them() {
+        let texts = simplify_rules()
+            .flat_map(|r| [r.lhs, r.rhs])
+            .chain(backprop_rules().map(|r| r.upstream))
+            .chain(jacobian_rules().map(|r| r.contribution));
+        for text in texts {
+            let egg: Pattern<Math> = text.parse().unwrap();
+            assert_eq!(pattern(text).ast, egg.ast, "{text}");
+        }
+    }
+
+    fn parsed_height(ast: &[egg::ENodeOrVar<Math>]) -> usize {
+        let mut heights: Vec<usize> = Vec::with_capacity(ast.len());
+        for node in ast {
+            let h = match node {
+                egg::ENodeOrVar::ENode(n) if !n.is_leaf() => {
+                    1 + n.children().iter().map(|c| heights[usize::from(*c)]).max().unwrap_or(0)
+                }
+                _ => 0,
+            };
+            heights.push(h);
+        }
+        heights.last().copied().unwrap_or(0)
+    }
+
+    /// The tables are parsed only as used, so each pattern is parsed here once.
+    #[test]
+    fn every_table_pattern_parses() {
+        for entry in backprop_table().values() {
+            assert!(!entry.pattern().as_ref().is_empty());
+        }
+        for entry in jacobian_table().values() {
+            assert!(!entry.pattern().as_ref().is_empty());
+        }
+        assert_eq!(
+            backprop_table().len(),
+            backprop_rules().count(),
+            "two backprop rules for one argument"
+        );
+        assert_eq!(
+            jacobian_table().len(),
+            jacobian_rules().count(),
+            "two Jacobian rules for one argument"
+        );
     }
 }
