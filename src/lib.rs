@@ -236,9 +236,13 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
     // written), unless it fans out: written as a tree it is then many times its size, its
     // simplest form re-associates sums across the script's definitions (so the upstreams
     // to name no longer sit at the script's values), and the run, zeros' folding and every
-    // other pass over the whole target grow with it. Such a target is differentiated as
-    // written, each definition a node; its gradient is simplified in pieces.
-    let fans_out = derive::fans_out(&target.expr);
+    // other pass over the whole target grow with it. So does a small one whose script values
+    // fan out in a chain (`derive::chains_fan_out`: a two-layer residual net), whose one
+    // whole-gradient e-graph never saturates. Such a target is differentiated as written,
+    // each definition a node; its gradient is simplified in pieces.
+    let written_names = simplify::naming(&env, &target.expr, &raw_bodies);
+    let written_named: Vec<bool> = written_names.iter().map(Option::is_some).collect();
+    let fans_out = derive::fans_out(&target.expr) || derive::chains_fan_out(&target.expr, &wrt_syms, &written_named);
     // Zeros fold on the tree first: in an e-graph, `A − A` = 0 = 0·X for every X fills the
     // node limit. (A target that fans out reaches no e-graph whole.)
     let fold = |expr: &RecExpr<Math>| {
@@ -252,10 +256,7 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
     let definition_exprs: Vec<(Symbol, RecExpr<Math>)> = raw_bodies.iter().map(|(s, e)| (*s, fold(e))).collect();
     let definition_refs: Vec<(Symbol, &RecExpr<Math>)> = definition_exprs.iter().map(|(s, e)| (*s, e)).collect();
     let (differentiated, definition_of) = if fans_out {
-        (
-            target_expr.clone(),
-            simplify::naming(&env, &target_expr, &definition_refs),
-        )
+        (target_expr.clone(), written_names)
     } else {
         let (simplest, _, names) =
             simplify::simplest_naming(&env, &target_expr, &definition_refs, options.limits.for_target());
