@@ -685,8 +685,20 @@ impl Simplification<'_> {
             }
             named.push(self.reading.arrange(&simplify::Extraction::new(&egraph).best(root)));
         }
+        // A named upstream that simplifies to a bare name (`d1 = dnext_h`: the upstream of an
+        // output is the one given) names nothing new: it is written as that name.
+        let mut aliases: std::collections::HashMap<Symbol, Symbol> = std::collections::HashMap::new();
         let results = named.split_off(shared.len());
-        definitions.extend(shared.iter().map(|s| s.name).zip(named));
+        for (s, piece) in shared.iter().zip(named) {
+            let piece = renamed(&piece, &aliases);
+            match piece.as_ref() {
+                [Math::Symbol(other)] => {
+                    aliases.insert(s.name, *other);
+                }
+                _ => definitions.push((s.name, piece)),
+            }
+        }
+        let results: Vec<RecExpr<Math>> = results.iter().map(|r| renamed(r, &aliases)).collect();
         results
             .into_iter()
             .map(|result| Simplified {
@@ -734,6 +746,18 @@ fn symbols(expr: &RecExpr<Math>) -> impl Iterator<Item = Symbol> + '_ {
         Math::Symbol(s) => Some(*s),
         _ => None,
     })
+}
+
+/// `expr` with each name that `aliases` maps written as the name it maps to.
+fn renamed(expr: &RecExpr<Math>, aliases: &std::collections::HashMap<Symbol, Symbol>) -> RecExpr<Math> {
+    let nodes: Vec<Math> = expr
+        .iter()
+        .map(|node| match node {
+            Math::Symbol(s) => Math::Symbol(aliases.get(s).copied().unwrap_or(*s)),
+            other => other.clone(),
+        })
+        .collect();
+    RecExpr::from(nodes)
 }
 
 /// `expr` with every name of `definitions` (each over the earlier ones) replaced by its
