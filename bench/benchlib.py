@@ -126,3 +126,13 @@ def fmt_time(seconds):
 
 def have(tool):
     return shutil.which(tool) is not None
+
+
+def log_log(ax, title, xlabel, ylabel):
+    """The axes every scaling plot uses: log-log (sizes in powers of two), titled, gridded."""
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)

@@ -110,12 +110,7 @@ def plot(rows, out):
         (ax_n, "output size: nodes of the formula", "nodes"),
         (ax_c, "output size: characters of formula_text()", "characters"),
     ):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("L / n")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
+        benchlib.log_log(ax, title, "L / n", ylabel)
     ax_t.set_ylim(1e-5, 10.0)
     ax_t.legend(fontsize=8, loc="lower right")
     for ax in (ax_t, ax_n, ax_c):

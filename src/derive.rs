@@ -262,3 +262,44 @@ pub fn fans_out(target: &RecExpr<Math>) -> bool {
     let written = tree.last().copied().unwrap_or(0);
     written > SHARE_ABOVE && written > 2 * target.len()
 }
+
+/// Whether fan-out at the script's values compounds: along some path of `target`, one of
+/// them (`named`) used twice on the variables' paths depends on another one so used.
+/// Each such value's upstream is written into both of its uses, so unnamed, the
+/// gradient doubles at every link of such a chain (two links in a residual network
+/// of two layers, `h1` and `h2`); a value used twice alone (`shifted` in a softmax, `xc`
+/// in a layer norm) only repeats its upstream, and the whole gradient in one e-graph
+/// may cancel across the two uses.
+///
+/// A softmax shifted by each row's maximum (`ismax`) does not count: the cross-entropy's
+/// cancellation (`probs − Y`) runs from one value's upstream into another's, which
+/// named pieces, each simplified on its own, cannot see (`kl.py` and
+/// `softmax_vectorized.py` of the corpus read worse in pieces).
+pub fn chains_fan_out(target: &RecExpr<Math>, wrts: &[Symbol], named: &[bool]) -> bool {
+    let nodes = target.as_ref();
+    if nodes.iter().any(|n| matches!(n, Math::IsMax(_))) {
+        return false;
+    }
+    let mut depends = Vec::with_capacity(nodes.len());
+    let mut uses = vec![0usize; nodes.len()];
+    for node in nodes {
+        let on_wrt = matches!(node, Math::Symbol(s) if wrts.contains(s))
+            || node.children().iter().any(|c| depends[usize::from(*c)]);
+        depends.push(on_wrt);
+        for c in node.children() {
+            uses[usize::from(*c)] += 1;
+        }
+    }
+    let mut links: Vec<usize> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let below = node
+            .children()
+            .iter()
+            .map(|c| links[usize::from(*c)])
+            .max()
+            .unwrap_or(0);
+        let fans = depends[i] && uses[i] >= 2 && named.get(i).copied().unwrap_or(false);
+        links.push(below + usize::from(fans));
+    }
+    links.iter().any(|&n| n >= 2)
+}

@@ -237,9 +237,13 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
     // written), unless it fans out: written as a tree it is then many times its size, its
     // simplest form re-associates sums across the script's definitions (so the upstreams
     // to name no longer sit at the script's values), and the run, zeros' folding and every
-    // other pass over the whole target grow with it. Such a target is differentiated as
-    // written, each definition a node; its gradient is simplified in pieces.
-    let fans_out = derive::fans_out(&target.expr);
+    // other pass over the whole target grow with it. So does a small one whose script values
+    // fan out in a chain (`derive::chains_fan_out`: a two-layer residual net), whose one
+    // whole-gradient e-graph never saturates. Such a target is differentiated as written,
+    // each definition a node; its gradient is simplified in pieces.
+    let written_names = simplify::naming(&env, &target.expr, &raw_bodies);
+    let written_named: Vec<bool> = written_names.iter().map(Option::is_some).collect();
+    let fans_out = derive::fans_out(&target.expr) || derive::chains_fan_out(&target.expr, &wrt_syms, &written_named);
     // Zeros fold on the tree first: in an e-graph, `A − A` = 0 = 0·X for every X fills the
     // node limit. (A target that fans out reaches no e-graph whole.)
     let fold = |expr: &RecExpr<Math>| {
@@ -253,10 +257,7 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
     let definition_exprs: Vec<(Symbol, RecExpr<Math>)> = raw_bodies.iter().map(|(s, e)| (*s, fold(e))).collect();
     let definition_refs: Vec<(Symbol, &RecExpr<Math>)> = definition_exprs.iter().map(|(s, e)| (*s, e)).collect();
     let (differentiated, definition_of) = if fans_out {
-        (
-            target_expr.clone(),
-            simplify::naming(&env, &target_expr, &definition_refs),
-        )
+        (target_expr.clone(), written_names)
     } else {
         let (simplest, _, names) =
             simplify::simplest_naming(&env, &target_expr, &definition_refs, options.limits.for_target());
@@ -685,8 +686,20 @@ impl Simplification<'_> {
             }
             named.push(self.reading.arrange(&simplify::Extraction::new(&egraph).best(root)));
         }
+        // A named upstream that simplifies to a bare name (`d1 = dnext_h`: the upstream of an
+        // output is the one given) names nothing new: it is written as that name.
+        let mut aliases: std::collections::HashMap<Symbol, Symbol> = std::collections::HashMap::new();
         let results = named.split_off(shared.len());
-        definitions.extend(shared.iter().map(|s| s.name).zip(named));
+        for (s, piece) in shared.iter().zip(named) {
+            let piece = renamed(&piece, &aliases);
+            match piece.as_ref() {
+                [Math::Symbol(other)] => {
+                    aliases.insert(s.name, *other);
+                }
+                _ => definitions.push((s.name, piece)),
+            }
+        }
+        let results: Vec<RecExpr<Math>> = results.iter().map(|r| renamed(r, &aliases)).collect();
         results
             .into_iter()
             .map(|result| Simplified {
@@ -734,6 +747,18 @@ fn symbols(expr: &RecExpr<Math>) -> impl Iterator<Item = Symbol> + '_ {
         Math::Symbol(s) => Some(*s),
         _ => None,
     })
+}
+
+/// `expr` with each name that `aliases` maps written as the name it maps to.
+fn renamed(expr: &RecExpr<Math>, aliases: &std::collections::HashMap<Symbol, Symbol>) -> RecExpr<Math> {
+    let nodes: Vec<Math> = expr
+        .iter()
+        .map(|node| match node {
+            Math::Symbol(s) => Math::Symbol(aliases.get(s).copied().unwrap_or(*s)),
+            other => other.clone(),
+        })
+        .collect();
+    RecExpr::from(nodes)
 }
 
 /// `expr` with every name of `definitions` (each over the earlier ones) replaced by its

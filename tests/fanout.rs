@@ -2,7 +2,8 @@
 //! than once (residual connections, a value multiplied by a function of itself, skips to
 //! any earlier layer) are derived, checked, and their shown output (formula and `where`
 //! lines) must stay within a constant times the script's length. Without named upstream
-//! gradients the output of such a DAG doubles with every layer.
+//! gradients the output of such a DAG doubles with every layer. Doubling a random DAG's
+//! depth (its layers repeated) at most about doubles all its gradients, every one checked.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -95,4 +96,108 @@ fn no_upstream_is_named_without_fan_out() {
     assert!(d.shared.is_empty());
     let mlp = "x : N; y : H; W1 : H x N; W2 : H x H; h1 = tanh(W1*x); h2 = tanh(W2*h1); sum((h2 - y).^2)";
     assert!(matdiff::grad(mlp, "W1").unwrap().shared.is_empty());
+}
+
+/// How layer i of a doubling test is built (`p` the previous layer, `s` an earlier one).
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// `p + tanh(p·Wi)`: the residual block.
+    Residual,
+    /// `p ⊙ tanh(s·Wi)`: a gate.
+    Gate,
+    /// `relu(p·Wi) + s`: a skip from further back.
+    Skip,
+    /// `p + tanh(p·Wj)`: the weights of an earlier layer, used again.
+    Shared,
+    /// `p ⊙ σ(p·Wi)`: the previous layer used twice in one product.
+    SelfGate,
+}
+
+/// The script of `steps` and the variables it uses (`X` and the weights).
+fn stepped(steps: &[(Step, usize)]) -> (String, Vec<String>) {
+    let name = |k: usize| if k == 0 { "X".to_string() } else { format!("h{k}") };
+    let mut weights: Vec<String> = Vec::new();
+    let mut body = Vec::new();
+    for (i, (step, back)) in steps.iter().enumerate() {
+        let i = i + 1;
+        let p = name(i - 1);
+        let s = name((i - 1).saturating_sub(*back));
+        let own = format!("W{i}");
+        let w = match step {
+            Step::Shared if !weights.is_empty() => weights[weights.len() - 1 - back % weights.len()].clone(),
+            _ => own,
+        };
+        if !weights.contains(&w) {
+            weights.push(w.clone());
+        }
+        body.push(match step {
+            Step::Residual | Step::Shared => format!("h{i} = {p} + tanh({p}*{w})"),
+            Step::Gate => format!("h{i} = {p} .* tanh({s}*{w})"),
+            Step::Skip => format!("h{i} = relu({p}*{w}) + {s}"),
+            Step::SelfGate => format!("h{i} = {p} .* sigmoid({p}*{w})"),
+        });
+    }
+    let last = steps.len();
+    let mut parts = vec!["X : B x N".to_string()];
+    parts.extend(weights.iter().map(|w| format!("{w} : N x N")));
+    parts.extend(body);
+    parts.push(format!("sum(h{last} .* h{last})"));
+    let mut variables = vec!["X".to_string()];
+    variables.extend(weights);
+    (parts.join("; "), variables)
+}
+
+/// Every gradient of `script`, each checked, and the characters a user reads: each
+/// formula, and the definitions they are written with, each once.
+fn every_gradient_shown(script: &str, variables: &[String]) -> Result<usize, TestCaseError> {
+    let checked = matdiff::check_script(script).map_err(|e| TestCaseError::fail(format!("{script}: {e:?}")))?;
+    let wrts: Vec<&str> = variables.iter().map(String::as_str).collect();
+    let all = matdiff::grad_all(&checked, &wrts, &matdiff::Options::default())
+        .map_err(|e| TestCaseError::fail(format!("{script}: {e:?}")))?;
+    let mut union = all[0].clone();
+    union.definitions.clear();
+    for d in &all {
+        prop_assert!(d.check.passed(), "{script}: ∂/∂{}: {}", d.wrt, d.check_text());
+        for def in &d.definitions {
+            if !union.definitions.iter().any(|(n, _)| *n == def.0) {
+                union.definitions.push(def.clone());
+            }
+        }
+    }
+    let formulas: usize = all.iter().map(|d| d.formula_text().chars().count()).sum();
+    Ok(formulas + union.where_text().map_or(0, |w| w.chars().count()))
+}
+
+#[test]
+fn doubling_a_random_dag_at_most_doubles_every_gradient_shown() {
+    let step = prop_oneof![
+        Just(Step::Residual),
+        Just(Step::Gate),
+        Just(Step::Skip),
+        Just(Step::Shared),
+        Just(Step::SelfGate)
+    ];
+    let config = Config {
+        cases: 16,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[20; 32]));
+    runner
+        .run(&prop::collection::vec((step, 0usize..3), 2..6), |steps| {
+            let (short, short_vars) = stepped(&steps);
+            let twice: Vec<(Step, usize)> = steps.iter().chain(&steps).copied().collect();
+            let (long, long_vars) = stepped(&twice);
+            let l = every_gradient_shown(&short, &short_vars)?;
+            let l2 = every_gradient_shown(&long, &long_vars)?;
+            // Linear: twice the layers, about twice the text (a fixed part aside). Without
+            // named upstreams each repeat of a fan-out multiplies it instead.
+            prop_assert!(
+                l2 * 2 <= 5 * l + 400,
+                "depth {}: {l} characters, depth {}: {l2}\n{short}\n{long}",
+                steps.len(),
+                twice.len()
+            );
+            Ok(())
+        })
+        .unwrap();
 }

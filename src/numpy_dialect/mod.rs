@@ -515,6 +515,13 @@ impl Program {
         // Each intermediate keeps its layout (`mu = x.mean(axis=0)` is 1-D), which its uses read.
         let mut names = self.with_constants(self.names(), |name, _| name.to_string());
         for (n, e) in &shared {
+            // A named upstream (`dpt`) is no script value: its shape, which its uses' layout
+            // reads, is its body's.
+            let mut graph = crate::ir::MathGraph::new(crate::ir::ShapeAnalysis { env: env.clone() });
+            let class = graph.add_expr(e);
+            if let Some(shape) = graph[class].data.shape().cloned() {
+                env.shapes.entry(Symbol::from(n.as_str())).or_insert(shape);
+            }
             let laid = lay_out(e, &env, &names).for_definition();
             body.push(format!("    {n} = {}", laid.piece.text));
             names.insert(Symbol::from(n.as_str()), (n.clone(), laid.layout));
