@@ -26,6 +26,13 @@ pub fn constant_target(env: &Env, target: &RecExpr<Math>, wrt: Symbol, label: &s
     if crate::canon::depends_on(env, &best, wrt) {
         return None;
     }
+    let shown = render::render(&best, &Text).text;
+    let mut reason = format!("{label} = {written} simplifies to {shown}, which does not depend on {wrt}");
+    // egg explains only between terms its e-graph holds as equal (it panics otherwise).
+    let found = egraph.lookup_expr(&best).map(|id| egraph.find(id));
+    if found != Some(egraph.find(root)) || egraph.lookup_expr(target).is_none() {
+        return Some(reason);
+    }
     let mut explanation = egraph.explain_equivalence(target, &best);
     let mut cited: Vec<&'static str> = Vec::new();
     let mut steps: Vec<&egg::FlatTerm<Math>> = Vec::new();
@@ -46,8 +53,6 @@ pub fn constant_target(env: &Env, target: &RecExpr<Math>, wrt: Symbol, label: &s
             }
         }
     }
-    let shown = render::render(&best, &Text).text;
-    let mut reason = format!("{label} = {written} simplifies to {shown}, which does not depend on {wrt}");
     if !cited.is_empty() {
         let more = if cited.len() > CITED { "; …" } else { "" };
         let first: Vec<&str> = cited.iter().take(CITED).copied().collect();
