@@ -301,3 +301,12 @@ fn a_deep_networks_hessian_in_numpy_grows_linearly_with_depth() {
         }
     }
 }
+
+#[test]
+fn the_softmax_cross_entropys_mixed_block_is_written_with_softmax() {
+    // ∇_l f = sum(t)·softmax(l) − t, so its Jacobian in t is softmax(l)·1ᵀ − I.
+    let checked = check_script(SOFTMAX_CE).unwrap();
+    let block = hessian_mixed(&checked, "l", "t", &Options::default()).unwrap();
+    assert!(block.check.passed(), "{block}");
+    assert_eq!(block.matrix_text(), "softmax(l)·1_nᵀ − I_n");
+}
