@@ -30,6 +30,8 @@ pub struct FullForm {
     /// When the simplified matrix was 0 at every entry on every checked instance, it is shown
     /// as the zero matrix, and this holds the form as derived (which the rules did not cancel).
     pub derived_zero: Option<String>,
+    /// Why that matrix is 0, where the rules can say (the target simplifies to a constant).
+    pub zero_reason: Option<String>,
     /// ∂ravel(T)/∂ravel(X): rows follow T's entries row by row, columns X's.
     pub matrix: RecExpr<Math>,
     pub env: crate::ir::Env,
@@ -67,11 +69,25 @@ fn forward(egraph: &mut MathGraph, expr: &RecExpr<Math>, wrt: Symbol) -> Result<
     for node in nodes {
         let id = egraph.add(node.clone().map_children(|c| ids[usize::from(c)]));
         ids.push(id);
+        let softmax = vector_softmax(egraph, expr, &ids, node).and_then(|(arg, s)| Some((arg, s, jac[arg]?)));
         let here = match node {
             Math::Symbol(s) if *s == wrt => {
                 let v = egraph.add(Math::Vec(id));
                 let n = egraph.add(Math::Rows(v));
                 Some(egraph.add(Math::Eye(n)))
+            }
+            // A vector's softmax as a whole: its own Jacobian, diag(s) − s·sᵀ, instead of the
+            // quotient rule through its exponentials and their sum, which reads nothing like it.
+            _ if softmax.is_some() => {
+                let (arg, s, arg_j) = softmax.expect("matched");
+                let (pattern, _) = table
+                    .get(&("softmax", 0))
+                    .ok_or_else(|| "matdiff has no Jacobian rule for `softmax`".to_string())?;
+                let mut subst = Subst::default();
+                subst.insert(j, arg_j);
+                subst.insert(e, s);
+                subst.insert(a, ids[arg]);
+                Some(egraph.add_instantiation(&pattern.ast, &subst))
             }
             _ => {
                 let mut total: Option<Id> = None;
@@ -103,6 +119,40 @@ fn forward(egraph: &mut MathGraph, expr: &RecExpr<Math>, wrt: Symbol) -> Result<
         jac.push(here);
     }
     Ok(jac.last().copied().flatten())
+}
+
+/// When `node` is the softmax of a column vector, as the language writes it
+/// (`exp(a) ⊘ (sum(exp(a))·1_n)`) or as a gradient holds it (`exp(a)/sum(exp(a))`, the
+/// gradient of log-sum-exp): the index of `a` in `expr`, and the softmax as the language
+/// writes it in the e-graph (so that it is shown as `softmax(a)`).
+fn vector_softmax(egraph: &mut MathGraph, expr: &RecExpr<Math>, ids: &[Id], node: &Math) -> Option<(usize, Id)> {
+    let exp_of = |x: Id| match &expr[x] {
+        Math::Fn(crate::ops::Func::Exp, args) => Some(args[0]),
+        _ => None,
+    };
+    let sum_of = |x: Id, e: Id| matches!(expr[x], Math::Sum(y) if y == e);
+    let (e, a) = match node {
+        Math::HDiv([e, d]) => match expr[*d] {
+            Math::Scale([total, o]) if sum_of(total, *e) && matches!(expr[o], Math::Ones(_)) => (*e, exp_of(*e)?),
+            _ => return None,
+        },
+        Math::Scale([k, e]) => match expr[*k] {
+            Math::Pow([total, m]) if sum_of(total, *e) && matches!(expr[m], Math::Num(c) if c.0 == -1.0) => {
+                (*e, exp_of(*e)?)
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let shape = egraph[ids[usize::from(a)]].data.shape()?.clone();
+    if !shape.is_column() {
+        return None;
+    }
+    let (exp, total) = (ids[usize::from(e)], egraph.add(Math::Sum(ids[usize::from(e)])));
+    let (n, one) = (dim_node(egraph, &shape.rows), dim_node(egraph, &Dim::one()));
+    let ones = egraph.add(Math::Ones([n, one]));
+    let denominator = egraph.add(Math::Scale([total, ones]));
+    Some((usize::from(a), egraph.add(Math::HDiv([exp, denominator]))))
 }
 
 fn dim_node(egraph: &mut MathGraph, d: &Dim) -> Id {
@@ -146,7 +196,57 @@ fn simplified_jacobian(
     let root = row_major_jacobian(&mut egraph, expr, expr_shape, wrt, wrt_shape)?;
     crate::simplify::rebuild(&mut egraph);
     let (egraph, _) = simplify::saturate(egraph, options.limits);
-    Ok(simplify::extract(&egraph, root))
+    Ok(softmax_restored(env, &simplify::extract(&egraph, root)))
+}
+
+/// `expr` with each `exp(a)/sum(exp(a))` of a column `a` written as the language's softmax,
+/// `exp(a) ⊘ (sum(exp(a))·1)`, also where the scaling stands over a product with it first
+/// (`exp(a)·1ᵀ/sum(exp(a))` is `softmax(a)·1ᵀ`, as s·(A·B) = (s·A)·B). Extraction prefers the
+/// scalar quotient, which is shorter but hides the function the script used.
+fn softmax_restored(env: &crate::ir::Env, expr: &RecExpr<Math>) -> RecExpr<Math> {
+    let data = crate::ir::expr_data(env, expr);
+    let column_exp = |x: Id, k: Id| -> Option<(Id, Shape)> {
+        let Math::Fn(crate::ops::Func::Exp, args) = &expr[x] else {
+            return None;
+        };
+        let shape = data[usize::from(args[0])].shape().filter(|s| s.is_column())?.clone();
+        match expr[k] {
+            Math::Pow([total, m])
+                if matches!(expr[total], Math::Sum(e) if e == x) && matches!(expr[m], Math::Num(c) if c.0 == -1.0) =>
+            {
+                Some((total, shape))
+            }
+            _ => None,
+        }
+    };
+    let mut out = RecExpr::default();
+    let mut ids: Vec<Id> = Vec::with_capacity(expr.as_ref().len());
+    for node in expr.as_ref() {
+        let found = match node {
+            Math::Scale([k, x]) => match expr[*x] {
+                Math::Mul([e, rest]) => column_exp(e, *k).map(|(t, s)| (e, t, s, Some(rest))),
+                _ => column_exp(*x, *k).map(|(t, s)| (*x, t, s, None)),
+            },
+            _ => None,
+        };
+        let id = match found {
+            Some((e, total, shape, rest)) => {
+                let (e, total) = (ids[usize::from(e)], ids[usize::from(total)]);
+                let n = out.add(Math::Dim(DimNode(shape.rows.clone())));
+                let one = out.add(Math::Dim(DimNode(Dim::one())));
+                let ones = out.add(Math::Ones([n, one]));
+                let denominator = out.add(Math::Scale([total, ones]));
+                let softmax = out.add(Math::HDiv([e, denominator]));
+                match rest {
+                    Some(r) => out.add(Math::Mul([softmax, ids[usize::from(r)]])),
+                    None => softmax,
+                }
+            }
+            None => out.add(node.clone().map_children(|c| ids[usize::from(c)])),
+        };
+        ids.push(id);
+    }
+    out
 }
 
 impl FullForm {
@@ -170,6 +270,7 @@ impl FullForm {
             gradient_of: None,
             variables: checked.variables.clone(),
             derived_zero: None,
+            zero_reason: None,
             index_latex: index_form.as_ref().map(|[_, l]| l.clone()),
             index_form: index_form.map(|[t, _]| t),
             nonzeros: structural_nonzeros(&matrix),
@@ -341,6 +442,16 @@ fn check_jacobian(form: &mut FullForm, expr: &RecExpr<Math>, options: &Options) 
         // Cancellations the rules do not see (softmax's shift invariance: the Hessian of the
         // sum of a softmax) leave a long formula equal to 0; show 0 and keep what was derived.
         form.derived_zero = Some(form.matrix_text());
+        // A block ∂²f/∂x∂y vanishes when f is constant in x or in y.
+        form.zero_reason = [form.gradient_variable(), form.wrt.as_str()].iter().find_map(|x| {
+            crate::reason::constant_target(
+                &form.env,
+                &form.target,
+                Symbol::from(*x),
+                &form.target_label,
+                options.limits,
+            )
+        });
         let (rows, cols) = (FullForm::size(form.row_shape()), FullForm::size(&form.wrt_shape));
         form.matrix = zero_matrix(rows, cols);
         form.index_form = None;
@@ -358,13 +469,19 @@ pub(crate) fn zero_matrix(rows: Dim, cols: Dim) -> RecExpr<Math> {
     zero
 }
 
-/// The line saying a result is shown as 0 and what was derived (its first 100 characters).
-pub(crate) fn zero_note(derived: &str) -> String {
+/// The line saying a result is shown as 0 and what was derived (its first 100 characters),
+/// with the reason where the rules know one.
+pub(crate) fn zero_note(derived: &str, reason: Option<&str>) -> String {
     let shown: String = derived.chars().take(100).collect();
     let more = if derived.chars().count() > 100 { "…" } else { "" };
-    format!(
-        "identically 0: the derived form {shown}{more} was 0 at every entry on every checked instance (|entry| ≤ {ZERO:.0e}); the rules did not cancel it"
-    )
+    match reason {
+        Some(reason) => format!(
+            "identically 0: {reason}; the derived form {shown}{more} was 0 at every entry on every checked instance (|entry| ≤ {ZERO:.0e})"
+        ),
+        None => format!(
+            "identically 0: the derived form {shown}{more} was 0 at every entry on every checked instance (|entry| ≤ {ZERO:.0e}); the rules did not cancel it"
+        ),
+    }
 }
 
 /// An entry this small, with the check's inputs of order one, is a rounding error of 0.
@@ -627,16 +744,33 @@ impl FullForm {
 
     /// The matrix as one numpy expression: a 2-D array of shape (entries of the rows'
     /// shape, entries of the variable), both over row-major vec (numpy's `ravel`).
+    ///
+    /// Parts the matrix repeats are named once, inside an immediately applied lambda (one
+    /// expression still, and no name leaks into the caller's scope).
     pub fn numpy(&self) -> String {
-        let body = crate::render::render(&self.matrix, &crate::render::numpy::Numpy { env: &self.env });
+        match crate::render::numpy::shared(&self.matrix, &self.env) {
+            Some(shared) => {
+                let mut bound: Vec<String> = shared.bindings.iter().map(|(n, v)| format!("{n} := {v}")).collect();
+                bound.push(self.as_matrix(&shared.result.text));
+                format!("(lambda: [{}][-1])()", bound.join(", "))
+            }
+            None => {
+                let body = crate::render::render(&self.matrix, &crate::render::numpy::Numpy { env: &self.env });
+                self.as_matrix(&body.text)
+            }
+        }
+    }
+
+    /// The numpy value of the matrix as a 2-D array: a 1 x 1 matrix may evaluate to a
+    /// Python float; everything else is already 2-D.
+    fn as_matrix(&self, value: &str) -> String {
         let matrix_shape = crate::ir::expr_data(&self.env, &self.matrix)
             .last()
             .and_then(|d| d.shape().cloned());
-        // A 1 x 1 matrix may evaluate to a Python float; everything else is already 2-D.
         if matrix_shape.is_some_and(|s| s.is_scalar()) {
-            format!("np.reshape({}, (1, 1))", body.text)
+            format!("np.reshape({value}, (1, 1))")
         } else {
-            body.text
+            value.to_string()
         }
     }
 
@@ -650,9 +784,16 @@ impl FullForm {
     }
 
     /// A complete Python function returning the matrix, with shape asserts on its arguments
-    /// (the script's variables).
+    /// (the script's variables); each part the matrix repeats is assigned once.
     pub fn numpy_function(&self) -> String {
-        let body = crate::render::numpy::bind_arguments(&self.variables, &self.env);
+        let mut body = crate::render::numpy::bind_arguments(&self.variables, &self.env);
+        let value = match crate::render::numpy::shared(&self.matrix, &self.env) {
+            Some(shared) => {
+                body.extend(shared.bindings.iter().map(|(n, v)| format!("    {n} = {v}")));
+                self.as_matrix(&shared.result.text)
+            }
+            None => self.numpy(),
+        };
         let (rows, cols) = (Self::size(self.row_shape()), Self::size(&self.wrt_shape));
         let of = match self.kind {
             FullKind::Jacobian => self.target_label.clone(),
@@ -672,7 +813,7 @@ impl FullForm {
             self.function_name(),
             self.variables.join(", "),
             body.join("\n"),
-            self.numpy()
+            value
         )
     }
 
@@ -779,7 +920,7 @@ impl std::fmt::Display for FullForm {
             }
         }
         if let Some(derived) = &self.derived_zero {
-            writeln!(f, "{}", zero_note(derived))?;
+            writeln!(f, "{}", zero_note(derived, self.zero_reason.as_deref()))?;
         }
         if let Some(index) = &self.index_form {
             writeln!(f, "index form: {index}")?;

@@ -28,6 +28,8 @@ pub struct Hvp {
     /// When H·v was 0 on every checked instance, it is shown as the zero of x's shape and
     /// this holds the form as derived (which the rules did not cancel).
     pub derived_zero: Option<String>,
+    /// Why H·v is 0, where the rules can say (the target simplifies to a constant in x).
+    pub zero_reason: Option<String>,
 }
 
 /// H·v, where H is the Hessian of the script's scalar target in `wrt` and v is `dir`.
@@ -118,7 +120,11 @@ pub fn hvp(checked: &Checked, wrt: &str, dir: &str, options: &Options) -> Result
     };
     let already_zero = matches!(derivation.formula.as_ref().last(), Some(Math::Zeros(_)));
     let mut derived_zero = None;
+    let mut zero_reason = None;
+    let label = target.name.clone().unwrap_or_else(|| "f".into());
     if check.passed() && all_zero && !already_zero {
+        zero_reason =
+            crate::reason::constant_target(&checked.env, &target.expr, Symbol::from(wrt), &label, options.limits);
         // As for full forms: a cancellation the rules do not see (a softmax's shift invariance).
         derived_zero = Some(derivation.formula_text());
         let zero = crate::fullform::zero_matrix(x_shape.rows.clone(), x_shape.cols.clone());
@@ -127,7 +133,7 @@ pub fn hvp(checked: &Checked, wrt: &str, dir: &str, options: &Options) -> Result
         derivation.definitions.clear();
     }
     Ok(Hvp {
-        target_label: target.name.clone().unwrap_or_else(|| "f".into()),
+        target_label: label,
         target_text: render::render(&target.expr, &Text).text,
         target_latex: render::render(&target.expr, &render::latex::Latex).text,
         wrt: wrt.to_string(),
@@ -135,6 +141,7 @@ pub fn hvp(checked: &Checked, wrt: &str, dir: &str, options: &Options) -> Result
         derivation,
         check,
         derived_zero,
+        zero_reason,
     })
 }
 
@@ -266,6 +273,7 @@ impl Hvp {
             "latex": self.formula_latex(),
             "check": render::json::check(&self.check),
             "derived_zero": self.derived_zero,
+            "zero_reason": self.zero_reason,
         })
     }
 }
@@ -296,7 +304,11 @@ impl std::fmt::Display for Hvp {
             writeln!(f, "  {w}")?;
         }
         if let Some(derived) = &self.derived_zero {
-            writeln!(f, "{}", crate::fullform::zero_note(derived))?;
+            writeln!(
+                f,
+                "{}",
+                crate::fullform::zero_note(derived, self.zero_reason.as_deref())
+            )?;
         }
         write!(f, "{}", self.check_text())
     }

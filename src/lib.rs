@@ -54,6 +54,7 @@ pub mod numeric;
 pub mod numpy_dialect;
 pub mod ops;
 mod order;
+pub mod reason;
 pub mod render;
 pub mod repl;
 pub mod rules;
@@ -141,6 +142,8 @@ pub struct Derivation {
     pub simplify: SimplifyReport,
     /// The formula the rules left when it was found identically 0 (it is then shown as 0).
     pub derived_zero: Option<String>,
+    /// Why it is 0, where the rules can say (the target simplifies to a constant).
+    pub zero_reason: Option<String>,
 }
 
 /// Parses and checks a script: shapes, broadcasting, the target.
@@ -441,6 +444,7 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
             check,
             simplify: report,
             derived_zero: None,
+            zero_reason: None,
         };
         let claim = Claim {
             env: &derivation.env,
@@ -459,6 +463,8 @@ pub fn grad_all(checked: &Checked, wrts: &[&str], options: &Options) -> Result<V
             let shape = derivation.formula_shape();
             let zero = fullform::zero_matrix(shape.rows, shape.cols);
             derivation.derived_zero = Some(derivation.formula_text());
+            let label = derivation.target_label().to_string();
+            derivation.zero_reason = reason::constant_target(&env, &target.expr, *wrt_sym, &label, options.limits);
             derivation.formula = zero.clone();
             derivation.named = zero;
             derivation.definitions.clear();
@@ -1094,7 +1100,7 @@ impl Derivation {
             ),
             Check::Passed { instances, max_rel_err, .. } => {
                 let zero = match &self.derived_zero {
-                    Some(derived) => format!("; {}", fullform::zero_note(derived)),
+                    Some(derived) => format!("; {}", fullform::zero_note(derived, self.zero_reason.as_deref())),
                     None => String::new(),
                 };
                 format!(

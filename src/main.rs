@@ -114,6 +114,9 @@ struct HvpArgs {
     dir: String,
     #[arg(long, value_enum, default_value_t = HvpEmit::Text)]
     emit: HvpEmit,
+    /// With `--emit latex`: the notes as a complete document instead of an `align*` body.
+    #[arg(long)]
+    standalone: bool,
     /// With `--emit numpy`: a complete Python function with shape asserts instead of one expression.
     #[arg(long)]
     function: bool,
@@ -158,6 +161,7 @@ enum HvpEmit {
     Json,
     Numpy,
     Latex,
+    Markdown,
 }
 
 /// `explain` writes notes, not code: numpy or JSON of its result is `grad`'s.
@@ -467,6 +471,7 @@ fn full_json(form: &matdiff::fullform::FullForm) -> serde_json::Value {
         "tensor_shape": form.tensor_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         "numpy": form.numpy(),
         "derived_zero": form.derived_zero,
+        "zero_reason": form.zero_reason,
         "index_form": form.index_form,
         "nonzeros": form.nonzeros.as_ref().map(|d| d.to_string()),
         "check": form.check_text(),
@@ -501,7 +506,9 @@ fn hvp(args: HvpArgs) -> ExitCode {
         HvpEmit::Json => serde_json::to_string_pretty(&product.json()).unwrap_or_default(),
         HvpEmit::Numpy if args.function => product.numpy_function(),
         HvpEmit::Numpy => product.numpy(),
+        HvpEmit::Latex if args.standalone => matdiff::render::notes::hvp(&product).latex(true),
         HvpEmit::Latex => format!("\\begin{{align*}}\n{}\n\\end{{align*}}", product.latex()),
+        HvpEmit::Markdown => matdiff::render::notes::hvp(&product).markdown(),
     };
     if matches!(product.check, Check::Passed { .. } | Check::Skipped) {
         out!("{rendered}");

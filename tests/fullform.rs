@@ -53,6 +53,12 @@ fn textbook_jacobians() {
         ("transpose_is_commutation", "X : m x n; X'", "X", "K_(n,m)"),
         ("elementwise_is_diagonal", "x : n; exp(x)", "x", "diag(exp(x))"),
         ("inverse", "X : n x n; inv(X)", "X", "−(X⁻¹ ⊗ X⁻ᵀ)"),
+        (
+            "softmax",
+            "l : n; softmax(l)",
+            "l",
+            "diag(softmax(l)) − softmax(l)·softmax(l)ᵀ",
+        ),
     ];
     for (name, script, wrt, matrix) in cases {
         let f = jac(script, wrt);
@@ -78,6 +84,20 @@ fn textbook_hessians() {
             "Xᵀ·diag(σ(X·w) ⊙ (1_B − σ(X·w)))·X",
         ),
         ("trace_XtAX", "X : n x m; A : n x n; tr(X'*A*X)", "X", "(A + Aᵀ) ⊗ I_m"),
+        // Bishop, PRML eq. 4.106 (the softmax's Jacobian) times the sum of the targets.
+        (
+            "softmax_cross_entropy",
+            "l : n; t : n; -t' * log(softmax(l))",
+            "l",
+            "sum(t)·(diag(softmax(l)) − softmax(l)·softmax(l)ᵀ)",
+        ),
+        // The gradient of log-sum-exp is the softmax, so its Hessian is the softmax's Jacobian.
+        (
+            "logsumexp",
+            "x : n; logsumexp(x)",
+            "x",
+            "diag(softmax(x)) − softmax(x)·softmax(x)ᵀ",
+        ),
     ];
     for (name, script, wrt, matrix) in cases {
         let f = hess(script, wrt);

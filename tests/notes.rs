@@ -33,7 +33,14 @@ fn hessian() -> Document {
     notes::full_form(&matdiff::fullform::hessian(&checked, "w", &Options::default()).unwrap())
 }
 
-/// The seed, a reduction, a Hessian and a normalisation layer.
+fn hessian_vector_product() -> Document {
+    let checked = matdiff::check_script("x : n; v : n; logsumexp(x)").unwrap();
+    let product = matdiff::hvp::hvp(&checked, "x", "v", &Options::default()).unwrap();
+    assert!(product.check.passed(), "{product}");
+    notes::hvp(&product)
+}
+
+/// The seed, a reduction, a Hessian, a Hessian-vector product and a normalisation layer.
 fn documents() -> Vec<(&'static str, Document, &'static [&'static str])> {
     const EXPLAIN: &[&str] = &[
         "The forward expression",
@@ -53,6 +60,11 @@ fn documents() -> Vec<(&'static str, Document, &'static [&'static str])> {
             "hessian",
             hessian(),
             &["The forward expression", "The full form", "The check"],
+        ),
+        (
+            "hvp",
+            hessian_vector_product(),
+            &["The forward expression", "The Hessian-vector product", "The check"],
         ),
         ("batchnorm", batchnorm(), EXPLAIN),
     ]
@@ -204,5 +216,6 @@ fn snapshots_of_the_notes() {
     insta::assert_snapshot!("notes_seed_markdown", redacted(&explained(SEED, "b").markdown()));
     insta::assert_snapshot!("notes_batchnorm_latex", redacted(&batchnorm().latex(false)));
     insta::assert_snapshot!("notes_hessian_markdown", redacted(&hessian().markdown()));
+    insta::assert_snapshot!("notes_hvp_markdown", redacted(&hessian_vector_product().markdown()));
     insta::assert_snapshot!("notes_gradients_markdown", redacted(&gradients().markdown()));
 }

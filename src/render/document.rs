@@ -197,6 +197,7 @@ pub fn math_of_text(s: &str) -> String {
             ' ' => " ",
             ',' => ",\\ ",
             '∂' => "\\partial ",
+            '∇' => "\\nabla ",
             '∘' => "\\circ ",
             '⊙' => "\\odot ",
             '⊗' => "\\otimes ",

@@ -38,6 +38,7 @@ pub fn derivation(d: &Derivation) -> Value {
         "wrt": d.wrt,
         "wrt_shape": d.wrt_shape.to_string(),
         "derived_zero": d.derived_zero,
+        "zero_reason": d.zero_reason,
         "layout": d.layout.name(),
         "upstream": d.upstream.as_ref().map(|(g, s)| json!({"name": g.as_str(), "shape": s.to_string()})),
         "formula": d.formula_text(),

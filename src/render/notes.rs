@@ -1,4 +1,4 @@
-//! The notes a derivation makes: what `explain`, `grad`, `jacobian` and `hessian` know,
+//! The notes a derivation makes: what `explain`, `grad`, `jacobian`, `hessian` and `hvp` know,
 //! arranged as a [`Document`] with a sentence of prose per section, each sentence built from
 //! the derivation's facts (its broadcasts, steps, Jacobian and check).
 
@@ -34,15 +34,7 @@ fn with(mut runs: Vec<Inline>, more: impl IntoIterator<Item = Inline>) -> Vec<In
 /// the upstream gradient.
 fn forward(d: &Derivation) -> Section {
     let target = name_tex(d.target_label());
-    let mut lines: Vec<Line> = d
-        .definitions
-        .iter()
-        .map(|(n, e)| Line {
-            lhs: name_tex(n),
-            rhs: tex(e),
-            note: None,
-        })
-        .collect();
+    let mut lines = definition_lines(d);
     lines.push(Line {
         lhs: target.clone(),
         rhs: d.target_latex(),
@@ -96,6 +88,18 @@ fn forward(d: &Derivation) -> Section {
         title: "The forward expression".into(),
         blocks,
     }
+}
+
+/// One line per named intermediate: `name = body`.
+fn definition_lines(d: &Derivation) -> Vec<Line> {
+    d.definitions
+        .iter()
+        .map(|(n, e)| Line {
+            lhs: name_tex(n),
+            rhs: tex(e),
+            note: None,
+        })
+        .collect()
 }
 
 /// `Text("a $B$ b")` written by `format!` with `$…$` split into text and math runs.
@@ -503,6 +507,65 @@ pub fn full_form(f: &FullForm) -> Document {
                 vec![text("Every entry was compared with finite differences.")],
                 &f.check_text(),
                 &f.dims.iter().map(String::as_str).collect::<Vec<_>>(),
+            ),
+        ],
+    }
+}
+
+/// `hvp`'s notes: the forward expression and the direction, H·v with the named pieces it is
+/// written with, the check along v.
+pub fn hvp(h: &crate::hvp::Hvp) -> Document {
+    let d = &h.derivation;
+    let target = name_tex(&h.target_label);
+    let (x, v) = (name_tex(&h.wrt), name_tex(&h.dir));
+    let forward = Section {
+        title: "The forward expression".into(),
+        blocks: vec![
+            Block::Equations(vec![Line {
+                lhs: target.clone(),
+                rhs: h.target_latex.clone(),
+                note: Some(shape_tex(&crate::dim::Shape::scalar())),
+            }]),
+            Block::Prose(fix_math(vec![text(format!(
+                "The direction ${v}$ has the shape of ${x}$, ${}$.",
+                shape_tex(h.shape())
+            ))])),
+        ],
+    };
+    let mut lines = definition_lines(d);
+    lines.push(Line {
+        lhs: format!("\\nabla^2_{{{x}}} {target}\\, {v}"),
+        rhs: h.formula_latex(),
+        note: Some(format!("{} \\quad {}", shape_tex(h.shape()), verdict(&h.check))),
+    });
+    let mut said = format!(
+        "The Hessian ${{\\nabla^2_{{{x}}} {target}}}$ times ${v}$ is the gradient in ${x}$ of the scalar $\\langle \\nabla_{{{x}}} {target}, {v} \\rangle$: reverse mode over the gradient's formula gives it at the cost of a gradient, and the Hessian itself is never formed"
+    );
+    if h.derived_zero.is_some() {
+        said.push_str(". It is identically zero (the derived form was 0 at every entry on every checked instance)");
+    }
+    said.push(':');
+    let mut names: Vec<&str> = names(d);
+    names.push(&h.dir);
+    Document {
+        title: vec![
+            text("The Hessian-vector product "),
+            math(format!("\\nabla^2_{{{x}}} {target}\\, {v}")),
+        ],
+        sections: vec![
+            forward,
+            Section {
+                title: "The Hessian-vector product".into(),
+                blocks: vec![Block::Prose(fix_math(vec![text(said)])), Block::Equations(lines)],
+            },
+            check_section(
+                vec![
+                    text("The product was compared with the derivative of the checked gradient along "),
+                    math(&v),
+                    text("."),
+                ],
+                &h.check_text(),
+                &names,
             ),
         ],
     }

@@ -7,7 +7,7 @@ pub mod layout;
 use super::{args, constant_at, number, spelled, Form, Piece, Prec, PLAIN};
 use crate::dim::Shape;
 use crate::ir::{Env, Math};
-use egg::{Id, RecExpr};
+use egg::{Id, Language, RecExpr};
 
 pub struct Numpy<'a> {
     pub env: &'a Env,
@@ -132,6 +132,87 @@ impl Form for Numpy<'_> {
             Math::Cols(_) => Piece::new(format!("np.shape({})[1]", a[0].text), Postfix),
         }
     }
+}
+
+/// An expression written with its repeated parts named: each binding (name, value in its
+/// layout) over the names before it, then the result (the whole as a 2-D array).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub bindings: Vec<(String, String)>,
+    pub result: Piece,
+}
+
+/// Nodes of fewer (tree) nodes than this are written where they are used.
+const SHARED_SIZE: f64 = 8.0;
+
+/// `expr` (a DAG) with every subexpression that a tree would write more than once, and that
+/// is not tiny, named once: written out, a nest of such repeats (a deep network's Hessian)
+/// doubles with every level. `None` when nothing repeats.
+pub fn shared(expr: &RecExpr<Math>, env: &Env) -> Option<Shared> {
+    let nodes = expr.as_ref();
+    let data = crate::ir::expr_data(env, expr);
+    let mut uses = vec![0usize; nodes.len()];
+    let mut size = vec![0.0f64; nodes.len()];
+    for (i, node) in nodes.iter().enumerate() {
+        size[i] = 1.0 + node.children().iter().map(|c| size[usize::from(*c)]).sum::<f64>();
+        for c in node.children() {
+            uses[usize::from(*c)] += 1;
+        }
+    }
+    let root = nodes.len().checked_sub(1)?;
+    let named: Vec<usize> = (0..root)
+        .filter(|&i| uses[i] >= 2 && size[i] >= SHARED_SIZE && !nodes[i].is_leaf() && data[i].shape().is_some())
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    let prefix = unused_prefix(expr, "h", named.len());
+    let mut env = env.clone();
+    let mut names = layout::Names::new();
+    let mut symbol_of: std::collections::HashMap<usize, egg::Symbol> = std::collections::HashMap::new();
+    let mut bindings = Vec::new();
+    // Each named node over the names before it (ids are in topological order).
+    let rebuilt = |at: usize, symbol_of: &std::collections::HashMap<usize, egg::Symbol>| {
+        nodes[at].build_recexpr(|c| match symbol_of.get(&usize::from(c)) {
+            Some(s) => Math::Symbol(*s),
+            None => nodes[usize::from(c)].clone(),
+        })
+    };
+    for (k, &i) in named.iter().enumerate() {
+        let name = format!("{prefix}{}", k + 1);
+        let body = rebuilt(i, &symbol_of);
+        let laid = layout::lay_out(&body, &env, &names).for_definition();
+        let symbol = egg::Symbol::from(name.as_str());
+        env.shapes.insert(symbol, data[i].shape().cloned().expect("a value"));
+        names.insert(symbol, (name.clone(), laid.layout));
+        bindings.push((name, laid.piece.text));
+        symbol_of.insert(i, symbol);
+    }
+    let result = layout::lay_out(&rebuilt(root, &symbol_of), &env, &names).materialised();
+    Some(Shared { bindings, result })
+}
+
+/// A prefix p such that no name `p1` … `p{count}` is a variable or dimension of `expr`.
+fn unused_prefix(expr: &RecExpr<Math>, base: &str, count: usize) -> String {
+    let mut prefix = base.to_string();
+    let taken = |p: &str| {
+        expr.iter().any(|n| {
+            let clash = |name: &str| {
+                name.strip_prefix(p)
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .is_some_and(|k| (1..=count).contains(&k))
+            };
+            match n {
+                Math::Symbol(s) => clash(s.as_str()),
+                Math::Dim(d) => d.0.factors().iter().any(|f| clash(f)),
+                _ => false,
+            }
+        })
+    };
+    while taken(&prefix) {
+        prefix.push('_');
+    }
+    prefix
 }
 
 /// `base`, or `base` with underscores, unlike every variable and dimension name in `expr`.

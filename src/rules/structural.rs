@@ -36,6 +36,8 @@ pub const JACOBIAN: &[JacobianRule] = &[
     jac("norm", 0, "(* (scale (pow ?e -1) (T (vec ?a))) ?j)", "d‖A‖ = vec(A)ᵀvec(dA)/‖A‖"),
     jac("diag", 0, "(* (diag (vec (eye (rows ?a)))) (* (kron (ones (rows ?a) @1) (eye (rows ?a))) ?j))", "vec(diag(v)) = diag(vec I)(1⊗I)v"),
     jac("ismax", 0, "(* (diag (vec (zeros (rows ?a) (cols ?a)))) ?j)", "the mask is constant away from ties"),
+    // Not an operator of the IR: `fullform` recognises a column vector's softmax, exp(a) ⊘ (sum(exp(a))·1), as one.
+    jac("softmax", 0, "(* (+ (diag ?e) (scale -1 (* ?e (T ?e)))) ?j)", "∂softmax(a)/∂a = diag(s) − s·sᵀ for s = softmax(a): ∂s_i/∂a_j = s_i(δ_ij − s_j) (Bishop, PRML eq. 4.106)"),
     jac("diagv", 0, "(* (T (kron (ones (rows ?a) @1) (eye (rows ?a)))) (* (diag (vec (eye (rows ?a)))) ?j))", "the diagonal of A is (1⊗I)ᵀdiag(vec I)vec(A)"),
 ];
 
