@@ -80,14 +80,14 @@ fn forward(egraph: &mut MathGraph, expr: &RecExpr<Math>, wrt: Symbol) -> Result<
             // quotient rule through its exponentials and their sum, which reads nothing like it.
             _ if softmax.is_some() => {
                 let (arg, s, arg_j) = softmax.expect("matched");
-                let (pattern, _) = table
+                let entry = table
                     .get(&("softmax", 0))
                     .ok_or_else(|| "matdiff has no Jacobian rule for `softmax`".to_string())?;
                 let mut subst = Subst::default();
                 subst.insert(j, arg_j);
                 subst.insert(e, s);
                 subst.insert(a, ids[arg]);
-                Some(egraph.add_instantiation(&pattern.ast, &subst))
+                Some(egraph.add_instantiation(entry.pattern(), &subst))
             }
             _ => {
                 let mut total: Option<Id> = None;
