@@ -615,7 +615,10 @@ impl Simplification<'_> {
         simplify::rebuild(&mut egraph);
         let (egraph, report) = simplify::saturate(egraph, self.limits);
         let extraction = simplify::Extraction::new(&egraph);
-        let extract = |class: Id, banned: &[Symbol]| self.reading.arrange(&extraction.best_without(class, banned));
+        let extract = |class: Id, banned: &[Symbol]| {
+            let arranged = self.reading.arrange(&extraction.best_without(class, banned));
+            order::softmax_restored(self.env_with_definitions, &arranged)
+        };
         let names = self.names();
         let formula = extract(root, &names);
         // Without definitions there is nothing to name: the named form is the formula.

@@ -118,6 +118,10 @@ impl Form for Latex {
             let argument = &pieces[usize::from(arg)].text;
             return Piece::new(format!("\\operatorname{{softmax}}\\left({argument}\\right)"), Atom);
         }
+        if let Some(arg) = super::logsumexp_of(expr, id) {
+            let argument = &pieces[usize::from(arg)].text;
+            return Piece::new(format!("\\operatorname{{logsumexp}}\\left({argument}\\right)"), Atom);
+        }
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("-{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),

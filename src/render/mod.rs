@@ -204,6 +204,18 @@ pub fn softmax_of(expr: &RecExpr<Math>, id: Id) -> Option<Id> {
     }
 }
 
+/// `A` when the node at `id` is the language's `logsumexp(A)` written out, `log(sum(exp(A)))`
+/// (over every entry, so it reads back as the same function whatever A's shape).
+pub fn logsumexp_of(expr: &RecExpr<Math>, id: Id) -> Option<Id> {
+    match &expr[id] {
+        Math::Fn(crate::ops::Func::Log, args) => match expr[args[0]] {
+            Math::Sum(e) => exp_argument(expr, e),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn exp_argument(expr: &RecExpr<Math>, id: Id) -> Option<Id> {
     match &expr[id] {
         Math::Fn(crate::ops::Func::Exp, args) => Some(args[0]),

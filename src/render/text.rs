@@ -66,6 +66,9 @@ impl Form for Text {
         if let Some(arg) = super::softmax_of(expr, id) {
             return Piece::new(format!("softmax({})", pieces[usize::from(arg)].text), Atom);
         }
+        if let Some(arg) = super::logsumexp_of(expr, id) {
+            return Piece::new(format!("logsumexp({})", pieces[usize::from(arg)].text), Atom);
+        }
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
