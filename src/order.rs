@@ -463,6 +463,56 @@ fn negated(expr: &RecExpr<Math>, id: Id) -> bool {
     }
 }
 
+/// `expr` with each `exp(a)/sum(exp(a))` of a column `a` written as the language's softmax,
+/// `exp(a) ⊘ (sum(exp(a))·1)`, also where the scaling stands over a product with it first
+/// (`exp(a)·1ᵀ/sum(exp(a))` is `softmax(a)·1ᵀ`, as s·(A·B) = (s·A)·B). Extraction prefers the
+/// scalar quotient, which is shorter but hides the function the script used.
+pub fn softmax_restored(env: &crate::ir::Env, expr: &RecExpr<Math>) -> RecExpr<Math> {
+    let data = crate::ir::expr_data(env, expr);
+    let column_exp = |x: Id, k: Id| -> Option<(Id, Shape)> {
+        let Math::Fn(crate::ops::Func::Exp, args) = &expr[x] else {
+            return None;
+        };
+        let shape = data[usize::from(args[0])].shape().filter(|s| s.is_column())?.clone();
+        match expr[k] {
+            Math::Pow([total, m])
+                if matches!(expr[total], Math::Sum(e) if e == x) && matches!(expr[m], Math::Num(c) if c.0 == -1.0) =>
+            {
+                Some((total, shape))
+            }
+            _ => None,
+        }
+    };
+    let mut out = RecExpr::default();
+    let mut ids: Vec<Id> = Vec::with_capacity(expr.as_ref().len());
+    for node in expr.as_ref() {
+        let found = match node {
+            Math::Scale([k, x]) => match expr[*x] {
+                Math::Mul([e, rest]) => column_exp(e, *k).map(|(t, s)| (e, t, s, Some(rest))),
+                _ => column_exp(*x, *k).map(|(t, s)| (*x, t, s, None)),
+            },
+            _ => None,
+        };
+        let id = match found {
+            Some((e, total, shape, rest)) => {
+                let (e, total) = (ids[usize::from(e)], ids[usize::from(total)]);
+                let n = out.add(Math::Dim(DimNode(shape.rows.clone())));
+                let one = out.add(Math::Dim(DimNode(Dim::one())));
+                let ones = out.add(Math::Ones([n, one]));
+                let denominator = out.add(Math::Scale([total, ones]));
+                let softmax = out.add(Math::HDiv([e, denominator]));
+                match rest {
+                    Some(r) => out.add(Math::Mul([softmax, ids[usize::from(r)]])),
+                    None => softmax,
+                }
+            }
+            None => out.add(node.clone().map_children(|c| ids[usize::from(c)])),
+        };
+        ids.push(id);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,54 +570,4 @@ mod tests {
             "(scale 0.5 (scale (pow s -0.5) x))"
         );
     }
-}
-
-/// `expr` with each `exp(a)/sum(exp(a))` of a column `a` written as the language's softmax,
-/// `exp(a) ⊘ (sum(exp(a))·1)`, also where the scaling stands over a product with it first
-/// (`exp(a)·1ᵀ/sum(exp(a))` is `softmax(a)·1ᵀ`, as s·(A·B) = (s·A)·B). Extraction prefers the
-/// scalar quotient, which is shorter but hides the function the script used.
-pub fn softmax_restored(env: &crate::ir::Env, expr: &RecExpr<Math>) -> RecExpr<Math> {
-    let data = crate::ir::expr_data(env, expr);
-    let column_exp = |x: Id, k: Id| -> Option<(Id, Shape)> {
-        let Math::Fn(crate::ops::Func::Exp, args) = &expr[x] else {
-            return None;
-        };
-        let shape = data[usize::from(args[0])].shape().filter(|s| s.is_column())?.clone();
-        match expr[k] {
-            Math::Pow([total, m])
-                if matches!(expr[total], Math::Sum(e) if e == x) && matches!(expr[m], Math::Num(c) if c.0 == -1.0) =>
-            {
-                Some((total, shape))
-            }
-            _ => None,
-        }
-    };
-    let mut out = RecExpr::default();
-    let mut ids: Vec<Id> = Vec::with_capacity(expr.as_ref().len());
-    for node in expr.as_ref() {
-        let found = match node {
-            Math::Scale([k, x]) => match expr[*x] {
-                Math::Mul([e, rest]) => column_exp(e, *k).map(|(t, s)| (e, t, s, Some(rest))),
-                _ => column_exp(*x, *k).map(|(t, s)| (*x, t, s, None)),
-            },
-            _ => None,
-        };
-        let id = match found {
-            Some((e, total, shape, rest)) => {
-                let (e, total) = (ids[usize::from(e)], ids[usize::from(total)]);
-                let n = out.add(Math::Dim(DimNode(shape.rows.clone())));
-                let one = out.add(Math::Dim(DimNode(Dim::one())));
-                let ones = out.add(Math::Ones([n, one]));
-                let denominator = out.add(Math::Scale([total, ones]));
-                let softmax = out.add(Math::HDiv([e, denominator]));
-                match rest {
-                    Some(r) => out.add(Math::Mul([softmax, ids[usize::from(r)]])),
-                    None => softmax,
-                }
-            }
-            None => out.add(node.clone().map_children(|c| ids[usize::from(c)])),
-        };
-        ids.push(id);
-    }
-    out
 }
