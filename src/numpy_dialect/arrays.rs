@@ -221,7 +221,8 @@ impl Arrays {
                     (0, 1) => format!("a {} operand", k.shape),
                     (0, n) => format!("{n} {} operands", k.shape),
                     (_, 0) => format!("{names} : {}", k.shape),
-                    (_, n) => format!("{names} (and {n} more) : {}", k.shape),
+                    (_, 1) => format!("{names} and an unnamed operand, each {}", k.shape),
+                    (_, n) => format!("{names} and {n} unnamed operands, each {}", k.shape),
                 };
                 format!("{what} broadcast over {}", k.over)
             })
