@@ -311,7 +311,7 @@ impl Canon<'_> {
         match node {
             // A zero matrix is the empty sum, so it cannot keep a sum's terms from sharing a factor.
             Math::Zeros(_) => Poly::default(),
-            Math::Add([a, b]) => p(a).plus(p(b)),
+            Math::Add([a, b]) => self.sum(p(a), p(b)),
             Math::Scale([s, a]) => self.product(p(s), p(a)),
             Math::Mul([a, b]) | Math::Had([a, b]) if scalar(a) => self.product(p(a), p(b)),
             Math::Mul([a, b]) | Math::Had([a, b]) if scalar(b) => self.product(p(b), p(a)),
@@ -402,6 +402,39 @@ impl Canon<'_> {
 
     /// `s·a` for a scalar `s`. A sum is not multiplied out: it stays one factor, as the
     /// script wrote it (`2·(x − a)`, not `2·x − 2·a`).
+    /// `a + b`, a multiple of a sum multiplied out where its terms then combine with the
+    /// others (`t − (1 − t)` is `2·t − 1`); kept whole otherwise.
+    fn sum(&mut self, a: &Poly, b: &Poly) -> Poly {
+        let terms: Vec<Term> = a.0.iter().chain(&b.0).cloned().collect();
+        self.opened(&terms).unwrap_or_else(|| a.plus(b))
+    }
+
+    /// The terms with each multiple of a sum multiplied out, if that makes terms combine.
+    fn opened(&mut self, terms: &[Term]) -> Option<Poly> {
+        let mut raw = Vec::new();
+        let mut opened = false;
+        for t in terms {
+            match t.core.and_then(|c| self.sums.get(&c)) {
+                Some(inner) => {
+                    opened = true;
+                    let factor = Term {
+                        core: None,
+                        ..t.clone()
+                    };
+                    raw.extend(inner.0.iter().map(|u| factor.times(u)));
+                }
+                None => raw.push(t.clone()),
+            }
+        }
+        if !opened {
+            return None;
+        }
+        let expanded = raw
+            .iter()
+            .fold(Poly::default(), |acc, t| acc.plus(&Poly::single(t.clone())));
+        (expanded.0.len() < raw.len()).then_some(expanded)
+    }
+
     fn product(&mut self, s: &Poly, a: &Poly) -> Poly {
         if s.0.is_empty() || a.0.is_empty() {
             return Poly::default();
@@ -534,7 +567,9 @@ impl Canon<'_> {
                 ..t.clone()
             });
         }
-        let inner = self.recognise(Poly(inner));
+        // What is left after the common factor may combine (`G ⊙ t − G ⊙ (1 − t)`: `2·t − 1`).
+        let inner = self.opened(&inner).unwrap_or(Poly(inner));
+        let inner = self.recognise(inner);
         let inner = self.build(&inner, Some(&shape));
         let mut all = common;
         all.push((inner, 1.0));
