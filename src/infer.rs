@@ -357,7 +357,12 @@ impl Inference<'_> {
             }
             Builtin::Kron if shapes.len() == 2 => self.kron(&shapes[0], &shapes[1]),
             // Shaped like their argument; a miscounted call is the strict pass's to report.
-            Builtin::Softmax | Builtin::Softplus | Builtin::Outer | Builtin::Kron => first,
+            Builtin::Softmax
+            | Builtin::Softplus
+            | Builtin::Outer
+            | Builtin::Kron
+            | Builtin::Maximum
+            | Builtin::Minimum => first,
         }
     }
 }

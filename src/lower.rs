@@ -671,6 +671,25 @@ impl Lowering<'_> {
                     Ok((self.add(Math::Mul([a, bt])), Shape::new(sa.rows, sb.rows)))
                 }
             }
+            Builtin::Maximum | Builtin::Minimum => {
+                // numpy's maximum and minimum, with its broadcasting: max(a, b) = b + relu(a − b),
+                // min(a, b) = b − relu(b − a), so the derivative is ReLU's (`step`, the first
+                // argument's at a tie).
+                let (a, sa) = self.lower(&args[0])?;
+                let (b, sb) = self.lower(&args[1])?;
+                let (a, b, shape) = self.broadcast(BinOp::Add, (a, sa, &args[0]), (b, sb, &args[1]), span)?;
+                let (x, y) = if builtin == Builtin::Maximum { (a, b) } else { (b, a) };
+                let ny = self.negate(y);
+                let difference = self.add(Math::Add([x, ny]));
+                let r = self.add(Math::function(Func::Relu, &[difference]));
+                let node = if builtin == Builtin::Maximum {
+                    Math::Add([b, r])
+                } else {
+                    let nr = self.negate(r);
+                    Math::Add([b, nr])
+                };
+                Ok((self.add(node), shape))
+            }
             Builtin::Kron => {
                 let (a, sa) = self.lower(&args[0])?;
                 let (b, sb) = self.lower(&args[1])?;
@@ -806,6 +825,8 @@ impl Lowering<'_> {
             | Builtin::Kron
             | Builtin::Dot
             | Builtin::Outer
+            | Builtin::Maximum
+            | Builtin::Minimum
             | Builtin::Transpose => unreachable!("`{name}` takes its arguments as written and is lowered in `call`"),
         }
     }

@@ -398,6 +398,8 @@ builtins! {
     Dot = "dot" (2, 2),
     Outer = "outer" (2, 2),
     Transpose = "transpose" (1, 1),
+    Maximum = "maximum" (2, 2),
+    Minimum = "minimum" (2, 2),
 }
 
 /// A function a script can call.

@@ -118,6 +118,11 @@ impl Form for Latex {
             let argument = &pieces[usize::from(arg)].text;
             return Piece::new(format!("\\operatorname{{softmax}}\\left({argument}\\right)"), Atom);
         }
+        if let Some((x, y, max)) = super::extremum_of(expr, id) {
+            let name = if max { "maximum" } else { "minimum" };
+            let (x, y) = (&pieces[usize::from(x)].text, &pieces[usize::from(y)].text);
+            return Piece::new(format!("\\operatorname{{{name}}}\\left({x}, {y}\\right)"), Atom);
+        }
         if let Some(arg) = super::logsumexp_of(expr, id) {
             let argument = &pieces[usize::from(arg)].text;
             return Piece::new(format!("\\operatorname{{logsumexp}}\\left({argument}\\right)"), Atom);

@@ -216,6 +216,38 @@ pub fn logsumexp_of(expr: &RecExpr<Math>, id: Id) -> Option<Id> {
     }
 }
 
+/// `(a, b, true)` when the node at `id` is the language's `maximum(a, b)` written out,
+/// `b + relu(a − b)` (either order); `(a, b, false)` for `minimum(a, b)`, `b − relu(b − a)`.
+pub fn extremum_of(expr: &RecExpr<Math>, id: Id) -> Option<(Id, Id, bool)> {
+    let Math::Add([l, r]) = expr[id] else {
+        return None;
+    };
+    let negated = |x: Id| match expr[x] {
+        Math::Scale([s, y]) if constant_at(expr, s) == Some(-1.0) => Some(y),
+        _ => None,
+    };
+    // relu(x − y) as (x, y).
+    let relu_of_difference = |x: Id| match &expr[x] {
+        Math::Fn(crate::ops::Func::Relu, args) => match expr[args[0]] {
+            Math::Add([p, q]) => negated(q).map(|q| (p, q)),
+            _ => None,
+        },
+        _ => None,
+    };
+    for (b, other) in [(l, r), (r, l)] {
+        if let Some((a, b2)) = relu_of_difference(other) {
+            if b2 == b {
+                return Some((a, b, true));
+            }
+        }
+    }
+    let (b, r) = (l, negated(r)?);
+    match relu_of_difference(r) {
+        Some((b2, a)) if b2 == b => Some((a, b, false)),
+        _ => None,
+    }
+}
+
 fn exp_argument(expr: &RecExpr<Math>, id: Id) -> Option<Id> {
     match &expr[id] {
         Math::Fn(crate::ops::Func::Exp, args) => Some(args[0]),

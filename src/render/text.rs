@@ -66,6 +66,11 @@ impl Form for Text {
         if let Some(arg) = super::softmax_of(expr, id) {
             return Piece::new(format!("softmax({})", pieces[usize::from(arg)].text), Atom);
         }
+        if let Some((x, y, max)) = super::extremum_of(expr, id) {
+            let name = if max { "maximum" } else { "minimum" };
+            let (x, y) = (&pieces[usize::from(x)].text, &pieces[usize::from(y)].text);
+            return Piece::new(format!("{name}({x}, {y})"), Atom);
+        }
         if let Some(arg) = super::logsumexp_of(expr, id) {
             return Piece::new(format!("logsumexp({})", pieces[usize::from(arg)].text), Atom);
         }
