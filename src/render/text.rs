@@ -89,6 +89,10 @@ impl Form for Text {
                 };
                 let subtrahend = |k: usize| super::subtracted_product(expr, id, k, pieces).or_else(|| negated(a[k]));
                 match (negated(a[0]), subtrahend(1)) {
+                    // Subtracting a negative reads as adding (`a + Y/N`, not `a − −Y/N`).
+                    (_, Some(rest)) if rest.starts_with('−') && a[1].prec != Sum => {
+                        Piece::new(format!("{} + {}", a[0].text, &rest['−'.len_utf8()..]), Sum)
+                    }
                     (_, Some(rest)) => Piece::new(format!("{} − {rest}", a[0].text), Sum),
                     // Lead with the positive term: b − a, not −a + b.
                     (Some(rest), None) => Piece::new(format!("{} − {rest}", a[1].at(Product)), Sum),
