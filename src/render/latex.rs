@@ -532,7 +532,8 @@ fn term_width(body: &str, size: f64) -> f64 {
             "\\," => 1.7,
             "\\!" => -1.7,
             "\\sum" => 14.4,
-            "\\log" | "\\det" | "\\exp" | "\\sin" | "\\cos" | "\\tan" => 13.3,
+            "\\log" | "\\ln" | "\\det" | "\\exp" | "\\sin" | "\\cos" | "\\tan" | "\\tanh" | "\\sinh" | "\\cosh"
+            | "\\max" | "\\min" | "\\arg" | "\\lim" => 4.8 * (name.len() - 1) as f64 + 1.7,
             "\\top" => 9.0,
             "\\checkmark" | "\\surd" | "\\nabla" | "\\%" | "\\#" | "\\infty" => 8.3,
             _ if name[1..].starts_with(|c: char| c.is_ascii_uppercase()) => 7.5,
