@@ -109,16 +109,26 @@ fn ink(pgm: &[u8]) -> f64 {
     pixels.iter().filter(|p| **p < 200).count() as f64 / pixels.len() as f64
 }
 
+/// The standalone document compiled by pdflatex in a scratch directory, with no line of it
+/// wider than the page by more than 5pt (`Overfull \hbox` in the log).
+fn compiled(name: &str, doc: &Document) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::write(dir.join("notes.tex"), doc.latex(true)).unwrap();
+    run(
+        &dir,
+        "pdflatex",
+        &["-interaction=nonstopmode", "-halt-on-error", "notes.tex"],
+    );
+    let log = std::fs::read_to_string(dir.join("notes.log")).unwrap();
+    let over: Vec<f64> = overfull(&log).into_iter().filter(|w| *w > 5.0).collect();
+    assert!(over.is_empty(), "{name}: lines too wide by {over:?}pt");
+    dir
+}
+
 #[test]
 fn standalone_notes_compile_render_and_hold_every_section() {
     for (name, doc, sections) in documents() {
-        let dir = scratch(name);
-        std::fs::write(dir.join("notes.tex"), doc.latex(true)).unwrap();
-        run(
-            &dir,
-            "pdflatex",
-            &["-interaction=nonstopmode", "-halt-on-error", "notes.tex"],
-        );
+        let dir = compiled(name, &doc);
         run(&dir, "pdftoppm", &["-r", "30", "-gray", "notes.pdf", "page"]);
         let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
@@ -161,6 +171,7 @@ fn katex_sets_every_piece_of_math_in_the_notes() {
     let mut push = |name: String, tex: String| items.push(serde_json::json!({"name": name, "tex": tex}));
     let mut docs = documents();
     docs.push(("gradients", gradients(), &[]));
+    docs.extend(wide().into_iter().map(|(name, doc)| (name, doc, &[] as &[&str])));
     docs.push(("jacobian", jacobian(), &[]));
     docs.push((
         "logistic",
@@ -218,4 +229,170 @@ fn snapshots_of_the_notes() {
     insta::assert_snapshot!("notes_hessian_markdown", redacted(&hessian().markdown()));
     insta::assert_snapshot!("notes_hvp_markdown", redacted(&hessian_vector_product().markdown()));
     insta::assert_snapshot!("notes_gradients_markdown", redacted(&gradients().markdown()));
+}
+
+/// Documents whose equations run far past the page unless broken: batch normalisation's `dx`
+/// (numpy dialect; its chain rule's steps reach 1000pt) and a Hessian whose full form is a sum
+/// of long products (750pt).
+fn wide() -> Vec<(&'static str, Document)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/numpy/batchnorm.py");
+    let program = matdiff::numpy_dialect::read(&std::fs::read_to_string(path).unwrap(), None).unwrap();
+    let x = matdiff::explain::explain(&program.checked, "x", &Options::default()).unwrap();
+    assert!(x.all_checked(), "{x}");
+    vec![("batchnorm-dx", x.notes()), ("long-hessian", long_hessian())]
+}
+
+fn long_hessian() -> Document {
+    let checked =
+        matdiff::check_script("x : n; A : n x n; b : n; c : n; log(1 + exp(x'*A*x + b'*x)) + sum(tanh(A*x - c))")
+            .unwrap();
+    notes::full_form(&matdiff::fullform::hessian(&checked, "x", &Options::default()).unwrap())
+}
+
+/// The widths of the `Overfull \hbox (…pt too wide)` warnings of a pdflatex log.
+fn overfull(log: &str) -> Vec<f64> {
+    log.split("Overfull \\hbox (")
+        .skip(1)
+        .filter_map(|rest| rest.split("pt too wide").next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn wide_equations_are_broken_to_fit_the_page() {
+    for (name, doc) in wide() {
+        compiled(name, &doc);
+    }
+}
+
+/// A broken formula read back: the lines joined, the markup of the breaks (`\right.`,
+/// `\left.`, a leading `{}`) dropped, a fraction taken apart to break its numerator
+/// (`\frac{1}{N} \left(n\right)`) put back, and spaces ignored.
+fn rejoined(lines: &[String]) -> String {
+    let joined: String = lines
+        .iter()
+        .map(|l| l.replace("\\right.", "").replace("\\left.", "").replace("{}", ""))
+        .collect();
+    let mut s: String = joined.chars().filter(|c| !c.is_whitespace()).collect();
+    while let Some(at) = s.find("\\frac{1}{") {
+        let den_start = at + "\\frac{1}{".len();
+        let den_end = den_start + matching(&s[den_start - 1..], '{', '}') - 2;
+        let rest = &s[den_end + 1..];
+        assert!(
+            rest.starts_with("\\left("),
+            "a fraction \\frac{{1}}{{…}} only where a numerator was broken: {s}"
+        );
+        let inner_end = matching_left(rest);
+        let numerator = &rest["\\left(".len()..inner_end];
+        s = format!(
+            "{}\\frac{{{numerator}}}{{{}}}{}",
+            &s[..at],
+            &s[den_start..den_end],
+            &rest[inner_end + "\\right)".len()..]
+        );
+    }
+    s
+}
+
+/// The length of the bracketed group at the start of `s`, `open` to its matching `close`.
+fn matching(s: &str, open: char, close: char) -> usize {
+    let mut depth = 0;
+    for (k, c) in s.char_indices() {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return k + 1;
+            }
+        }
+    }
+    panic!("unbalanced {s}")
+}
+
+/// Where the `\right)` matching the `\left(` at the start of `s` begins.
+fn matching_left(s: &str) -> usize {
+    let mut depth = 0;
+    let mut k = 0;
+    while k < s.len() {
+        if s[k..].starts_with("\\left") {
+            depth += 1;
+        } else if s[k..].starts_with("\\right") {
+            depth -= 1;
+            if depth == 0 {
+                return k;
+            }
+        }
+        k += 1;
+    }
+    panic!("unbalanced {s}")
+}
+
+/// The numerator of a fraction as the breaks leave it: `(n)` and `\left(n\right)` lose the
+/// brackets that a broken numerator gets anyway.
+fn unbracketed_numerators(s: &str) -> String {
+    let mut s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut from = 0;
+    while let Some(found) = s[from..].find("\\frac{") {
+        let at = from + found + "\\frac{".len();
+        let end = at + matching(&s[at - 1..], '{', '}') - 2;
+        let numerator = &s[at..end];
+        let bare = if numerator.starts_with('(') && matching(numerator, '(', ')') == numerator.len() {
+            Some(numerator[1..numerator.len() - 1].to_string())
+        } else if numerator.starts_with("\\left(") && matching_left(numerator) + "\\right)".len() == numerator.len() {
+            Some(numerator["\\left(".len()..numerator.len() - "\\right)".len()].to_string())
+        } else {
+            None
+        };
+        if let Some(b) = bare {
+            s = format!("{}{b}{}", &s[..at], &s[end..]);
+        }
+        from = at;
+    }
+    s
+}
+
+#[test]
+fn a_broken_equation_is_the_same_equation() {
+    let mut broken = 0;
+    for (name, doc) in wide() {
+        for section in &doc.sections {
+            for block in &section.blocks {
+                let matdiff::render::document::Block::Equations(lines) = block else {
+                    continue;
+                };
+                for line in lines {
+                    let parts = matdiff::render::latex::break_lines(&line.rhs, 300.0, 290.0);
+                    for part in &parts {
+                        let opened = part.matches("\\left").count();
+                        assert_eq!(
+                            opened,
+                            part.matches("\\right").count(),
+                            "{name}: unbalanced line {part}"
+                        );
+                    }
+                    if parts.len() > 1 {
+                        broken += 1;
+                    }
+                    let expected = if parts.iter().any(|p| p.contains("\\frac{1}{")) {
+                        unbracketed_numerators(&line.rhs)
+                    } else {
+                        line.rhs.chars().filter(|c| !c.is_whitespace()).collect()
+                    };
+                    let got = if parts.iter().any(|p| p.contains("\\frac{1}{")) {
+                        unbracketed_numerators(&rejoined(&parts))
+                    } else {
+                        rejoined(&parts)
+                    };
+                    assert_eq!(got, expected, "{name}: broken as {parts:#?}");
+                }
+            }
+        }
+    }
+    assert!(broken > 10, "only {broken} equations were broken");
+}
+
+#[test]
+fn snapshots_of_a_broken_equation() {
+    insta::assert_snapshot!("notes_long_hessian_latex", redacted(&long_hessian().latex(false)));
+    insta::assert_snapshot!("notes_long_hessian_markdown", redacted(&long_hessian().markdown()));
 }

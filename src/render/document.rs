@@ -4,7 +4,7 @@
 //! Both notations write one [`Document`], so they cannot drift apart. The equations are
 //! LaTeX from the `latex` form; prose is generated from the derivation's own facts.
 
-use super::latex::Latex;
+use super::latex::{self, Latex};
 use super::render;
 use crate::ir::Math;
 use egg::RecExpr;
@@ -333,7 +333,7 @@ impl Document {
                     Block::Prose(runs) => body.push_str(&format!("{}\n", inline(runs))),
                     Block::Equations(lines) => body.push_str(&format!(
                         "\\begin{{align*}}\n{}\n\\end{{align*}}\n",
-                        aligned(lines, "&&")
+                        aligned(lines, true)
                     )),
                 }
             }
@@ -366,7 +366,7 @@ impl Document {
                     Block::Prose(runs) => out.push_str(&format!("\n{}\n", inline(runs))),
                     Block::Equations(lines) => out.push_str(&format!(
                         "\n$$\n\\begin{{aligned}}\n{}\n\\end{{aligned}}\n$$\n",
-                        aligned(lines, "&&")
+                        aligned(lines, false)
                     )),
                 }
             }
@@ -385,7 +385,7 @@ impl Document {
                     Block::Prose(r) => runs.extend(r.iter()),
                     Block::Equations(lines) => out.push(format!(
                         "\\begin{{aligned}}\n{}\n\\end{{aligned}}",
-                        aligned(lines, "&&")
+                        aligned(lines, false)
                     )),
                 }
             }
@@ -398,12 +398,72 @@ impl Document {
     }
 }
 
-fn aligned(lines: &[Line], gap: &str) -> String {
-    lines
-        .iter()
-        .map(|l| match &l.note {
-            Some(n) => format!("{} &= {} {gap} {n}", l.lhs, l.rhs),
-            None => format!("{} &= {}", l.lhs, l.rhs),
+/// The text width of the standalone document (A4, 1.8cm margins: 493pt), less a margin for
+/// the error of [`latex::width`]'s estimate.
+const TEXT_WIDTH: f64 = 490.0;
+/// `=` with its spaces, which starts the right-hand column.
+const RELATION: f64 = 13.4;
+/// The `\quad` a continuation line is indented by.
+const INDENT: f64 = 10.0;
+/// The least room between the equations and their notes' column (amsmath's `\minalignsep`).
+const GAP: f64 = 10.0;
+
+/// One row of an aligned block: an equation's first line (with its left-hand side) or a
+/// continuation, and the note of the equation on its last row.
+struct Row {
+    lhs: Option<String>,
+    rhs: String,
+    note: Option<String>,
+}
+
+/// A block of equations as rows that fit the text width: each right-hand side wider than its
+/// column broken into lines ([`latex::break_lines`]). The notes stay a column of their own
+/// when that leaves the equations half the width; otherwise they become tags (`true`), which
+/// amsmath sets at the margin or, where the row is full, on a line of their own.
+fn rows(lines: &[Line]) -> (Vec<Row>, bool) {
+    let widest = |w: &dyn Fn(&Line) -> Option<f64>| lines.iter().filter_map(w).fold(0.0, f64::max);
+    let lhs = widest(&|l| Some(latex::width(&l.lhs)));
+    let notes = widest(&|l| l.note.as_deref().map(latex::width));
+    let any_note = lines.iter().any(|l| l.note.is_some());
+    let beside = TEXT_WIDTH - lhs - RELATION - if any_note { notes + GAP } else { 0.0 };
+    let fits = lines.iter().all(|l| latex::width(&l.rhs) <= beside);
+    let tags = !fits && any_note && beside < TEXT_WIDTH / 2.0;
+    let budget = if tags { TEXT_WIDTH - lhs - RELATION } else { beside };
+    let mut out = Vec::new();
+    for l in lines {
+        let parts = if fits {
+            vec![l.rhs.clone()]
+        } else {
+            latex::break_lines(&l.rhs, budget, budget - INDENT)
+        };
+        let last = parts.len() - 1;
+        for (k, rhs) in parts.into_iter().enumerate() {
+            out.push(Row {
+                lhs: (k == 0).then(|| l.lhs.clone()),
+                rhs,
+                note: if k == last { l.note.clone() } else { None },
+            });
+        }
+    }
+    (out, tags)
+}
+
+/// The body of an `align*` or `aligned` environment: continuation lines indented by a quad,
+/// or under the `=` when they continue a chain of equalities; notes after `&&` or as tags.
+fn aligned(lines: &[Line], tags: bool) -> String {
+    let (rows, tagged) = rows(lines);
+    rows.iter()
+        .map(|r| {
+            let equation = match &r.lhs {
+                Some(lhs) => format!("{lhs} &= {}", r.rhs),
+                None if r.rhs.starts_with('=') => format!("&{}", r.rhs),
+                None => format!("&\\quad {}", r.rhs),
+            };
+            match &r.note {
+                Some(n) if tags && tagged => format!("{equation} \\tag*{{${n}$}}"),
+                Some(n) => format!("{equation} && {n}"),
+                None => equation,
+            }
         })
         .collect::<Vec<_>>()
         .join(" \\\\\n")
