@@ -451,17 +451,19 @@ impl Explanation {
     /// The derivation as LaTeX: an `align*` body of the compact steps.
     pub fn latex(&self) -> String {
         let loss = crate::render::latex::name(self.loss());
-        self.steps
+        let lines: Vec<crate::render::document::Line> = self
+            .steps
             .iter()
-            .map(|s| {
-                format!(
-                    "\\frac{{\\partial {loss}}}{{\\partial \\left({}\\right)}} &= {}",
-                    render(&s.shown_node, &Latex).text,
-                    render(&s.shown_upstream, &Latex).text
-                )
+            .map(|s| crate::render::document::Line {
+                lhs: format!(
+                    "\\frac{{\\partial {loss}}}{{\\partial \\left({}\\right)}}",
+                    render(&s.shown_node, &Latex).text
+                ),
+                rhs: render(&s.shown_upstream, &Latex).text,
+                note: None,
             })
-            .collect::<Vec<_>>()
-            .join(" \\\\\n")
+            .collect();
+        crate::render::document::align_body(&lines)
     }
 }
 

@@ -1047,26 +1047,31 @@ impl Derivation {
     /// The result as LaTeX: the target with broadcasting explicit, and the derivative,
     /// shapes noted, as an `align*` body (two lines ending in `\\`).
     pub fn latex(&self) -> String {
-        self.latex_lines(&mut BTreeSet::new()).join(" \\\\\n")
+        render::document::align_body(&self.latex_lines(&mut BTreeSet::new()))
     }
 
     /// The `align*` lines: the definitions not yet in `seen`, the target, the derivative.
-    fn latex_lines(&self, seen: &mut BTreeSet<String>) -> Vec<String> {
+    fn latex_lines(&self, seen: &mut BTreeSet<String>) -> Vec<render::document::Line> {
+        use render::document::Line;
         use render::latex::{name, shape};
         let target = name(self.target_label());
         let loss = name(self.loss_label());
         let wrt = name(&self.wrt);
-        let mut lines: Vec<String> = self
+        let mut lines: Vec<Line> = self
             .definitions
             .iter()
             .filter(|(n, _)| seen.insert(n.clone()))
-            .map(|(n, e)| format!("{} &= {}", name(n), render::render(e, &render::latex::Latex).text))
+            .map(|(n, e)| Line {
+                lhs: name(n),
+                rhs: render::render(e, &render::latex::Latex).text,
+                note: None,
+            })
             .collect();
-        lines.push(format!(
-            "{target} &= {} && ({})",
-            self.target_latex(),
-            shape(&self.target_shape)
-        ));
+        lines.push(Line {
+            lhs: target.clone(),
+            rhs: self.target_latex(),
+            note: Some(format!("({})", shape(&self.target_shape))),
+        });
         let mut note = shape(&self.formula_shape());
         if let Some((g, s)) = &self.upstream {
             note.push_str(&format!(
@@ -1075,10 +1080,11 @@ impl Derivation {
                 shape(s)
             ));
         }
-        lines.push(format!(
-            "\\frac{{\\partial {loss}}}{{\\partial {wrt}}} &= {} && ({note})",
-            self.formula_latex()
-        ));
+        lines.push(Line {
+            lhs: format!("\\frac{{\\partial {loss}}}{{\\partial {wrt}}}"),
+            rhs: self.formula_latex(),
+            note: Some(format!("({note})")),
+        });
         lines
     }
 
@@ -1219,7 +1225,7 @@ pub fn derivations_text(derivations: &[Derivation]) -> String {
 
 /// Several gradients of one target as one `align*` body: the intermediates, the target, each gradient.
 pub fn derivations_latex(derivations: &[Derivation]) -> String {
-    let mut lines: Vec<String> = Vec::new();
+    let mut lines: Vec<render::document::Line> = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for d in derivations {
         for line in d.latex_lines(&mut seen) {
@@ -1228,5 +1234,5 @@ pub fn derivations_latex(derivations: &[Derivation]) -> String {
             }
         }
     }
-    lines.join(" \\\\\n")
+    render::document::align_body(&lines)
 }

@@ -112,8 +112,13 @@ fn ink(pgm: &[u8]) -> f64 {
 /// The standalone document compiled by pdflatex in a scratch directory, with no line of it
 /// wider than the page by more than 5pt (`Overfull \hbox` in the log).
 fn compiled(name: &str, doc: &Document) -> PathBuf {
+    compiled_tex(name, &doc.latex(true))
+}
+
+/// A LaTeX file compiled by pdflatex as [`compiled`] does, with the same width check.
+fn compiled_tex(name: &str, tex: &str) -> PathBuf {
     let dir = scratch(name);
-    std::fs::write(dir.join("notes.tex"), doc.latex(true)).unwrap();
+    std::fs::write(dir.join("notes.tex"), tex).unwrap();
     run(
         &dir,
         "pdflatex",
@@ -395,4 +400,25 @@ fn a_broken_equation_is_the_same_equation() {
 fn snapshots_of_a_broken_equation() {
     insta::assert_snapshot!("notes_long_hessian_latex", redacted(&long_hessian().latex(false)));
     insta::assert_snapshot!("notes_long_hessian_markdown", redacted(&long_hessian().markdown()));
+}
+
+/// The `align*` fragments (`grad --emit latex`, `explain`'s steps without `--standalone`)
+/// break as the documents do: pasted into a page of the notes' geometry, no line overflows.
+#[test]
+fn latex_fragments_are_broken_to_fit_the_page() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/numpy/batchnorm.py");
+    let program = matdiff::numpy_dialect::read(&std::fs::read_to_string(path).unwrap(), None).unwrap();
+    let pass = program.backward(&program.variables, &Options::default()).unwrap();
+    let explanation = matdiff::explain::explain(&program.checked, "x", &Options::default()).unwrap();
+    let gradients = matdiff::derivations_latex(&pass.gradients);
+    for (name, body) in [("grad-fragment", gradients), ("explain-fragment", explanation.latex())] {
+        assert!(
+            body.contains("&\\quad"),
+            "{name}: nothing was wide enough to break:\n{body}"
+        );
+        let tex = format!(
+            "\\documentclass[10pt]{{article}}\n\\usepackage[a4paper,margin=1.8cm]{{geometry}}\n\\usepackage{{amsmath,amssymb}}\n\\begin{{document}}\n\\begin{{align*}}\n{body}\n\\end{{align*}}\n\\end{{document}}\n"
+        );
+        compiled_tex(name, &tex);
+    }
 }

@@ -17,7 +17,7 @@ pub enum Inline {
 }
 
 /// One aligned equation, `lhs &= rhs`, with an optional annotation on the right (LaTeX math).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     pub lhs: String,
     pub rhs: String,
@@ -446,6 +446,12 @@ fn rows(lines: &[Line]) -> (Vec<Row>, bool) {
         }
     }
     (out, tags)
+}
+
+/// The body of an `align*` environment for a fragment (`grad`'s and `explain`'s LaTeX without
+/// `--standalone`): wide equations broken as the documents break them.
+pub fn align_body(lines: &[Line]) -> String {
+    aligned(lines, true)
 }
 
 /// The body of an `align*` or `aligned` environment: continuation lines indented by a quad,
