@@ -2501,23 +2501,19 @@ impl<'a> Interpreter<'a> {
 
     /// Python's `math` on a number: computed; on a size or an array: numpy's function.
     fn math_call(&mut self, f: &str, mut c: Call) -> Result<Value, Error> {
+        // The operator table's value for what it holds; the rest are math's own names.
         let numeric = |x: f64| -> Option<f64> {
             Some(match f {
-                "sqrt" => x.sqrt(),
-                "exp" => x.exp(),
-                "log" => x.ln(),
                 "log2" => x.log2(),
                 "log10" => x.log10(),
-                "log1p" => x.ln_1p(),
-                "expm1" => x.exp_m1(),
-                "tanh" => x.tanh(),
-                "sin" => x.sin(),
-                "cos" => x.cos(),
-                "tan" => x.tan(),
-                "sinh" => x.sinh(),
-                "cosh" => x.cosh(),
                 "fabs" => x.abs(),
-                _ => return None,
+                _ => {
+                    let spec = crate::ops::Func::called(f)?.spec();
+                    if spec.parameter.is_some() {
+                        return None;
+                    }
+                    (spec.eval)(x, 0.0)
+                }
             })
         };
         if let [(Value::Number { value, .. }, _)] = c.args.as_slice() {

@@ -109,41 +109,31 @@ pub fn prose(s: &str, names: &[&str]) -> Vec<Inline> {
     out
 }
 
-/// Operator names a rule's identity writes in roman.
+/// Operator names a rule's identity writes in roman, besides the operator table's functions.
 const OPERATORS: &[&str] = &[
     "tr",
     "det",
-    "ln",
-    "log",
-    "exp",
     "vec",
     "diag",
     "sum",
     "sym",
-    "tanh",
-    "sinh",
-    "cosh",
-    "sin",
-    "cos",
-    "tan",
-    "sqrt",
     "softmax",
     "softplus",
     "logsumexp",
-    "relu",
-    "abs",
     "logdet",
     "max",
     "min",
-    "sign",
     "rows",
     "cols",
     "ismax",
     "blocksum",
     "blockadd",
     "reshape",
-    "sigmoid",
 ];
+
+fn is_operator(word: &str) -> bool {
+    OPERATORS.contains(&word) || crate::ops::Func::called(word).is_some()
+}
 
 /// A formula written in the text notation (a rule's identity: `d(Xᵀ) = (dX)ᵀ`) as LaTeX math.
 /// Words that are neither operators nor a differential (`dX`, `ds`) are set as text.
@@ -167,7 +157,7 @@ pub fn math_of_text(s: &str) -> String {
             if word.contains('_') {
                 out.push_str(&format!("\\operatorname{{{}}}", word.replace('_', "\\_")));
                 last_was_word = false;
-            } else if OPERATORS.contains(&word.as_str()) {
+            } else if is_operator(&word) {
                 out.push_str(&format!("\\operatorname{{{word}}}"));
                 last_was_word = false;
             } else if is_prose(&word) {
@@ -251,7 +241,7 @@ pub fn math_of_text(s: &str) -> String {
 /// A word of prose inside a formula (`for`, `entrywise`), not an operator or a differential (`dX`, `ds`).
 fn is_prose(word: &str) -> bool {
     let differential = word.len() == 2 && word.starts_with('d');
-    word.len() >= 2 && word.chars().all(|c| c.is_ascii_lowercase()) && !differential && !OPERATORS.contains(&word)
+    word.len() >= 2 && word.chars().all(|c| c.is_ascii_lowercase()) && !differential && !is_operator(word)
 }
 
 fn next_word(chars: &[char]) -> Option<String> {
