@@ -239,23 +239,34 @@ impl Hvp {
 
     /// The `align*` body: the target and H·v.
     pub fn latex(&self) -> String {
+        use render::document::Line;
         use render::latex::{name, shape};
-        let mut lines: Vec<String> = self
+        let mut lines: Vec<Line> = self
             .derivation
             .definitions
             .iter()
-            .map(|(n, e)| format!("{} &= {}", name(n), render::render(e, &render::latex::Latex).text))
+            .map(|(n, e)| Line {
+                lhs: name(n),
+                rhs: render::render(e, &render::latex::Latex).text,
+                note: None,
+            })
             .collect();
-        lines.push(format!("{} &= {}", name(&self.target_label), self.target_latex));
-        lines.push(format!(
-            "\\nabla^2_{{{}}} {}\\, {} &= {} && ({})",
-            name(&self.wrt),
-            name(&self.target_label),
-            name(&self.dir),
-            self.formula_latex(),
-            shape(self.shape())
-        ));
-        lines.join(" \\\\\n")
+        lines.push(Line {
+            lhs: name(&self.target_label),
+            rhs: self.target_latex.clone(),
+            note: None,
+        });
+        lines.push(Line {
+            lhs: format!(
+                "\\nabla^2_{{{}}} {}\\, {}",
+                name(&self.wrt),
+                name(&self.target_label),
+                name(&self.dir)
+            ),
+            rhs: self.formula_latex(),
+            note: Some(format!("({})", shape(self.shape()))),
+        });
+        render::document::align_body(&lines)
     }
 
     pub fn json(&self) -> serde_json::Value {
