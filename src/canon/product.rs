@@ -77,9 +77,7 @@ impl Canon<'_> {
         let (Some(x), Some(y)) = (ta.core, tb.core) else {
             unreachable!("a matrix factor has a matrix part")
         };
-        let core = self
-            .word(x, y, data)
-            .map(|c| self.unit_rows_summed(c, false).unwrap_or(c));
+        let core = self.word(x, y, data);
         if core.is_some_and(|c| self.vanishes(c)) {
             return Poly::default();
         }
@@ -154,12 +152,14 @@ impl Canon<'_> {
                 let n = self.dim(&shape.rows);
                 Some(self.add(Math::Eye(n)))
             }
-            Some(last) => Some(
-                stack
+            Some(last) => {
+                let word = stack
                     .into_iter()
                     .rev()
-                    .fold(last, |acc, f| self.add(Math::Mul([f, acc]))),
-            ),
+                    .fold(last, |acc, f| self.add(Math::Mul([f, acc])));
+                // `Y·1 = 1` for one-hot labels, wherever a product is made (also a scaling's).
+                Some(self.unit_rows_summed(word, false).unwrap_or(word))
+            }
         }
     }
 
