@@ -74,9 +74,32 @@ impl Canon<'_> {
         self.budget += self.data.len() - before;
     }
 
+    /// Records what is zero about a sum made a factor without a name (`x − mean·1ᵀ` inside
+    /// `np.var`), as `probe` does for a definition: its columns' or rows' sums.
+    pub(super) fn probe_sum(&mut self, id: Id, poly: &Poly) {
+        if poly.0.len() < 2 || !poly.0.iter().all(|t| t.core.is_some()) {
+            return;
+        }
+        let Some(shape) = self.shape(id).filter(|s| !s.is_scalar()) else {
+            return;
+        };
+        let before = self.data.len();
+        if self.probe_side(poly, &shape, true) {
+            let transposed = self.transpose(id);
+            self.facts.columns.insert(id);
+            self.facts.rows.insert(transposed);
+        }
+        if self.probe_side(poly, &shape, false) {
+            let transposed = self.transpose(id);
+            self.facts.rows.insert(id);
+            self.facts.columns.insert(transposed);
+        }
+        self.budget += self.data.len() - before;
+    }
+
     /// Whether `1ᵀ·poly` (`left`) or `poly·1` is zero: each term's product with the ones
     /// vector, blocks of ones multiplied together (`1_mᵀ·1_m = m`), like terms combined.
-    fn probe_side(&mut self, poly: &Poly, shape: &Shape, left: bool) -> bool {
+    pub(super) fn probe_side(&mut self, poly: &Poly, shape: &Shape, left: bool) -> bool {
         let one = Dim::one();
         let ones = if left {
             let (r, c) = (self.dim(&one), self.dim(&shape.rows));

@@ -109,6 +109,9 @@ impl Canon<'_> {
                 // The sum is kept the other way round, transposed (see `transpose`).
                 id = self.add(Math::Transpose(flipped));
             }
+            if !self.sums.contains_key(&id) {
+                self.probe_sum(id, &normalised);
+            }
             self.sums.insert(id, normalised);
         }
         self.atom(id).0[0].times(&Term::constant(leading))
