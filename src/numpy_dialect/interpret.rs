@@ -68,7 +68,13 @@ pub enum ParamKind {
     /// Integer class labels.
     Labels { n: Dim, c: Dim, onehot: Symbol },
     /// A numeric default (`eps=1e-5`): a constant, as its default's source text.
-    Constant { value: f64, text: String },
+    Constant {
+        value: f64,
+        text: String,
+        /// Assigned in the body (`eps = 1e-12`) rather than a parameter's default: the
+        /// backward function assigns it too instead of taking it as a parameter.
+        local: bool,
+    },
     /// Anything else (`bn_param=None`): passed through, an error if used.
     Other { default: Option<String> },
 }
@@ -126,6 +132,11 @@ pub struct Interpreter<'a> {
     /// Annotations tried for parameters written without one (see `super::annotations`);
     /// `None` for one the body never reads, passed through.
     assumed: HashMap<String, Option<String>>,
+    /// The source, for the text of a constant the body names (`eps = 1e-12`).
+    source: String,
+    /// Constants the body assigns once to a name (`eps = 1e-12`): kept by name, as a real
+    /// default is, and given to the backward function as a keyword with that default.
+    local_constants: Vec<ParamInfo>,
 }
 
 const MAX_CALL_DEPTH: usize = 32;
@@ -160,6 +171,8 @@ impl<'a> Interpreter<'a> {
             helper_params: Vec::new(),
             mutated: Vec::new(),
             assumed: HashMap::new(),
+            source: String::new(),
+            local_constants: Vec::new(),
         }
     }
 
@@ -196,6 +209,7 @@ impl<'a> Interpreter<'a> {
 
     /// Reads the forward function: its parameters' shapes, its body, its outputs.
     pub fn read(mut self, f: &FunctionDef, source: &str) -> Result<Reading, Error> {
+        self.source = source.to_string();
         let mut scope = Scope::new();
         // The module's imports (`from numpy.linalg import norm`) name what the functions call.
         for st in super::syntax::parse(source)? {
@@ -234,7 +248,7 @@ impl<'a> Interpreter<'a> {
                     c: c.clone(),
                     onehot: *onehot,
                 },
-                ParamKind::Constant { text, value } if kept_by_name(text) => {
+                ParamKind::Constant { text, value, .. } if kept_by_name(text) => {
                     let id = self.arrays.add(Math::Symbol(Symbol::from(p.name.as_str())));
                     self.named_constants.insert(id, *value);
                     Value::Arr(Arr {
@@ -264,6 +278,7 @@ impl<'a> Interpreter<'a> {
             _ => None,
         });
         let outputs = self.outputs(returned, returned_expr, return_span)?;
+        params.append(&mut self.local_constants);
         Ok(Reading {
             params,
             outputs,
@@ -271,6 +286,48 @@ impl<'a> Interpreter<'a> {
             dims: self.dims,
             arrays: self.arrays,
             return_span,
+        })
+    }
+
+    /// `eps = 1e-12` in the forward function itself, assigned once: the constant kept by its
+    /// name, as a parameter's real default is (the formulas read `p + eps·1`, not a folded
+    /// `1000000000000·…`), and the backward function takes it as a keyword with that value.
+    fn kept_constant(&mut self, targets: &[Expr], value: &Expr, v: Value) -> Value {
+        let (
+            Value::Number { value: number, .. },
+            [Expr {
+                kind: ExprKind::Name(n),
+                ..
+            }],
+        ) = (&v, targets)
+        else {
+            return v;
+        };
+        let text = self.source[value.span.start..value.span.end].to_string();
+        let once = self.assignments.get(n).copied() == Some(1);
+        if self.depth > 0
+            || !once
+            || self.parameters.contains(n)
+            || constant_of(value).is_none()
+            || !kept_by_name(&text)
+        {
+            return v;
+        }
+        let id = self.arrays.add(Math::Symbol(Symbol::from(n.as_str())));
+        self.named_constants.insert(id, *number);
+        self.taken.insert(n.clone());
+        self.local_constants.push(ParamInfo {
+            name: n.clone(),
+            kind: ParamKind::Constant {
+                value: *number,
+                text,
+                local: true,
+            },
+        });
+        Value::Arr(Arr {
+            id,
+            shape: vec![],
+            name: Some(n.clone()),
         })
     }
 
@@ -307,6 +364,7 @@ impl<'a> Interpreter<'a> {
                 Some(value) => Ok(ParamKind::Constant {
                     value,
                     text: source[d.span.start..d.span.end].to_string(),
+                    local: false,
                 }),
                 None => Ok(ParamKind::Other {
                     default: Some(source[d.span.start..d.span.end].to_string()),
@@ -452,6 +510,7 @@ impl<'a> Interpreter<'a> {
                             }
                         }
                     }
+                    let v = self.kept_constant(targets, value, v);
                     for t in targets {
                         self.assign(t, v.clone(), scope)?;
                     }

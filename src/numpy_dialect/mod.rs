@@ -438,6 +438,7 @@ impl Program {
         let mut signature: Vec<String> = self.upstreams.iter().map(|(n, _)| n.clone()).collect();
         for p in &self.params {
             signature.push(match &p.kind {
+                ParamKind::Constant { local: true, .. } => continue,
                 ParamKind::Constant { text, .. } => format!("{}={text}", p.name),
                 ParamKind::Other { default: Some(d) } => format!("{}={d}", p.name),
                 _ => p.name.clone(),
@@ -450,6 +451,12 @@ impl Program {
         let mut bound: Vec<String> = self.upstreams.iter().map(|(n, _)| n.clone()).collect();
         bound.extend(self.variables.iter().cloned());
         let mut body = bind_arguments_ranked(&bound, &env, |n| self.rank(n));
+        // The forward function's own constants (`eps = 1e-12`), as it assigns them.
+        for p in &self.params {
+            if let ParamKind::Constant { text, local: true, .. } = &p.kind {
+                body.push(format!("    {} = {text}", p.name));
+            }
+        }
         // A count that only labels have (`t: "N labels of V"` with no other array over N)
         // is their length.
         for p in &self.params {
