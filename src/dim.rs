@@ -71,6 +71,21 @@ impl Dim {
             factors,
         }
     }
+    /// The dimension that times `d` is this one, if there is one (`4·H` over `H` is `4`).
+    pub fn over(&self, d: &Dim) -> Option<Dim> {
+        if d.coeff == 0 || !self.coeff.is_multiple_of(d.coeff) {
+            return None;
+        }
+        let mut factors = self.factors.clone();
+        for f in &d.factors {
+            let at = factors.iter().position(|g| g == f)?;
+            factors.remove(at);
+        }
+        Some(Dim {
+            coeff: self.coeff / d.coeff,
+            factors,
+        })
+    }
     /// The size under an assignment of named sizes.
     pub fn evaluate(&self, size_of: &impl Fn(&str) -> usize) -> usize {
         let coeff = usize::try_from(self.coeff).unwrap_or(usize::MAX);

@@ -70,9 +70,21 @@ fn one() -> Term {
 }
 
 pub fn dim_of(lit: &DimLit) -> Dim {
-    match &lit.kind {
-        DimLitKind::Name(n) => Dim::named(n),
-        DimLitKind::Size(n) => Dim::size(*n),
+    lit.factors.iter().fold(Dim::one(), |product, factor| {
+        product.times(&match factor {
+            DimLitKind::Name(n) => Dim::named(n),
+            DimLitKind::Size(n) => Dim::size(*n),
+        })
+    })
+}
+
+/// A size written as a call's argument (`ones(B)`, `ones(4*H)`), if it is one.
+fn size_argument(e: &Expr) -> Option<Dim> {
+    match &e.kind {
+        ExprKind::Name(n) => Some(Dim::named(n)),
+        ExprKind::Number(k) if *k >= 1.0 && k.fract() == 0.0 => Some(Dim::size(*k as u64)),
+        ExprKind::Binary(crate::syntax::BinOp::Mul, a, b) => Some(size_argument(a)?.times(&size_argument(b)?)),
+        _ => None,
     }
 }
 
@@ -315,13 +327,7 @@ impl Inference<'_> {
     }
 
     fn call(&mut self, name: &str, args: &[Expr], shapes: Vec<Pair>) -> Pair {
-        let dim_arg = |i: usize| -> Term {
-            match args.get(i).map(|a| &a.kind) {
-                Some(ExprKind::Name(n)) => Term::Known(Dim::named(n)),
-                Some(ExprKind::Number(k)) if *k >= 1.0 && k.fract() == 0.0 => Term::Known(Dim::size(*k as u64)),
-                _ => one(),
-            }
-        };
+        let dim_arg = |i: usize| -> Term { args.get(i).and_then(size_argument).map_or_else(one, Term::Known) };
         let first = shapes.first().cloned().unwrap_or((one(), one()));
         let builtin = match Function::named(name) {
             Some(Function::Builtin(b)) => b,
@@ -356,13 +362,27 @@ impl Inference<'_> {
                 }
             }
             Builtin::Kron if shapes.len() == 2 => self.kron(&shapes[0], &shapes[1]),
+            Builtin::Vec => match (self.unifier.known(&first.0), self.unifier.known(&first.1)) {
+                (Some(r), Some(c)) => (Term::Known(r.times(&c)), one()),
+                _ => (self.unifier.fresh(), one()),
+            },
+            Builtin::Commute => match (
+                args.first().and_then(size_argument),
+                args.get(1).and_then(size_argument),
+            ) {
+                (Some(m), Some(n)) => (Term::Known(m.times(&n)), Term::Known(m.times(&n))),
+                _ => (self.unifier.fresh(), self.unifier.fresh()),
+            },
+            Builtin::Unit => (dim_arg(0), one()),
+            Builtin::BlockSum | Builtin::BlockAdd => (dim_arg(1), dim_arg(2)),
             // Shaped like their argument; a miscounted call is the strict pass's to report.
             Builtin::Softmax
             | Builtin::Softplus
             | Builtin::Outer
             | Builtin::Kron
             | Builtin::Maximum
-            | Builtin::Minimum => first,
+            | Builtin::Minimum
+            | Builtin::IsMax => first,
         }
     }
 }

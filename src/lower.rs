@@ -82,8 +82,8 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
         } = st
         {
             let s = declared_shape(shape);
-            for lit in dim_lits(shape) {
-                if let crate::syntax::DimLitKind::Name(d) = &lit.kind {
+            for factor in dim_lits(shape).into_iter().flat_map(|lit| &lit.factors) {
+                if let crate::syntax::DimLitKind::Name(d) = factor {
                     dims.insert(d.clone());
                 }
             }
@@ -164,12 +164,8 @@ pub fn check(statements: &[Statement]) -> Result<Checked, Error> {
                         *name_span,
                     ));
                 }
-                if is_function(name) {
-                    return Err(Error::name(
-                        format!("`{name}` is a function and cannot be redefined"),
-                        *name_span,
-                    ));
-                }
+                // A definition may take a function's name (`mean = x·1_D/D`, as numpy code
+                // names its statistics): a name is its value, a call still the function.
                 let (id, shape) = lowering.lower(expr)?;
                 // A reassigned name has its latest value from here on, as in numpy.
                 lowering.defs.insert(name.clone(), (id, shape.clone()));
@@ -696,6 +692,45 @@ impl Lowering<'_> {
                 let shape = Shape::new(sa.rows.times(&sb.rows), sa.cols.times(&sb.cols));
                 Ok((self.add(Math::Kron([a, b])), shape))
             }
+            Builtin::Commute => {
+                let (m, n) = (self.dim_arg(&args[0])?, self.dim_arg(&args[1])?);
+                let size = m.times(&n);
+                let (dm, dn) = (self.builder.dim(&m), self.builder.dim(&n));
+                Ok((self.add(Math::Commute([dm, dn])), Shape::new(size.clone(), size)))
+            }
+            Builtin::Unit => {
+                let m = self.dim_arg(&args[0])?;
+                let i = match self.dim_arg(&args[1])?.as_size() {
+                    Some(i) if m.as_size().is_none_or(|m| i <= m) => i,
+                    _ => {
+                        return Err(Error::shape(
+                            format!("a unit column of length {m} has positions 1 to {m}"),
+                            args[1].span,
+                        ))
+                    }
+                };
+                let dm = self.builder.dim(&m);
+                // The IR counts positions from 0, mathematics (and the printed `e_(i of m)`) from 1.
+                let index = self.builder.num((i - 1) as f64);
+                Ok((self.add(Math::Unit([dm, index])), Shape::new(m, Dim::one())))
+            }
+            Builtin::BlockSum | Builtin::BlockAdd => {
+                let (a, s) = self.lower(&args[0])?;
+                let (m, n) = (self.dim_arg(&args[1])?, self.dim_arg(&args[2])?);
+                if s.rows.over(&m).is_none() || s.cols.over(&n).is_none() {
+                    return Err(Error::shape(
+                        format!("`{name}` of {s} into {m} x {n} blocks: the sizes do not divide"),
+                        span,
+                    ));
+                }
+                let (dm, dn) = (self.builder.dim(&m), self.builder.dim(&n));
+                let node = if builtin == Builtin::BlockSum {
+                    Math::BlockSum([a, dm, dn])
+                } else {
+                    Math::BlockAdd([a, dm, dn])
+                };
+                Ok((self.add(node), Shape::new(m, n)))
+            }
             Builtin::Tr
             | Builtin::Det
             | Builtin::LogDet
@@ -706,7 +741,9 @@ impl Lowering<'_> {
             | Builtin::Mean
             | Builtin::Softmax
             | Builtin::LogSumExp
-            | Builtin::Softplus => {
+            | Builtin::Softplus
+            | Builtin::Vec
+            | Builtin::IsMax => {
                 let (a, s) = self.lower(&args[0])?;
                 self.unary_call(builtin, a, s, span)
             }
@@ -802,6 +839,9 @@ impl Lowering<'_> {
                 };
                 Ok((self.add(Math::HDiv([e, denominator])), s))
             }
+            Builtin::Vec if s.is_column() || s.is_scalar() => Ok((a, s)),
+            Builtin::Vec => Ok((self.add(Math::Vec(a)), Shape::new(s.rows.times(&s.cols), Dim::one()))),
+            Builtin::IsMax => Ok((self.add(Math::IsMax(a)), s)),
             Builtin::Sum if s.is_scalar() => Ok((a, s)),
             Builtin::Sum => Ok((self.add(Math::Sum(a)), scalar)),
             Builtin::Norm => Ok((self.add(Math::Norm(a)), scalar)),
@@ -827,12 +867,17 @@ impl Lowering<'_> {
             | Builtin::Outer
             | Builtin::Maximum
             | Builtin::Minimum
-            | Builtin::Transpose => unreachable!("`{name}` takes its arguments as written and is lowered in `call`"),
+            | Builtin::Transpose
+            | Builtin::Commute
+            | Builtin::Unit
+            | Builtin::BlockSum
+            | Builtin::BlockAdd => unreachable!("`{name}` takes its arguments as written and is lowered in `call`"),
         }
     }
 
     fn dim_arg(&self, e: &Expr) -> Result<Dim, Error> {
         match &e.kind {
+            ExprKind::Binary(crate::syntax::BinOp::Mul, a, b) => Ok(self.dim_arg(a)?.times(&self.dim_arg(b)?)),
             ExprKind::Name(n) if self.dims.contains(n) => Ok(Dim::named(n)),
             ExprKind::Number(k) if *k >= 1.0 && k.fract() == 0.0 && *k < 1e9 => Ok(Dim::size(*k as u64)),
             ExprKind::Name(n) if self.env.shapes.contains_key(&Symbol::from(n.as_str())) => Err(Error::shape(

@@ -400,6 +400,15 @@ builtins! {
     Transpose = "transpose" (1, 1),
     Maximum = "maximum" (2, 2),
     Minimum = "minimum" (2, 2),
+    // The full form's notation, so that a printed Jacobian reads back: `vec(X)`, `K_(m,n)`
+    // (`commute(m, n)`), `e_(i of m)` (`unit(m, i)`), `blocksum_(m x n)(M)`, and the mask
+    // of each row's first maximum `ismax(A)`.
+    Vec = "vec" (1, 1),
+    Commute = "commute" (2, 2),
+    Unit = "unit" (2, 2),
+    BlockSum = "blocksum" (3, 3),
+    BlockAdd = "blockadd" (3, 3),
+    IsMax = "ismax" (1, 1),
 }
 
 /// A function a script can call.

@@ -39,9 +39,10 @@ pub enum ShapeDecl {
     Matrix(DimLit, DimLit),
 }
 
+/// A declared size: the product of its factors (`B`, `3`, `4*H`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DimLit {
-    pub kind: DimLitKind,
+    pub factors: Vec<DimLitKind>,
     pub span: Span,
 }
 
@@ -214,22 +215,20 @@ fn shape_decl(pair: Pair<Rule>) -> Result<ShapeDecl, Error> {
 
 fn dim_lit(pair: &Pair<Rule>) -> Result<DimLit, Error> {
     let span = span_of(pair);
-    let inner = pair.clone().into_inner().next().expect("dim has content");
-    let kind = match inner.as_rule() {
-        Rule::ident => DimLitKind::Name(inner.as_str().to_string()),
-        Rule::integer => {
-            let n: u64 = inner
-                .as_str()
-                .parse()
-                .map_err(|_| Error::syntax("dimension is too large", span))?;
-            if n == 0 {
-                return Err(Error::syntax("a dimension must be at least 1", span));
-            }
-            DimLitKind::Size(n)
-        }
-        other => unreachable!("dim rule {other:?}"),
-    };
-    Ok(DimLit { kind, span })
+    let factors = pair
+        .clone()
+        .into_inner()
+        .map(|factor| match factor.as_rule() {
+            Rule::ident => Ok(DimLitKind::Name(factor.as_str().to_string())),
+            Rule::integer => match factor.as_str().parse::<u64>() {
+                Ok(0) => Err(Error::syntax("a dimension must be at least 1", span_of(&factor))),
+                Ok(n) => Ok(DimLitKind::Size(n)),
+                Err(_) => Err(Error::syntax("dimension is too large", span_of(&factor))),
+            },
+            other => unreachable!("dim factor {other:?}"),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(DimLit { factors, span })
 }
 
 fn expr(pairs: Pairs<Rule>) -> Result<Expr, Error> {
@@ -315,13 +314,35 @@ fn primary(pair: Pair<Rule>) -> Result<Expr, Error> {
                 args,
             }
         }
-        Rule::ones_lit | Rule::zeros_lit | Rule::eye_lit => {
+        Rule::ones_lit | Rule::zeros_lit | Rule::eye_lit | Rule::commute_lit | Rule::unit_lit => {
             let name = match pair.as_rule() {
                 Rule::ones_lit => "ones",
                 Rule::eye_lit => "eye",
+                Rule::commute_lit => "commute",
+                Rule::unit_lit => "unit",
                 _ => "zeros",
             };
-            let args = pair.into_inner().map(|d| dim_expr(&d)).collect();
+            let mut args: Vec<Expr> = pair.into_inner().map(|d| dim_expr(&d)).collect();
+            if name == "unit" {
+                // `e_(i of m)` is `unit(m, i)`: the size first, as `ones(m)`.
+                args.reverse();
+            }
+            ExprKind::Call {
+                name: name.to_string(),
+                name_span: span,
+                args,
+            }
+        }
+        Rule::blocksum_lit | Rule::blockadd_lit => {
+            let name = if pair.as_rule() == Rule::blocksum_lit {
+                "blocksum"
+            } else {
+                "blockadd"
+            };
+            let mut inner: Vec<Pair<Rule>> = pair.into_inner().collect();
+            let operand = inner.pop().expect("a block sum has an operand");
+            let mut args = vec![expr(operand.into_inner())?];
+            args.extend(inner.iter().map(dim_expr));
             ExprKind::Call {
                 name: name.to_string(),
                 name_span: span,
@@ -346,15 +367,23 @@ fn primary(pair: Pair<Rule>) -> Result<Expr, Error> {
     Ok(Expr { kind, span })
 }
 
-/// A size written in notation (`B` in `1_B`) as the expression a call's argument is.
+/// A size written in notation (`B` in `1_B`, `4·H` in `I_(4·H)`) as the expression a call's
+/// argument is: a name, a number, or their product.
 fn dim_expr(pair: &Pair<Rule>) -> Expr {
-    let span = span_of(pair);
-    let text = pair.as_str();
-    let kind = match text.parse::<f64>() {
-        Ok(n) => ExprKind::Number(n),
-        Err(_) => ExprKind::Name(text.to_string()),
+    let factor = |p: Pair<Rule>| {
+        let span = span_of(&p);
+        let kind = match p.as_str().parse::<f64>() {
+            Ok(n) => ExprKind::Number(n),
+            Err(_) => ExprKind::Name(p.as_str().to_string()),
+        };
+        Expr { kind, span }
     };
-    Expr { kind, span }
+    let mut factors = pair.clone().into_inner().map(factor);
+    let first = factors.next().expect("a size has a factor");
+    factors.fold(first, |product, next| Expr {
+        span: Span::new(product.span.start, next.span.end),
+        kind: ExprKind::Binary(BinOp::Mul, Box::new(product), Box::new(next)),
+    })
 }
 
 /// Turns a pest error into one a person can act on: an unclosed bracket or a stray

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{full_form_only, read_back_script};
+use common::read_back_script;
 use egg::Symbol;
 use matdiff::numeric::{eval, EvalError, Instance};
 use matdiff::Options;
@@ -1295,21 +1295,19 @@ fn check_decoded(script: &Script, seed: u64, stats: &RefCell<Stats>) -> Result<(
         // What is printed is input: the formula and the target as displayed, read back in
         // the script, must be the same functions (compared on every instance below).
         let mut read_back = Vec::new();
-        if !full_form_only(&d.formula) {
-            let target = matdiff::render::render(&d.target, &matdiff::render::text::Text).text;
-            for (what, text) in [("formula", d.expanded_text()), ("target", target)] {
-                let pasted = read_back_script(&script.text, &d, &text);
-                match matdiff::check_script(&pasted) {
-                    Ok(c) => read_back.push((what, text, c.target.expr)),
-                    Err(e) => {
-                        return Err(fail(
-                            &var.name,
-                            format!(
-                                "the printed {what} `{text}` does not read back: {}",
-                                e.render("<pasted>", &pasted, false)
-                            ),
-                        ))
-                    }
+        let target = matdiff::render::render(&d.target, &matdiff::render::text::Text).text;
+        for (what, text) in [("formula", d.expanded_text()), ("target", target)] {
+            let pasted = read_back_script(&script.text, &d, &text);
+            match matdiff::check_script(&pasted) {
+                Ok(c) => read_back.push((what, text, c.target.expr)),
+                Err(e) => {
+                    return Err(fail(
+                        &var.name,
+                        format!(
+                            "the printed {what} `{text}` does not read back: {}",
+                            e.render("<pasted>", &pasted, false)
+                        ),
+                    ))
                 }
             }
         }

@@ -8,7 +8,7 @@ use egg::{Id, RecExpr};
 pub struct Text;
 
 fn dim_sub(d: &Dim) -> String {
-    let s = d.to_string();
+    let s = d.render("·");
     if s.contains('_') || s.contains('·') {
         format!("({s})")
     } else {
@@ -77,7 +77,8 @@ impl Form for Text {
         match &expr[id] {
             Math::Num(c) if c.0 < 0.0 => Piece::new(format!("−{}", number(-c.0)), Neg),
             Math::Num(c) => Piece::new(number(c.0), Atom),
-            Math::Dim(d) => Piece::new(d.0.to_string(), super::dim_prec(&d.0)),
+            // `n·n`, not `n²`: a size is printed as input writes it.
+            Math::Dim(d) => Piece::new(d.0.render("·"), super::dim_prec(&d.0)),
             Math::Symbol(s) => Piece::new(s.as_str(), Atom),
             Math::Add(_) => {
                 let negated = |p: &Piece| {
@@ -150,7 +151,7 @@ impl Form for Text {
                 _ => Piece::new(format!("ones({}, {})", a[0].text, a[1].text), Atom),
             },
             Math::Zeros([r, c]) => match (dim_at(expr, *r), dim_at(expr, *c)) {
-                (Some(r), Some(c)) => Piece::new(format!("0_({} x {})", r, c), Atom),
+                (Some(r), Some(c)) => Piece::new(format!("0_({} x {})", r.render("·"), c.render("·")), Atom),
                 _ => Piece::new("0", Atom),
             },
             Math::Eye(n) => match dim_at(expr, *n) {
@@ -162,7 +163,7 @@ impl Form for Text {
             Math::BlockAdd(_) => Piece::new(format!("blockadd_({} x {})({})", a[1].text, a[2].text, a[0].text), Atom),
             Math::Vec(_) => call("vec"),
             Math::Commute(_) => Piece::new(format!("K_({},{})", a[0].text, a[1].text), Atom),
-            Math::Unit([_, i]) => Piece::new(format!("e_{}", unit_index(expr, *i)), Atom),
+            Math::Unit([_, i]) => Piece::new(format!("e_({} of {})", unit_index(expr, *i), a[0].text), Atom),
             Math::IsMax(_) => call("ismax"),
             Math::Rows(_) => call("rows"),
             Math::Cols(_) => call("cols"),

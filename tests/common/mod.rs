@@ -142,15 +142,3 @@ pub fn read_back_script(script: &str, d: &matdiff::Derivation, text: &str) -> St
     out.push_str(&format!("\nread_back__ = {text}"));
     out
 }
-
-/// Whether a formula holds full-form algebra (`vec`, commutation, block sums), which the
-/// input language does not write and `grad` does not print.
-pub fn full_form_only(e: &egg::RecExpr<matdiff::ir::Math>) -> bool {
-    use matdiff::ir::Math;
-    e.iter().any(|n| {
-        matches!(
-            n,
-            Math::BlockSum(_) | Math::BlockAdd(_) | Math::Vec(_) | Math::Commute(_)
-        )
-    })
-}
